@@ -1,0 +1,315 @@
+// loop: a single-threaded event loop that owns one I/O backend.
+//
+// Threading: a loop is used from one thread at a time (the thread that calls run()). Only
+// post(), stop(), keep_alive and wake-ups are safe from other threads. Handlers run on the loop's
+// thread, inside run()/run_once(), or inside the destructor (see below).
+//
+// Submitting: each operation has a callback form, `lp.read(op, ..., handler)`, where the caller
+// owns `op` (see op.hpp for the lifetime contract), and an awaitable form,
+// `co_await lp.async_read(...)`, which keeps the op in the coroutine frame and yields a
+// result<T>. Submission never blocks and never fails synchronously: invalid arguments, a full
+// queue or an unsupported operation all complete the op with an error code through the handler.
+// The handler never runs inside the submitting call.
+//
+// Liveness: run() returns when no op is busy, no timer is armed, nothing is posted and no
+// keep_alive guard exists, or when stop() is called.
+//
+// Destruction: the destructor cancels everything still in flight and runs each remaining handler
+// exactly once (with ECANCELED, or with the op's own result when it already finished), waiting
+// for pool threads that are inside a blocking call. Ops submitted from those handlers complete
+// with ECANCELED at once. Posted functions that have not run yet are run.
+#pragma once
+
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/uio.h>
+
+#include <chrono>
+#include <coroutine>
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "unio/export.hpp"
+#include "unio/op.hpp"
+#include "unio/result.hpp"
+
+namespace unio {
+
+struct loop_options {
+  // "auto" (the best backend that works here) or a backend name: "sync", "threadpool", ...
+  // See backend_info.hpp for the list and the reasons a backend may be unavailable.
+  std::string backend = "auto";
+  // Worker threads of the loop's thread pool (the threadpool backend, and delegation of ops a
+  // backend cannot do natively). 0 = the number of CPUs, at least 2, so one slow op cannot
+  // stall all file I/O.
+  unsigned pool_size = 0;
+  // Submission queue depth hint for kernel queues (io_uring entries, AIO context size).
+  unsigned queue_depth = 256;
+  // threadpool: try reads on the loop thread with RWF_NOWAIT first. The kernel completes them
+  // only when no wait is needed (page-cache hits) and refuses otherwise, so the loop never
+  // blocks; refused reads go to the pool. Turn off to measure a plain ("naive") pool.
+  bool inline_nowait = true;
+  // threadpool: how long an idle worker polls for new work, and the waiting loop for
+  // completions, before sleeping. A cross-core wake-up costs tens of microseconds on a VM;
+  // polling briefly avoids paying it per op. 0 disables polling.
+  unsigned spin_us = 50;
+};
+
+class loop;
+
+namespace detail {
+struct loop_impl;
+
+// The awaitable form of an op: owns the op, submits on suspension, resumes the coroutine on
+// completion and yields result<R> (R = void, std::size_t or int).
+template <class R>
+class op_awaitable {
+ public:
+  template <class Prep>
+  op_awaitable(loop& lp, Prep&& prep) : loop_(lp) { std::forward<Prep>(prep)(op_); }
+  op_awaitable(const op_awaitable&) = delete;
+  op_awaitable& operator=(const op_awaitable&) = delete;
+
+  bool await_ready() const noexcept { return false; }
+  void await_suspend(std::coroutine_handle<> h);
+  result<R> await_resume() const {
+    if (!op_.ok()) return op_.error();
+    if constexpr (std::is_void_v<R>) return {};
+    else return static_cast<R>(op_.raw_result());
+  }
+  // The underlying op, e.g. to cancel it from elsewhere while it is awaited.
+  unio::op& get_op() noexcept { return op_; }
+
+ private:
+  loop& loop_;
+  unio::op op_;
+};
+}  // namespace detail
+
+// openat2-style open parameters.
+struct open_how {
+  int flags = 0;               // O_RDONLY, O_CREAT, O_DIRECT, ...; O_CLOEXEC is always added
+  unsigned mode = 0;           // permission bits when creating
+  std::uint64_t resolve = 0;   // unio::resolve::* flags
+};
+
+class UNIO_API loop {
+ public:
+  // Throws std::system_error when the backend is unknown or unavailable here; the message names
+  // the reason (for example "io_uring: io_uring_setup: Operation not permitted (seccomp?)").
+  explicit loop(loop_options opts = {});
+  ~loop();
+  loop(const loop&) = delete;
+  loop& operator=(const loop&) = delete;
+
+  // The backend in use ("sync", "threadpool", ...) and, for auto, why it was chosen.
+  std::string_view backend_name() const noexcept;
+  const std::string& backend_reason() const noexcept;
+  const loop_options& options() const noexcept;
+
+  // Runs until no work is left or stop() is called.
+  void run();
+  // Runs one turn: waits for at least one event if there is work and nothing is ready yet, then
+  // dispatches. Returns true while work remains.
+  bool run_once();
+  // Non-blocking turn: dispatches whatever is ready. Returns true while work remains.
+  bool poll();
+  // Makes run() return after the current turn. Thread-safe. Ops in flight stay in flight.
+  void stop() noexcept;
+
+  // Runs `fn` on the loop's thread during a later turn. Thread-safe; wakes the loop.
+  void post(std::function<void()> fn);
+
+  // While a keep_alive exists, run() does not return for lack of work (for example while other
+  // threads are going to post()). Copyable; destroyable from any thread.
+  class UNIO_API keep_alive {
+   public:
+    explicit keep_alive(loop& lp);
+    keep_alive(const keep_alive& o);
+    keep_alive& operator=(const keep_alive&) = delete;
+    ~keep_alive();
+   private:
+    loop& loop_;
+  };
+
+  // Current time of the loop's clock (steady_clock), updated once per turn.
+  std::chrono::steady_clock::time_point now() const noexcept;
+
+  // ---- Operations, callback form. `h` is invoked as h(op&) exactly once. ----
+  template <class H> void nop(op& o, H&& h) { prep_nop(o); submit(o, std::forward<H>(h)); }
+  // Result: the new fd. Paths are relative to dirfd (AT_FDCWD for the working directory).
+  template <class H> void open(op& o, int dirfd, const char* path, open_how how, H&& h) {
+    prep_open(o, dirfd, path, how); submit(o, std::forward<H>(h));
+  }
+  template <class H> void close(op& o, int fd, H&& h) { prep_close(o, fd); submit(o, std::forward<H>(h)); }
+  // Result: bytes read; fewer than len at end of file; 0 at or past it.
+  template <class H> void read(op& o, int fd, void* buf, std::size_t len, std::uint64_t offset, H&& h) {
+    prep_read(o, fd, buf, len, offset); submit(o, std::forward<H>(h));
+  }
+  template <class H> void write(op& o, int fd, const void* buf, std::size_t len, std::uint64_t offset, H&& h) {
+    prep_write(o, fd, buf, len, offset); submit(o, std::forward<H>(h));
+  }
+  template <class H> void readv(op& o, int fd, const iovec* iov, int iovcnt, std::uint64_t offset, H&& h) {
+    prep_readv(o, fd, iov, iovcnt, offset); submit(o, std::forward<H>(h));
+  }
+  template <class H> void writev(op& o, int fd, const iovec* iov, int iovcnt, std::uint64_t offset, H&& h) {
+    prep_writev(o, fd, iov, iovcnt, offset); submit(o, std::forward<H>(h));
+  }
+  template <class H> void fsync(op& o, int fd, H&& h) { prep_fsync(o, fd, false); submit(o, std::forward<H>(h)); }
+  template <class H> void fdatasync(op& o, int fd, H&& h) { prep_fsync(o, fd, true); submit(o, std::forward<H>(h)); }
+  template <class H> void fallocate(op& o, int fd, int mode, std::uint64_t offset, std::uint64_t len, H&& h) {
+    prep_fallocate(o, fd, mode, offset, len); submit(o, std::forward<H>(h));
+  }
+  template <class H> void ftruncate(op& o, int fd, std::uint64_t length, H&& h) {
+    prep_ftruncate(o, fd, length); submit(o, std::forward<H>(h));
+  }
+  // statx(2): fills *out. flags: AT_SYMLINK_NOFOLLOW, AT_EMPTY_PATH, ...; mask: STATX_* bits.
+  template <class H> void stat(op& o, int dirfd, const char* path, int flags, unsigned mask, struct statx* out, H&& h) {
+    prep_stat(o, dirfd, path, flags, mask, out); submit(o, std::forward<H>(h));
+  }
+  // renameat2(2); flags: RENAME_NOREPLACE, RENAME_EXCHANGE or 0.
+  template <class H> void rename(op& o, int olddirfd, const char* oldpath, int newdirfd, const char* newpath, unsigned flags, H&& h) {
+    prep_rename(o, olddirfd, oldpath, newdirfd, newpath, flags); submit(o, std::forward<H>(h));
+  }
+  template <class H> void unlink(op& o, int dirfd, const char* path, H&& h) {
+    prep_unlink(o, dirfd, path, false); submit(o, std::forward<H>(h));
+  }
+  template <class H> void rmdir(op& o, int dirfd, const char* path, H&& h) {
+    prep_unlink(o, dirfd, path, true); submit(o, std::forward<H>(h));
+  }
+  template <class H> void mkdir(op& o, int dirfd, const char* path, unsigned mode, H&& h) {
+    prep_mkdir(o, dirfd, path, mode); submit(o, std::forward<H>(h));
+  }
+  // Result: the accepted fd (non-blocking, close-on-exec). addr/addrlen may be null.
+  template <class H> void accept(op& o, int listen_fd, sockaddr* addr, socklen_t* addrlen, H&& h) {
+    prep_accept(o, listen_fd, addr, addrlen); submit(o, std::forward<H>(h));
+  }
+  template <class H> void connect(op& o, int fd, const sockaddr* addr, socklen_t addrlen, H&& h) {
+    prep_connect(o, fd, addr, addrlen); submit(o, std::forward<H>(h));
+  }
+  // Result: bytes received; 0 when the peer closed its side.
+  template <class H> void recv(op& o, int fd, void* buf, std::size_t len, int flags, H&& h) {
+    prep_recv(o, fd, buf, len, flags); submit(o, std::forward<H>(h));
+  }
+  // Result: bytes sent (may be fewer than len). Never raises SIGPIPE (EPIPE instead).
+  template <class H> void send(op& o, int fd, const void* buf, std::size_t len, int flags, H&& h) {
+    prep_send(o, fd, buf, len, flags); submit(o, std::forward<H>(h));
+  }
+  // Completes with success after `d` (measured on the loop's clock), or ECANCELED.
+  template <class H> void timeout(op& o, std::chrono::nanoseconds d, H&& h) {
+    prep_timeout(o, d); submit(o, std::forward<H>(h));
+  }
+
+  // Requests cancellation of a busy op. The target still completes exactly once: with ECANCELED
+  // if it was stopped before it took effect (a queued op never runs), or with its own result if
+  // it had already started or finished (a blocking syscall on a pool thread cannot be
+  // interrupted; docs/ops.md lists what each backend can stop). No-op when !target.busy().
+  void cancel(op& target);
+
+  // ---- Operations, awaitable form: co_await yields result<R>. ----
+  auto async_nop() { return make<void>([&](op& o) { prep_nop(o); }); }
+  auto async_open(int dirfd, const char* path, open_how how) {
+    return make<int>([=, this](op& o) { prep_open(o, dirfd, path, how); });
+  }
+  auto async_close(int fd) { return make<void>([=, this](op& o) { prep_close(o, fd); }); }
+  auto async_read(int fd, void* buf, std::size_t len, std::uint64_t offset) {
+    return make<std::size_t>([=, this](op& o) { prep_read(o, fd, buf, len, offset); });
+  }
+  auto async_write(int fd, const void* buf, std::size_t len, std::uint64_t offset) {
+    return make<std::size_t>([=, this](op& o) { prep_write(o, fd, buf, len, offset); });
+  }
+  auto async_readv(int fd, const iovec* iov, int iovcnt, std::uint64_t offset) {
+    return make<std::size_t>([=, this](op& o) { prep_readv(o, fd, iov, iovcnt, offset); });
+  }
+  auto async_writev(int fd, const iovec* iov, int iovcnt, std::uint64_t offset) {
+    return make<std::size_t>([=, this](op& o) { prep_writev(o, fd, iov, iovcnt, offset); });
+  }
+  auto async_fsync(int fd) { return make<void>([=, this](op& o) { prep_fsync(o, fd, false); }); }
+  auto async_fdatasync(int fd) { return make<void>([=, this](op& o) { prep_fsync(o, fd, true); }); }
+  auto async_fallocate(int fd, int mode, std::uint64_t offset, std::uint64_t len) {
+    return make<void>([=, this](op& o) { prep_fallocate(o, fd, mode, offset, len); });
+  }
+  auto async_ftruncate(int fd, std::uint64_t length) {
+    return make<void>([=, this](op& o) { prep_ftruncate(o, fd, length); });
+  }
+  auto async_stat(int dirfd, const char* path, int flags, unsigned mask, struct statx* out) {
+    return make<void>([=, this](op& o) { prep_stat(o, dirfd, path, flags, mask, out); });
+  }
+  auto async_rename(int olddirfd, const char* oldpath, int newdirfd, const char* newpath, unsigned flags = 0) {
+    return make<void>([=, this](op& o) { prep_rename(o, olddirfd, oldpath, newdirfd, newpath, flags); });
+  }
+  auto async_unlink(int dirfd, const char* path) {
+    return make<void>([=, this](op& o) { prep_unlink(o, dirfd, path, false); });
+  }
+  auto async_rmdir(int dirfd, const char* path) {
+    return make<void>([=, this](op& o) { prep_unlink(o, dirfd, path, true); });
+  }
+  auto async_mkdir(int dirfd, const char* path, unsigned mode) {
+    return make<void>([=, this](op& o) { prep_mkdir(o, dirfd, path, mode); });
+  }
+  auto async_accept(int listen_fd, sockaddr* addr = nullptr, socklen_t* addrlen = nullptr) {
+    return make<int>([=, this](op& o) { prep_accept(o, listen_fd, addr, addrlen); });
+  }
+  auto async_connect(int fd, const sockaddr* addr, socklen_t addrlen) {
+    return make<void>([=, this](op& o) { prep_connect(o, fd, addr, addrlen); });
+  }
+  auto async_recv(int fd, void* buf, std::size_t len, int flags = 0) {
+    return make<std::size_t>([=, this](op& o) { prep_recv(o, fd, buf, len, flags); });
+  }
+  auto async_send(int fd, const void* buf, std::size_t len, int flags = 0) {
+    return make<std::size_t>([=, this](op& o) { prep_send(o, fd, buf, len, flags); });
+  }
+  auto async_sleep(std::chrono::nanoseconds d) { return make<void>([=, this](op& o) { prep_timeout(o, d); }); }
+
+  // Internal: submits a prepared op. Use the named operations above.
+  void submit_prepared(op& o);
+
+ private:
+  template <class R>
+  friend class detail::op_awaitable;
+  template <class R, class P>
+  detail::op_awaitable<R> make(P&& p) { return detail::op_awaitable<R>(*this, std::forward<P>(p)); }
+
+  template <class H>
+  void submit(op& o, H&& h);
+
+  void prep_nop(op& o);
+  void prep_open(op& o, int dirfd, const char* path, open_how how);
+  void prep_close(op& o, int fd);
+  void prep_read(op& o, int fd, void* buf, std::size_t len, std::uint64_t offset);
+  void prep_write(op& o, int fd, const void* buf, std::size_t len, std::uint64_t offset);
+  void prep_readv(op& o, int fd, const iovec* iov, int iovcnt, std::uint64_t offset);
+  void prep_writev(op& o, int fd, const iovec* iov, int iovcnt, std::uint64_t offset);
+  void prep_fsync(op& o, int fd, bool datasync);
+  void prep_fallocate(op& o, int fd, int mode, std::uint64_t offset, std::uint64_t len);
+  void prep_ftruncate(op& o, int fd, std::uint64_t length);
+  void prep_stat(op& o, int dirfd, const char* path, int flags, unsigned mask, struct statx* out);
+  void prep_rename(op& o, int olddirfd, const char* oldpath, int newdirfd, const char* newpath, unsigned flags);
+  void prep_unlink(op& o, int dirfd, const char* path, bool dir);
+  void prep_mkdir(op& o, int dirfd, const char* path, unsigned mode);
+  void prep_accept(op& o, int fd, sockaddr* addr, socklen_t* addrlen);
+  void prep_connect(op& o, int fd, const sockaddr* addr, socklen_t addrlen);
+  void prep_recv(op& o, int fd, void* buf, std::size_t len, int flags);
+  void prep_send(op& o, int fd, const void* buf, std::size_t len, int flags);
+  void prep_timeout(op& o, std::chrono::nanoseconds d);
+  detail::op_handler& handler_of(op& o) noexcept;
+
+  std::unique_ptr<detail::loop_impl> impl_;
+};
+
+template <class H>
+void loop::submit(op& o, H&& h) {
+  handler_of(o).set(std::forward<H>(h));
+  submit_prepared(o);
+}
+
+template <class R>
+void detail::op_awaitable<R>::await_suspend(std::coroutine_handle<> h) {
+  loop_.submit(op_, [h](op&) { h.resume(); });
+}
+
+}  // namespace unio

@@ -1,0 +1,161 @@
+// The internal backend interface: what every unio I/O backend must do.
+//
+// A backend turns submitted ops into completions. The loop (src/loop.cpp) owns exactly one
+// backend and drives it from the loop's thread; a backend file (src/backends/<name>.cpp) needs
+// nothing from any other backend file. To add a backend: write one file that defines a
+// backend subclass and a backend_descriptor, and list the descriptor in src/registry.cpp.
+//
+// SPEC (every backend, checked by tests/conformance on each one):
+//  1. Threading. submit(), cancel(), poll() and shutdown() are called only on the loop's thread.
+//     wake() may be called from any thread, at any time, including concurrently with poll().
+//     A backend may run its own threads (a pool, io-wq, glibc's AIO threads), but it hands an op
+//     back to the loop only from poll() or shutdown(), on the loop's thread, by calling
+//     env.complete(op, res). It never invokes a handler itself.
+//  2. Ownership. From submit() until env.complete(op) the backend may read the op's arguments
+//     and use op.backend_word_ and the intrusive links next_/prev_ as it likes. After
+//     env.complete() it must not touch the op again: the handler may free or reuse it.
+//  3. Exactly once. Every op passed to submit() is passed to env.complete() exactly once, with
+//     res >= 0 on success or -errno. submit() never fails synchronously; a submission it cannot
+//     queue right now (a full ring) is queued internally and retried, never dropped.
+//  4. Not blocking. submit() and cancel() never wait for I/O. poll(timeout) is the only place
+//     the loop's thread may sleep: it blocks until at least one completion has been handed
+//     back, the timeout expires, or wake() is called, whichever is first. poll(0) never sleeps.
+//     (The sync backend is the deliberate exception: it performs file ops inline in poll(),
+//     which is the stall the benchmarks measure.)
+//  5. Cancel. cancel(op) is a request. An op the backend has not started yet must complete with
+//     -ECANCELED and must never run. An op already running completes with -ECANCELED if the
+//     backend can stop it, else with its own result. cancel() of an op the backend no longer
+//     holds is a no-op (the loop checks busy() first).
+//  6. Shutdown. shutdown() completes every op still held (ECANCELED or its own result), waits
+//     for its threads to stop touching ops, and returns with nothing in flight. After it the
+//     backend receives no more calls except its destructor.
+//  7. Capabilities. native(code) tells whether the backend performs an op itself (true) or
+//     delegates it to env.pool() (false). timeout ops never reach a backend: the loop keeps the
+//     timers and passes the next deadline to poll().
+//  8. Errors at creation. A backend that cannot work here (the kernel refuses a ring, a library
+//     is missing) is reported by its descriptor's probe() with a reason, before create().
+#pragma once
+
+#include <array>
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "unio/loop.hpp"
+#include "unio/op.hpp"
+
+namespace unio::detail {
+
+class thread_pool;
+
+enum op_state : std::uint8_t {
+  op_idle = 0,
+  op_submitted = 1,  // accepted by the loop, held by a backend, the pool or the timer heap
+  op_completed = 2,  // on the loop's ready queue, handler not yet invoked
+};
+
+// Private access to op fields for the loop, backends and the syscall layer.
+struct op_access {
+  static op_args& args(op& o) noexcept { return o.args_; }
+  static op_handler& handler(op& o) noexcept { return o.handler_; }
+  static op*& next(op& o) noexcept { return o.next_; }
+  static op*& prev(op& o) noexcept { return o.prev_; }
+  static std::int64_t& res(op& o) noexcept { return o.res_; }
+  static std::uintptr_t& word(op& o) noexcept { return o.backend_word_; }
+  static std::uint32_t& heap_index(op& o) noexcept { return o.heap_index_; }
+  static std::uint8_t& state(op& o) noexcept { return o.state_; }
+  static std::uint8_t& cancel_requested(op& o) noexcept { return o.cancel_requested_; }
+  static std::uint8_t& flags(op& o) noexcept { return o.internal_flags_; }
+  static void set_code(op& o, op_code c) noexcept { o.code_ = c; }
+};
+using A = op_access;
+
+// An intrusive FIFO of ops (singly linked through next_). Not thread-safe.
+class op_queue {
+ public:
+  bool empty() const noexcept { return head_ == nullptr; }
+  std::size_t size() const noexcept { return size_; }
+  void push(op& o) noexcept {
+    A::next(o) = nullptr;
+    if (tail_ != nullptr) A::next(*tail_) = &o;
+    else head_ = &o;
+    tail_ = &o;
+    ++size_;
+  }
+  op* pop() noexcept {
+    op* o = head_;
+    if (o == nullptr) return nullptr;
+    head_ = A::next(*o);
+    if (head_ == nullptr) tail_ = nullptr;
+    A::next(*o) = nullptr;
+    --size_;
+    return o;
+  }
+  // Appends all of `other` (which becomes empty).
+  void splice(op_queue& other) noexcept {
+    if (other.empty()) return;
+    if (tail_ != nullptr) A::next(*tail_) = other.head_;
+    else head_ = other.head_;
+    tail_ = other.tail_;
+    size_ += other.size_;
+    other.head_ = other.tail_ = nullptr;
+    other.size_ = 0;
+  }
+  // Removes `o` if present (linear; used by cancel, which is rare). Returns whether it was.
+  bool remove(op& o) noexcept {
+    op* prev = nullptr;
+    for (op* p = head_; p != nullptr; prev = p, p = A::next(*p)) {
+      if (p != &o) continue;
+      if (prev != nullptr) A::next(*prev) = A::next(*p);
+      else head_ = A::next(*p);
+      if (tail_ == p) tail_ = prev;
+      A::next(*p) = nullptr;
+      --size_;
+      return true;
+    }
+    return false;
+  }
+
+ private:
+  op* head_ = nullptr;
+  op* tail_ = nullptr;
+  std::size_t size_ = 0;
+};
+
+// What the loop gives its backend.
+class backend_env {
+ public:
+  virtual ~backend_env() = default;
+  // Hands a finished op back to the loop (loop thread only). res: >= 0 or -errno.
+  virtual void complete(op& o, std::int64_t res) noexcept = 0;
+  // The loop's thread pool (created on first use) for delegated ops.
+  virtual thread_pool& pool() = 0;
+  virtual const loop_options& options() const noexcept = 0;
+};
+
+class backend {
+ public:
+  virtual ~backend() = default;
+  virtual std::string_view name() const noexcept = 0;
+  virtual void submit(op& o) = 0;
+  virtual void cancel(op& o) = 0;
+  // timeout: nullopt = no limit; zero = do not sleep.
+  virtual void poll(std::optional<std::chrono::nanoseconds> timeout) = 0;
+  virtual void wake() noexcept = 0;
+  virtual void shutdown() = 0;
+};
+
+// How the registry knows a backend.
+struct backend_descriptor {
+  const char* name;
+  // Empty when the backend works here; else the reason it does not.
+  std::string (*probe)();
+  // Per op_code: native (true) or delegated to the pool (false).
+  std::array<bool, op_code_count> (*native)();
+  std::unique_ptr<backend> (*create)(backend_env& env);
+};
+
+}  // namespace unio::detail

@@ -1,0 +1,360 @@
+// The loop: backend-agnostic. One turn (turn()) has these phases, in this order (docs/design.md
+// lists the same):
+//   1. poll     - the backend submits what was queued and waits for completions, at most until
+//                 the next timer is due (not at all when something is ready already);
+//   2. timers   - expired timeout ops complete;
+//   3. posted   - functions post()ed from any thread run;
+//   4. dispatch - handlers of the ops that completed before this phase run, in completion order.
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cstdio>
+#include <mutex>
+#include <system_error>
+#include <thread>
+#include <vector>
+
+#include "backend.hpp"
+#include "registry.hpp"
+#include "thread_pool.hpp"
+#include "timer_heap.hpp"
+
+namespace unio {
+namespace detail {
+
+std::int64_t steady_now_ns() noexcept {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
+unsigned default_pool_size() noexcept {
+  unsigned n = std::thread::hardware_concurrency();
+  return n < 2 ? 2 : n;
+}
+
+struct loop_impl final : backend_env {
+  explicit loop_impl(loop_options o) : opts(std::move(o)) {
+    if (opts.pool_size == 0) opts.pool_size = default_pool_size();
+    const backend_descriptor& d = resolve_backend(opts.backend, reason);
+    now_ns = steady_now_ns();
+    be = d.create(*this);
+  }
+
+  // backend_env
+  void complete(op& o, std::int64_t res) noexcept override {
+    A::res(o) = res;
+    A::state(o) = op_completed;
+    ready.push(o);
+  }
+  thread_pool& pool() override {
+    if (!pool_) pool_ = std::make_unique<thread_pool>(opts.pool_size, opts.spin_us);
+    return *pool_;
+  }
+  const loop_options& options() const noexcept override { return opts; }
+
+  bool alive() const noexcept {
+    return pending > 0 || has_posted.load(std::memory_order_acquire) ||
+           keepalive.load(std::memory_order_acquire) > 0;
+  }
+
+  std::optional<std::chrono::nanoseconds> wait_time(bool may_block) const noexcept {
+    using ns = std::chrono::nanoseconds;
+    if (!may_block || !ready.empty() || has_posted.load(std::memory_order_acquire) ||
+        stop_requested.load(std::memory_order_acquire))
+      return ns(0);
+    if (!timers.empty()) return ns(std::max<std::int64_t>(0, timers.top_deadline() - steady_now_ns()));
+    return std::nullopt;
+  }
+
+  void fire_timers() {
+    while (!timers.empty() && timers.top_deadline() <= now_ns) complete(*timers.pop(), 0);
+  }
+
+  void run_posted() {
+    if (!has_posted.load(std::memory_order_acquire)) return;
+    std::vector<std::function<void()>> fns;
+    {
+      std::lock_guard lk(post_mu);
+      fns.swap(posted);
+      has_posted.store(false, std::memory_order_release);
+    }
+    for (auto& f : fns) f();
+  }
+
+  // Runs the handlers of the ops that are ready now; ops completing meanwhile wait for the next
+  // turn, so a handler that resubmits at once cannot starve timers and posted work.
+  void dispatch() {
+    op_queue now;
+    now.splice(ready);
+    while (op* o = now.pop()) {
+      A::state(*o) = op_idle;
+      --pending;
+      op_handler h;
+      h.take(A::handler(*o));
+      try {
+        h(*o);
+      } catch (...) {
+        // Keep the exactly-once promise for the rest: they run on the next turn.
+        now.splice(ready);
+        ready.splice(now);
+        throw;
+      }
+    }
+  }
+
+  bool turn(bool may_block) {
+    if (pending > 0 || !ready.empty()) be->poll(wait_time(may_block));
+    else if (may_block && alive()) be->poll(wait_time(may_block));
+    now_ns = steady_now_ns();
+    fire_timers();
+    run_posted();
+    dispatch();
+    return alive();
+  }
+
+  void submit(op& o) {
+    A::state(o) = op_submitted;
+    ++pending;
+    if (shutting_down) {
+      complete(o, -ECANCELED);
+      return;
+    }
+    if (o.code() == op_code::timeout) {
+      A::args(o).timeout_ns += steady_now_ns();
+      timers.push(o);
+      return;
+    }
+    be->submit(o);
+  }
+
+  void cancel(op& o) {
+    if (A::state(o) != op_submitted) return;  // idle, or completed and waiting for dispatch
+    if (o.code() == op_code::timeout) {
+      if (timers.remove(o)) complete(o, -ECANCELED);
+      return;
+    }
+    be->cancel(o);
+  }
+
+  void shut_down() {
+    shutting_down = true;
+    while (op* o = timers.pop()) complete(*o, -ECANCELED);
+    be->shutdown();
+    if (pool_) {
+      pool_->stop();
+      op_queue left;
+      pool_->drain(left);
+      while (op* o = left.pop()) complete(*o, A::res(*o));
+    }
+    // Handlers may submit more ops; those complete with ECANCELED right away.
+    while (!ready.empty() || has_posted.load()) {
+      run_posted();
+      dispatch();
+    }
+    if (pending != 0) {
+      std::fprintf(stderr, "unio: internal error: %zu ops lost at loop shutdown\n", pending);
+      std::abort();
+    }
+  }
+
+  loop_options opts;
+  std::string reason;
+  std::unique_ptr<thread_pool> pool_;  // before be: the backend may hold a reference to it
+  std::unique_ptr<backend> be;
+  op_queue ready;
+  timer_heap timers;
+  std::size_t pending = 0;  // submitted ops whose handler has not run yet
+  std::int64_t now_ns = 0;
+  bool shutting_down = false;
+  std::atomic<bool> stop_requested{false};
+  std::atomic<int> keepalive{0};
+  std::mutex post_mu;
+  std::vector<std::function<void()>> posted;
+  std::atomic<bool> has_posted{false};
+};
+
+}  // namespace detail
+
+using detail::A;
+
+loop::loop(loop_options opts) : impl_(std::make_unique<detail::loop_impl>(std::move(opts))) {}
+
+loop::~loop() { impl_->shut_down(); }
+
+std::string_view loop::backend_name() const noexcept { return impl_->be->name(); }
+const std::string& loop::backend_reason() const noexcept { return impl_->reason; }
+const loop_options& loop::options() const noexcept { return impl_->opts; }
+
+void loop::run() {
+  while (!impl_->stop_requested.load(std::memory_order_acquire)) {
+    if (!impl_->turn(true)) break;
+  }
+  impl_->stop_requested.store(false, std::memory_order_release);
+}
+
+bool loop::run_once() { return impl_->turn(true); }
+bool loop::poll() { return impl_->turn(false); }
+
+void loop::stop() noexcept {
+  impl_->stop_requested.store(true, std::memory_order_release);
+  impl_->be->wake();
+}
+
+void loop::post(std::function<void()> fn) {
+  {
+    std::lock_guard lk(impl_->post_mu);
+    impl_->posted.push_back(std::move(fn));
+    impl_->has_posted.store(true, std::memory_order_release);
+  }
+  impl_->be->wake();
+}
+
+loop::keep_alive::keep_alive(loop& lp) : loop_(lp) { lp.impl_->keepalive.fetch_add(1); }
+loop::keep_alive::keep_alive(const keep_alive& o) : loop_(o.loop_) { loop_.impl_->keepalive.fetch_add(1); }
+loop::keep_alive::~keep_alive() {
+  if (loop_.impl_->keepalive.fetch_sub(1) == 1) loop_.impl_->be->wake();
+}
+
+std::chrono::steady_clock::time_point loop::now() const noexcept {
+  return std::chrono::steady_clock::time_point(std::chrono::nanoseconds(impl_->now_ns));
+}
+
+void loop::submit_prepared(op& o) { impl_->submit(o); }
+void loop::cancel(op& target) { impl_->cancel(target); }
+
+detail::op_handler& loop::handler_of(op& o) noexcept { return A::handler(o); }
+
+// ---- preparation: reset the op and fill in its arguments ----
+namespace {
+detail::op_args& begin(op& o, op_code c) {
+  if (o.busy()) {
+    std::fprintf(stderr, "unio: op submitted while still busy with %s; an op must complete before reuse\n",
+                 to_string(o.code()));
+    std::abort();
+  }
+  A::set_code(o, c);
+  A::res(o) = 0;
+  A::flags(o) = 0;
+  A::cancel_requested(o) = 0;
+  A::word(o) = 0;
+  detail::op_args& a = A::args(o);
+  a = detail::op_args{};
+  return a;
+}
+}  // namespace
+
+void loop::prep_nop(op& o) { begin(o, op_code::nop); }
+void loop::prep_open(op& o, int dirfd, const char* path, open_how how) {
+  auto& a = begin(o, op_code::open);
+  a.dirfd = dirfd;
+  a.path = path;
+  a.flags = static_cast<std::uint32_t>(how.flags);
+  a.mode = how.mode;
+  a.resolve = how.resolve;
+}
+void loop::prep_close(op& o, int fd) { begin(o, op_code::close).fd = fd; }
+void loop::prep_read(op& o, int fd, void* buf, std::size_t len, std::uint64_t offset) {
+  auto& a = begin(o, op_code::read);
+  a.fd = fd;
+  a.buf = buf;
+  a.len = len;
+  a.offset = offset;
+}
+void loop::prep_write(op& o, int fd, const void* buf, std::size_t len, std::uint64_t offset) {
+  auto& a = begin(o, op_code::write);
+  a.fd = fd;
+  a.buf = const_cast<void*>(buf);
+  a.len = len;
+  a.offset = offset;
+}
+void loop::prep_readv(op& o, int fd, const iovec* iov, int iovcnt, std::uint64_t offset) {
+  auto& a = begin(o, op_code::readv);
+  a.fd = fd;
+  a.iov = iov;
+  a.iovcnt = iovcnt;
+  a.offset = offset;
+}
+void loop::prep_writev(op& o, int fd, const iovec* iov, int iovcnt, std::uint64_t offset) {
+  auto& a = begin(o, op_code::writev);
+  a.fd = fd;
+  a.iov = iov;
+  a.iovcnt = iovcnt;
+  a.offset = offset;
+}
+void loop::prep_fsync(op& o, int fd, bool datasync) {
+  begin(o, datasync ? op_code::fdatasync : op_code::fsync).fd = fd;
+}
+void loop::prep_fallocate(op& o, int fd, int mode, std::uint64_t offset, std::uint64_t len) {
+  auto& a = begin(o, op_code::fallocate);
+  a.fd = fd;
+  a.flags = static_cast<std::uint32_t>(mode);
+  a.offset = offset;
+  a.len = len;
+}
+void loop::prep_ftruncate(op& o, int fd, std::uint64_t length) {
+  auto& a = begin(o, op_code::ftruncate);
+  a.fd = fd;
+  a.offset = length;
+}
+void loop::prep_stat(op& o, int dirfd, const char* path, int flags, unsigned mask, struct statx* out) {
+  auto& a = begin(o, op_code::stat);
+  a.dirfd = dirfd;
+  a.path = path;
+  a.flags = static_cast<std::uint32_t>(flags);
+  a.mode = mask;
+  a.out = out;
+}
+void loop::prep_rename(op& o, int olddirfd, const char* oldpath, int newdirfd, const char* newpath, unsigned flags) {
+  auto& a = begin(o, op_code::rename);
+  a.dirfd = olddirfd;
+  a.path = oldpath;
+  a.dirfd2 = newdirfd;
+  a.path2 = newpath;
+  a.flags = flags;
+}
+void loop::prep_unlink(op& o, int dirfd, const char* path, bool dir) {
+  auto& a = begin(o, op_code::unlink);
+  a.dirfd = dirfd;
+  a.path = path;
+  a.flags = dir ? AT_REMOVEDIR : 0;
+  if (dir) A::set_code(o, op_code::rmdir);
+}
+void loop::prep_mkdir(op& o, int dirfd, const char* path, unsigned mode) {
+  auto& a = begin(o, op_code::mkdir);
+  a.dirfd = dirfd;
+  a.path = path;
+  a.mode = mode;
+}
+void loop::prep_accept(op& o, int fd, sockaddr* addr, socklen_t* addrlen) {
+  auto& a = begin(o, op_code::accept);
+  a.fd = fd;
+  a.out = addr;
+  a.addrlen = addrlen;
+}
+void loop::prep_connect(op& o, int fd, const sockaddr* addr, socklen_t addrlen) {
+  auto& a = begin(o, op_code::connect);
+  a.fd = fd;
+  a.out = const_cast<sockaddr*>(addr);
+  a.addrlen_in = addrlen;
+}
+void loop::prep_recv(op& o, int fd, void* buf, std::size_t len, int flags) {
+  auto& a = begin(o, op_code::recv);
+  a.fd = fd;
+  a.buf = buf;
+  a.len = len;
+  a.flags = static_cast<std::uint32_t>(flags);
+}
+void loop::prep_send(op& o, int fd, const void* buf, std::size_t len, int flags) {
+  auto& a = begin(o, op_code::send);
+  a.fd = fd;
+  a.buf = const_cast<void*>(buf);
+  a.len = len;
+  a.flags = static_cast<std::uint32_t>(flags);
+}
+void loop::prep_timeout(op& o, std::chrono::nanoseconds d) {
+  begin(o, op_code::timeout).timeout_ns = d.count() < 0 ? 0 : d.count();
+}
+
+}  // namespace unio

@@ -1,0 +1,240 @@
+#include "reactor.hpp"
+
+#include <fcntl.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cerrno>
+#include <system_error>
+
+#include "sys/syscalls.hpp"
+
+namespace unio::detail {
+namespace {
+
+constexpr std::uint64_t k_wake_tag = 1ull << 40;
+constexpr std::uint64_t k_extra_tag = 2ull << 40;
+// backend_word_ of a connect op whose non-blocking connect() is in progress.
+constexpr std::uintptr_t k_connecting = 1;
+
+bool is_reader(op_code c) noexcept { return c == op_code::accept || c == op_code::recv; }
+
+// accept4 on a blocking listening socket would block the loop; make it non-blocking first.
+void ensure_nonblocking(int fd) noexcept {
+  int fl = ::fcntl(fd, F_GETFL);
+  if (fl >= 0 && (fl & O_NONBLOCK) == 0) ::fcntl(fd, F_SETFL, fl | O_NONBLOCK);
+}
+
+// epoll_pwait2 (Linux 5.11) takes a nanosecond timeout; epoll_wait only milliseconds, which
+// would make every timer up to 1 ms late. Fall back to it on older kernels.
+int wait_events(int epfd, epoll_event* evs, int max, std::optional<std::chrono::nanoseconds> t) noexcept {
+  static std::atomic<bool> have_pwait2{true};
+  if (have_pwait2) {
+    timespec ts{};
+    if (t) {
+      auto ns = t->count() < 0 ? 0 : t->count();
+      ts.tv_sec = ns / 1'000'000'000;
+      ts.tv_nsec = ns % 1'000'000'000;
+    }
+    int n = ::epoll_pwait2(epfd, evs, max, t ? &ts : nullptr, nullptr);
+    if (n >= 0 || errno != ENOSYS) return n < 0 ? 0 : n;
+    have_pwait2.store(false);
+  }
+  int ms = -1;
+  if (t) ms = t->count() <= 0 ? 0 : static_cast<int>(std::min<long long>((t->count() + 999'999) / 1'000'000, 1'000'000'000));
+  int n = ::epoll_wait(epfd, evs, max, ms);
+  return n < 0 ? 0 : n;
+}
+
+}  // namespace
+
+reactor::reactor(backend_env& env) : env_(env) {
+  epfd_ = ::epoll_create1(EPOLL_CLOEXEC);
+  if (epfd_ < 0) throw std::system_error(errno, std::generic_category(), "unio: epoll_create1");
+  wake_fd_ = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+  if (wake_fd_ < 0) {
+    int e = errno;
+    ::close(epfd_);
+    throw std::system_error(e, std::generic_category(), "unio: eventfd");
+  }
+  epoll_event ev{};
+  ev.events = EPOLLIN;
+  ev.data.u64 = k_wake_tag;
+  ::epoll_ctl(epfd_, EPOLL_CTL_ADD, wake_fd_, &ev);
+}
+
+reactor::~reactor() {
+  ::close(wake_fd_);
+  ::close(epfd_);
+}
+
+void reactor::submit(op& o) {
+  A::word(o) = 0;
+  ++held_;
+  fresh_.push(o);
+}
+
+bool reactor::cancel(op& o) {
+  bool found = fresh_.remove(o);
+  if (!found) {
+    auto it = fds_.find(A::args(o).fd);
+    if (it != fds_.end()) {
+      found = is_reader(o.code()) ? it->second.readers.remove(o) : it->second.writers.remove(o);
+    }
+  }
+  if (found) done(o, -ECANCELED);
+  return found;
+}
+
+void reactor::watch_extra(int fd) {
+  extra_fd_ = fd;
+  epoll_event ev{};
+  ev.events = EPOLLIN;
+  ev.data.u64 = k_extra_tag;
+  if (::epoll_ctl(epfd_, EPOLL_CTL_ADD, fd, &ev) < 0)
+    throw std::system_error(errno, std::generic_category(), "unio: epoll_ctl");
+}
+
+void reactor::done(op& o, std::int64_t res) {
+  --held_;
+  ++completed_in_attempt_;
+  env_.complete(o, res);
+}
+
+bool reactor::attempt(op& o) {
+  const op_args& a = A::args(o);
+  std::int64_t res;
+  if (o.code() == op_code::connect && A::word(o) == k_connecting) {
+    int err = 0;
+    socklen_t len = sizeof err;
+    res = ::getsockopt(a.fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0 ? -errno : -err;
+  } else {
+    if (o.code() == op_code::accept || o.code() == op_code::connect) ensure_nonblocking(a.fd);
+    res = sys::perform(o);
+  }
+  if (res == -EAGAIN || res == -EWOULDBLOCK) return false;
+  if (o.code() == op_code::connect && (res == -EINPROGRESS || res == -EALREADY)) {
+    A::word(o) = k_connecting;
+    return false;
+  }
+  done(o, res);
+  return true;
+}
+
+void reactor::park(op& o) {
+  int fd = A::args(o).fd;
+  fd_state& st = fds_[fd];
+  (is_reader(o.code()) ? st.readers : st.writers).push(o);
+  arm(fd, st);
+}
+
+void reactor::arm(int fd, fd_state& st) {
+  epoll_event ev{};
+  ev.events = EPOLLONESHOT | EPOLLRDHUP;
+  if (!st.readers.empty()) ev.events |= EPOLLIN;
+  if (!st.writers.empty()) ev.events |= EPOLLOUT;
+  ev.data.u64 = static_cast<std::uint32_t>(fd);
+  // The fd may have been closed and its number reused since it was registered (epoll forgets
+  // closed fds), so fall back between MOD and ADD.
+  int op1 = st.registered ? EPOLL_CTL_MOD : EPOLL_CTL_ADD;
+  int r = ::epoll_ctl(epfd_, op1, fd, &ev);
+  if (r < 0 && (errno == ENOENT || errno == EEXIST)) {
+    r = ::epoll_ctl(epfd_, op1 == EPOLL_CTL_MOD ? EPOLL_CTL_ADD : EPOLL_CTL_MOD, fd, &ev);
+  }
+  if (r < 0) {
+    // Not pollable (a regular file, a closed fd): complete the waiting ops with the error.
+    int e = errno;
+    st.registered = false;
+    op_queue failed;
+    failed.splice(st.readers);
+    failed.splice(st.writers);
+    while (op* o = failed.pop()) done(*o, -e);
+    return;
+  }
+  st.registered = true;
+}
+
+void reactor::run_queue(op_queue& q) {
+  while (op* o = q.pop()) {
+    if (!attempt(*o)) {
+      // Still not ready: put it back at the front, keeping the order of the rest.
+      op_queue rest;
+      rest.splice(q);
+      q.push(*o);
+      q.splice(rest);
+      return;
+    }
+  }
+}
+
+void reactor::on_ready(int fd, std::uint32_t events) {
+  auto it = fds_.find(fd);
+  if (it == fds_.end()) return;
+  fd_state& st = it->second;
+  const std::uint32_t err = EPOLLERR | EPOLLHUP;
+  if ((events & (EPOLLIN | EPOLLRDHUP | err)) != 0) run_queue(st.readers);
+  if ((events & (EPOLLOUT | err)) != 0) run_queue(st.writers);
+  if (!st.readers.empty() || !st.writers.empty()) arm(fd, st);
+}
+
+void reactor::attempt_queued() {
+  op_queue todo;
+  todo.splice(fresh_);
+  while (op* o = todo.pop()) {
+    int fd = A::args(*o).fd;
+    auto it = fds_.find(fd);
+    // Keep per-fd order: an op behind parked ones on the same direction waits its turn.
+    if (it != fds_.end()) {
+      op_queue& q = is_reader(o->code()) ? it->second.readers : it->second.writers;
+      if (!q.empty()) {
+        q.push(*o);
+        continue;
+      }
+    }
+    if (!attempt(*o)) park(*o);
+  }
+}
+
+bool reactor::wait(std::optional<std::chrono::nanoseconds> timeout) {
+  completed_in_attempt_ = 0;
+  attempt_queued();
+  if (completed_in_attempt_ > 0) timeout = std::chrono::nanoseconds(0);
+  // A non-blocking turn with no socket op parked has nothing to learn from epoll; skipping the
+  // syscall keeps busy file-only loops cheap. Wake-ups left in the eventfd are read later.
+  if (timeout && timeout->count() <= 0 && held_ == 0) return false;
+  epoll_event evs[64];
+  int n = wait_events(epfd_, evs, 64, timeout);
+  bool extra = false;
+  for (int i = 0; i < n; ++i) {
+    std::uint64_t tag = evs[i].data.u64;
+    if (tag == k_wake_tag) {
+      std::uint64_t v;
+      (void)::read(wake_fd_, &v, sizeof v);
+    } else if (tag == k_extra_tag) {
+      extra = true;
+    } else {
+      on_ready(static_cast<int>(tag), evs[i].events);
+    }
+  }
+  return extra;
+}
+
+void reactor::wake() noexcept {
+  std::uint64_t one = 1;
+  (void)::write(wake_fd_, &one, sizeof one);
+}
+
+void reactor::shutdown() {
+  while (op* o = fresh_.pop()) done(*o, -ECANCELED);
+  for (auto& [fd, st] : fds_) {
+    while (op* o = st.readers.pop()) done(*o, -ECANCELED);
+    while (op* o = st.writers.pop()) done(*o, -ECANCELED);
+  }
+  fds_.clear();
+}
+
+}  // namespace unio::detail

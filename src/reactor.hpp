@@ -1,0 +1,72 @@
+// reactor: epoll readiness for socket ops, and the sleep/wake primitive of the backends that
+// do not wait on a kernel completion queue (sync, threadpool).
+//
+// Socket ops (accept, connect, recv, send) are first attempted without blocking; one that would
+// block (EAGAIN, EINPROGRESS) is parked on its fd until epoll reports readiness, then attempted
+// again. Ops on one fd and direction complete in submission order. Each fd is registered with
+// EPOLLONESHOT and re-armed only while ops wait on it.
+//
+// REQUIRES: an fd with parked ops is not closed behind the reactor's back (close it with
+// loop::close after the ops completed or were cancelled).
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <optional>
+#include <unordered_map>
+
+#include "backend.hpp"
+
+namespace unio::detail {
+
+class reactor {
+ public:
+  // Throws std::system_error when epoll or the wake eventfd cannot be created.
+  explicit reactor(backend_env& env);
+  ~reactor();
+  reactor(const reactor&) = delete;
+  reactor& operator=(const reactor&) = delete;
+
+  // Loop thread. Queues a socket op; it is attempted on the next wait().
+  void submit(op& o);
+  // Loop thread. Cancels a queued or parked op (completes it with ECANCELED); returns whether
+  // the reactor held it.
+  bool cancel(op& o);
+  // Loop thread. Watches an extra fd (readable) and reports it through wait()'s return value.
+  void watch_extra(int fd);
+  // Loop thread. Attempts queued ops, then sleeps up to `timeout` (nullopt: no limit) unless
+  // something completed; returns true when the extra fd became readable.
+  bool wait(std::optional<std::chrono::nanoseconds> timeout);
+  // Any thread.
+  void wake() noexcept;
+  // Loop thread. Completes every held op with ECANCELED.
+  void shutdown();
+  bool idle() const noexcept { return held_ == 0; }
+
+ private:
+  struct fd_state {
+    op_queue readers;  // accept, recv
+    op_queue writers;  // connect, send
+    bool registered = false;
+  };
+
+  void attempt_queued();
+  // Tries `o` once; returns true when it completed.
+  bool attempt(op& o);
+  void park(op& o);
+  void arm(int fd, fd_state& st);
+  void on_ready(int fd, std::uint32_t events);
+  void run_queue(op_queue& q);
+  void done(op& o, std::int64_t res);
+
+  backend_env& env_;
+  int epfd_ = -1;
+  int wake_fd_ = -1;
+  int extra_fd_ = -1;
+  op_queue fresh_;
+  std::unordered_map<int, fd_state> fds_;
+  std::size_t held_ = 0;
+  std::size_t completed_in_attempt_ = 0;
+};
+
+}  // namespace unio::detail

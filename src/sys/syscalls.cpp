@@ -1,0 +1,158 @@
+#include "sys/syscalls.hpp"
+
+#include <linux/openat2.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cerrno>
+
+#include "backend.hpp"
+
+namespace unio::detail::sys {
+namespace {
+
+long real_openat2(int dirfd, const char* path, void* how, size_t size) {
+  return ::syscall(SYS_openat2, dirfd, path, how, size);
+}
+
+const table k_real = {
+    ::pread,     ::pwrite,    ::read,      ::write,     ::preadv2,    ::pwritev2, ::fsync,
+    ::fdatasync, ::fallocate, ::ftruncate, ::statx,     ::renameat2,  ::unlinkat, ::mkdirat,
+    real_openat2, ::close,    ::accept4,   ::connect,   ::recv,       ::send,
+};
+
+std::atomic<const table*> g_table{&k_real};
+table g_installed;
+
+// Runs f() until it does not fail with EINTR; returns the result or -errno.
+template <class F>
+std::int64_t retry(F f) noexcept {
+  for (;;) {
+    auto r = f();
+    if (r >= 0) return static_cast<std::int64_t>(r);
+    if (errno != EINTR) return -errno;
+  }
+}
+
+off_t off_of(const op_args& a) noexcept { return static_cast<off_t>(a.offset); }
+bool at_position(const op_args& a) noexcept { return a.offset == current_position; }
+
+std::int64_t do_open(const op_args& a) noexcept {
+  ::open_how how{};
+  how.flags = static_cast<std::uint64_t>(a.flags) | O_CLOEXEC;
+  // The kernel rejects a mode without O_CREAT/O_TMPFILE in openat2 (EINVAL); open(2) ignores it.
+  if ((a.flags & O_CREAT) != 0 || (a.flags & O_TMPFILE) == O_TMPFILE) how.mode = a.mode;
+  how.resolve = a.resolve;
+  return retry([&] { return current().openat2(a.dirfd, a.path, &how, sizeof how); });
+}
+
+std::int64_t do_read(const op_args& a) noexcept {
+  const table& t = current();
+  if (at_position(a)) return retry([&] { return t.read(a.fd, a.buf, a.len); });
+  return retry([&] { return t.pread(a.fd, a.buf, a.len, off_of(a)); });
+}
+
+std::int64_t do_write(const op_args& a) noexcept {
+  const table& t = current();
+  if (at_position(a)) return retry([&] { return t.write(a.fd, a.buf, a.len); });
+  return retry([&] { return t.pwrite(a.fd, a.buf, a.len, off_of(a)); });
+}
+
+std::int64_t do_vec(const op_args& a, bool write) noexcept {
+  const table& t = current();
+  auto* iov = static_cast<const iovec*>(a.iov);
+  off_t off = at_position(a) ? -1 : off_of(a);  // -1: preadv2/pwritev2 use the file position
+  if (write) return retry([&] { return t.pwritev2(a.fd, iov, a.iovcnt, off, 0); });
+  return retry([&] { return t.preadv2(a.fd, iov, a.iovcnt, off, 0); });
+}
+
+std::int64_t do_close(const op_args& a) noexcept {
+  // Linux releases the fd even when close fails with EINTR, so close is never retried: a retry
+  // could close an fd that another thread has just been given.
+  int r = current().close(a.fd);
+  return r == 0 ? 0 : -errno;
+}
+
+std::int64_t do_accept(const op_args& a) noexcept {
+  auto* addr = static_cast<sockaddr*>(a.out);
+  return retry([&] {
+    return current().accept4(a.fd, addr, a.addrlen, SOCK_NONBLOCK | SOCK_CLOEXEC);
+  });
+}
+
+}  // namespace
+
+const table& real_table() noexcept { return k_real; }
+const table& current() noexcept { return *g_table.load(std::memory_order_acquire); }
+void set_table(const table& t) noexcept {
+  if (&t == &k_real) {
+    g_table.store(&k_real, std::memory_order_release);
+    return;
+  }
+  g_installed = t;
+  g_table.store(&g_installed, std::memory_order_release);
+}
+
+bool is_socket_op(op_code c) noexcept {
+  return c == op_code::accept || c == op_code::connect || c == op_code::recv || c == op_code::send;
+}
+
+std::int64_t perform(op& o) noexcept {
+  const op_args& a = A::args(o);
+  const table& t = current();
+  switch (o.code()) {
+    case op_code::nop: return 0;
+    case op_code::open: return do_open(a);
+    case op_code::close: return do_close(a);
+    case op_code::read: return do_read(a);
+    case op_code::write: return do_write(a);
+    case op_code::readv: return do_vec(a, false);
+    case op_code::writev: return do_vec(a, true);
+    case op_code::fsync: return retry([&] { return t.fsync(a.fd); });
+    case op_code::fdatasync: return retry([&] { return t.fdatasync(a.fd); });
+    case op_code::fallocate:
+      return retry([&] { return t.fallocate(a.fd, static_cast<int>(a.flags), off_of(a), static_cast<off_t>(a.len)); });
+    case op_code::ftruncate: return retry([&] { return t.ftruncate(a.fd, off_of(a)); });
+    case op_code::stat:
+      return retry([&] {
+        return t.statx(a.dirfd, a.path, static_cast<int>(a.flags), a.mode, static_cast<struct statx*>(a.out));
+      });
+    case op_code::rename:
+      return retry([&] { return t.renameat2(a.dirfd, a.path, a.dirfd2, a.path2, a.flags); });
+    case op_code::unlink:
+    case op_code::rmdir:
+      return retry([&] { return t.unlinkat(a.dirfd, a.path, static_cast<int>(a.flags)); });
+    case op_code::mkdir: return retry([&] { return t.mkdirat(a.dirfd, a.path, a.mode); });
+    case op_code::accept: return do_accept(a);
+    case op_code::connect:
+      return retry([&] { return t.connect(a.fd, static_cast<const sockaddr*>(a.out), a.addrlen_in); });
+    case op_code::recv:
+      return retry([&] { return t.recv(a.fd, a.buf, a.len, static_cast<int>(a.flags) | MSG_DONTWAIT); });
+    case op_code::send:
+      return retry([&] {
+        return t.send(a.fd, a.buf, a.len, static_cast<int>(a.flags) | MSG_DONTWAIT | MSG_NOSIGNAL);
+      });
+    case op_code::timeout:
+    case op_code::count_: break;
+  }
+  return -EINVAL;
+}
+
+std::int64_t try_read_nowait(op& o) noexcept {
+  const op_args& a = A::args(o);
+  if (a.offset == current_position) return -EAGAIN;
+  const table& t = current();
+  if (o.code() == op_code::read) {
+    iovec v{a.buf, a.len};
+    return retry([&] { return t.preadv2(a.fd, &v, 1, off_of(a), RWF_NOWAIT); });
+  }
+  if (o.code() == op_code::readv) {
+    return retry([&] {
+      return t.preadv2(a.fd, static_cast<const iovec*>(a.iov), a.iovcnt, off_of(a), RWF_NOWAIT);
+    });
+  }
+  return -EAGAIN;
+}
+
+}  // namespace unio::detail::sys

@@ -1,0 +1,69 @@
+// The thin syscall layer shared by the sync and threadpool backends and by delegation.
+//
+// perform(op) runs one op's blocking system call on the calling thread and returns the result
+// as >= 0 or -errno. EINTR is retried (except for close, which Linux always completes: retrying
+// it could close an fd another thread just opened). Short reads and writes are returned as they
+// are; looping over them is the caller's choice (read_exact/write_all).
+//
+// The fault seam: every system call goes through the function pointers of `table`. Tests swap
+// the table (set_table) to inject EINTR, short transfers, ENOSPC and EIO, then restore it
+// (LevelDB's EnvWrapper and fmt's FMT_POSIX_CALL do the same). The table is global; swap it only
+// while no loop is running ops.
+#pragma once
+
+#include <fcntl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+#include <sys/uio.h>
+
+#include <cstdint>
+
+#include "unio/op.hpp"
+
+namespace unio::detail::sys {
+
+struct table {
+  ssize_t (*pread)(int fd, void* buf, size_t len, off_t off);
+  ssize_t (*pwrite)(int fd, const void* buf, size_t len, off_t off);
+  ssize_t (*read)(int fd, void* buf, size_t len);
+  ssize_t (*write)(int fd, const void* buf, size_t len);
+  ssize_t (*preadv2)(int fd, const iovec* iov, int cnt, off_t off, int flags);
+  ssize_t (*pwritev2)(int fd, const iovec* iov, int cnt, off_t off, int flags);
+  int (*fsync)(int fd);
+  int (*fdatasync)(int fd);
+  int (*fallocate)(int fd, int mode, off_t off, off_t len);
+  int (*ftruncate)(int fd, off_t len);
+  int (*statx)(int dirfd, const char* path, int flags, unsigned mask, struct statx* out);
+  int (*renameat2)(int olddirfd, const char* oldpath, int newdirfd, const char* newpath, unsigned flags);
+  int (*unlinkat)(int dirfd, const char* path, int flags);
+  int (*mkdirat)(int dirfd, const char* path, mode_t mode);
+  long (*openat2)(int dirfd, const char* path, void* how, size_t size);
+  int (*close)(int fd);
+  int (*accept4)(int fd, sockaddr* addr, socklen_t* len, int flags);
+  int (*connect)(int fd, const sockaddr* addr, socklen_t len);
+  ssize_t (*recv)(int fd, void* buf, size_t len, int flags);
+  ssize_t (*send)(int fd, const void* buf, size_t len, int flags);
+};
+
+// The real system calls.
+const table& real_table() noexcept;
+// The table in use.
+const table& current() noexcept;
+// Replaces the table (tests only). Pass real_table() to restore.
+void set_table(const table& t) noexcept;
+
+// Runs a file op (or any op that can run as one blocking call) and returns >= 0 or -errno.
+// Socket ops are performed as one attempt with MSG_DONTWAIT/non-blocking semantics (EAGAIN is
+// returned, not waited for); the reactor waits for readiness.
+std::int64_t perform(op& o) noexcept;
+
+// Tries a read/readv without blocking (preadv2 RWF_NOWAIT). Returns the result, or -EAGAIN when
+// the kernel would have to wait (the data is not in the page cache), or when the op is not a
+// positioned read.
+std::int64_t try_read_nowait(op& o) noexcept;
+
+// True for ops that need socket readiness (accept, connect, recv, send).
+bool is_socket_op(op_code c) noexcept;
+
+}  // namespace unio::detail::sys

@@ -1,0 +1,188 @@
+#include "thread_pool.hpp"
+
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <chrono>
+#include <system_error>
+
+#include "sys/syscalls.hpp"
+
+namespace unio::detail {
+namespace {
+
+// Marks an op as taken by a worker, so cancel() knows it can no longer stop it.
+constexpr std::uint8_t k_running = 0x80;
+
+inline void cpu_relax() noexcept {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#endif
+}
+
+std::uint64_t now_ns() noexcept {
+  return static_cast<std::uint64_t>(
+      std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now().time_since_epoch())
+          .count());
+}
+
+}  // namespace
+
+thread_pool::thread_pool(unsigned threads, unsigned spin_us) : spin_us_(spin_us) {
+  event_fd_ = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+  if (event_fd_ < 0) throw std::system_error(errno, std::generic_category(), "unio: eventfd");
+  if (threads == 0) threads = 1;
+  try {
+    workers_.reserve(threads);
+    for (unsigned i = 0; i < threads; ++i) workers_.emplace_back([this] { work(); });
+  } catch (...) {
+    stop();
+    ::close(event_fd_);
+    throw;
+  }
+}
+
+thread_pool::~thread_pool() {
+  stop();
+  ::close(event_fd_);
+}
+
+void thread_pool::submit(op_queue& batch) {
+  std::size_t n = batch.size();
+  if (n == 0) return;
+  outstanding_ += n;
+  unsigned wake = 0;
+  {
+    std::lock_guard lk(queue_mu_);
+    queue_.splice(batch);
+    queued_.fetch_add(n, std::memory_order_release);
+    // A polling worker will pick up one op by itself; wake sleepers for the rest.
+    std::size_t want = n;
+    if (spinners_.load(std::memory_order_acquire) > 0) --want;
+    wake = static_cast<unsigned>(std::min<std::size_t>(want, sleepers_));
+  }
+  for (unsigned i = 0; i < wake; ++i) queue_cv_.notify_one();
+}
+
+bool thread_pool::cancel(op& o) {
+  std::lock_guard lk(queue_mu_);
+  if ((A::flags(o) & k_running) != 0) return false;
+  if (A::state(o) != op_submitted) return false;
+  A::cancel_requested(o) = 1;
+  return true;
+}
+
+std::size_t thread_pool::drain(op_queue& out) {
+  if (finished_count_.load(std::memory_order_acquire) == 0) return 0;
+  op_queue got;
+  {
+    std::lock_guard lk(done_mu_);
+    got.splice(done_);
+    finished_count_.store(0, std::memory_order_relaxed);
+  }
+  std::size_t n = got.size();
+  outstanding_ -= n;
+  out.splice(got);
+  return n;
+}
+
+bool thread_pool::spin_for_finished() const noexcept {
+  if (spin_us_ == 0) return has_finished();
+  std::uint64_t deadline = now_ns() + spin_us_ * 1000ull;
+  for (unsigned i = 0;; ++i) {
+    if (has_finished()) return true;
+    if ((i & 63) == 63 && now_ns() > deadline) return false;
+    cpu_relax();
+  }
+}
+
+bool thread_pool::prepare_sleep() noexcept {
+  loop_sleeping_.store(true, std::memory_order_seq_cst);
+  if (finished_count_.load(std::memory_order_seq_cst) > 0) {
+    loop_sleeping_.store(false, std::memory_order_relaxed);
+    return false;
+  }
+  return true;
+}
+
+void thread_pool::after_sleep() noexcept {
+  loop_sleeping_.store(false, std::memory_order_relaxed);
+  std::uint64_t v;
+  while (::read(event_fd_, &v, sizeof v) < 0 && errno == EINTR) {
+  }
+}
+
+void thread_pool::stop() {
+  {
+    std::lock_guard lk(queue_mu_);
+    if (stopping_ && workers_.empty()) return;
+    stopping_ = true;
+  }
+  queue_cv_.notify_all();
+  for (auto& t : workers_) t.join();
+  workers_.clear();
+  // Nobody runs the ops left in the queue: they complete as cancelled.
+  op_queue left;
+  {
+    std::lock_guard lk(queue_mu_);
+    left.splice(queue_);
+    queued_.store(0, std::memory_order_relaxed);
+  }
+  while (op* o = left.pop()) finish(*o, -ECANCELED);
+}
+
+void thread_pool::work() {
+  while (op* o = take()) {
+    std::int64_t res = A::cancel_requested(*o) != 0 ? -ECANCELED : sys::perform(*o);
+    finish(*o, res);
+  }
+}
+
+op* thread_pool::take() {
+  // Poll for a while (one worker at a time) before sleeping: a futex wake-up across cores costs
+  // far more than the work it would deliver.
+  bool spinning = spin_us_ > 0 && spinners_.fetch_add(1, std::memory_order_acq_rel) == 0;
+  if (spin_us_ > 0 && !spinning) spinners_.fetch_sub(1, std::memory_order_acq_rel);
+  std::uint64_t deadline = spinning ? now_ns() + spin_us_ * 1000ull : 0;
+  std::unique_lock lk(queue_mu_, std::defer_lock);
+  for (unsigned i = 0; spinning; ++i) {
+    if (queued_.load(std::memory_order_acquire) > 0) {
+      lk.lock();
+      if (!queue_.empty()) break;
+      lk.unlock();
+    }
+    if ((i & 63) == 63 && now_ns() > deadline) break;
+    cpu_relax();
+  }
+  if (spinning) spinners_.fetch_sub(1, std::memory_order_acq_rel);
+  if (!lk.owns_lock()) lk.lock();
+  while (queue_.empty() && !stopping_) {
+    ++sleepers_;
+    queue_cv_.wait(lk);
+    --sleepers_;
+  }
+  if (stopping_) return nullptr;
+  op* o = queue_.pop();
+  queued_.fetch_sub(1, std::memory_order_release);
+  A::flags(*o) |= k_running;
+  return o;
+}
+
+void thread_pool::finish(op& o, std::int64_t res) {
+  // k_running stays set: the loop resets the op's flags when it is next submitted, after
+  // drain() has synchronised with this thread.
+  A::res(o) = res;
+  {
+    std::lock_guard lk(done_mu_);
+    done_.push(o);
+    finished_count_.fetch_add(1, std::memory_order_seq_cst);
+  }
+  if (loop_sleeping_.load(std::memory_order_seq_cst) && loop_sleeping_.exchange(false)) {
+    std::uint64_t one = 1;
+    while (::write(event_fd_, &one, sizeof one) < 0 && errno == EINTR) {
+    }
+  }
+}
+
+}  // namespace unio::detail

@@ -1,0 +1,87 @@
+// thread_pool: worker threads that run blocking syscalls for one loop.
+//
+// It is the engine of the threadpool backend and the delegation target of every other backend.
+// The loop's thread hands over ops in batches (submit) and takes finished ones back in batches
+// (drain). Cross-thread wake-ups are what a pool pays for: on a VM a wake-up across cores costs
+// 40-55 us (BASELINES.md finding 4), more than the 1.5 us a cached 4 KiB read takes. So:
+//  - one idle worker polls the queue for `spin_us` before it sleeps, and a batch wakes only as
+//    many sleeping workers as it has ops beyond what the polling worker takes;
+//  - finished ops are appended to one list; the eventfd is written only when the loop has said
+//    it is about to sleep (prepare_sleep), at most once per sleep, never per op.
+//
+// Cancel: an op still in the queue is marked and completed with ECANCELED without running; an
+// op a worker has started runs to the end and keeps its result.
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+#include "backend.hpp"
+
+namespace unio::detail {
+
+class thread_pool {
+ public:
+  // Throws std::system_error when the eventfd or a thread cannot be created.
+  thread_pool(unsigned threads, unsigned spin_us);
+  ~thread_pool();
+  thread_pool(const thread_pool&) = delete;
+  thread_pool& operator=(const thread_pool&) = delete;
+
+  unsigned size() const noexcept { return static_cast<unsigned>(workers_.size()); }
+  // Readable when finished ops wait and the loop is sleeping (see prepare_sleep).
+  int event_fd() const noexcept { return event_fd_; }
+
+  // ---- Loop thread only. ----
+  // Queues every op of `batch` (batch becomes empty).
+  void submit(op_queue& batch);
+  // Marks `o` cancelled if it is still queued (it then completes with ECANCELED without
+  // running) and returns true; false when a worker has it or it has finished.
+  bool cancel(op& o);
+  // Moves finished ops (res set) to `out`; returns how many.
+  std::size_t drain(op_queue& out);
+  // Ops submitted and not yet drained.
+  std::size_t outstanding() const noexcept { return outstanding_; }
+  // True when finished ops are waiting to be drained (cheap; no lock).
+  bool has_finished() const noexcept { return finished_count_.load(std::memory_order_acquire) > 0; }
+  // Polls up to spin_us for a finished op; returns whether one arrived.
+  bool spin_for_finished() const noexcept;
+  // Call before blocking on event_fd(): returns false (do not sleep) when finished ops are
+  // already waiting. After a true return, the next finished op writes the eventfd.
+  bool prepare_sleep() noexcept;
+  // Call after waking (or deciding not to sleep): clears the sleep flag and the eventfd.
+  void after_sleep() noexcept;
+  // Stops the workers after they finish what they are running. Ops still queued are finished
+  // with ECANCELED; drain() returns them all afterwards.
+  void stop();
+
+ private:
+  void work();
+  op* take();
+  void finish(op& o, std::int64_t res);
+
+  const unsigned spin_us_;
+  int event_fd_ = -1;
+  std::vector<std::thread> workers_;
+
+  std::mutex queue_mu_;
+  std::condition_variable queue_cv_;
+  op_queue queue_;                  // guarded by queue_mu_
+  unsigned sleepers_ = 0;           // guarded by queue_mu_
+  bool stopping_ = false;           // guarded by queue_mu_
+  std::atomic<std::size_t> queued_{0};
+  std::atomic<unsigned> spinners_{0};
+
+  std::mutex done_mu_;
+  op_queue done_;                   // guarded by done_mu_
+  std::atomic<std::size_t> finished_count_{0};
+  std::atomic<bool> loop_sleeping_{false};
+
+  std::size_t outstanding_ = 0;     // loop thread only
+};
+
+}  // namespace unio::detail
