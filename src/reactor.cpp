@@ -21,7 +21,9 @@ constexpr std::uint64_t k_extra_tag = 2ull << 40;
 // backend_word_ of a connect op whose non-blocking connect() is in progress.
 constexpr std::uintptr_t k_connecting = 1;
 
-bool is_reader(op_code c) noexcept { return c == op_code::accept || c == op_code::recv; }
+bool is_reader(op_code c) noexcept {
+  return c == op_code::accept || c == op_code::recv || c == op_code::read || c == op_code::readv;
+}
 
 // accept4 on a blocking listening socket would block the loop; make it non-blocking first.
 void ensure_nonblocking(int fd) noexcept {
@@ -114,7 +116,7 @@ bool reactor::attempt(op& o) {
     res = ::getsockopt(a.fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0 ? -errno : -err;
   } else {
     if (o.code() == op_code::accept || o.code() == op_code::connect) ensure_nonblocking(a.fd);
-    res = sys::perform(o);
+    res = sys::attempt_nonblocking(o);
   }
   if (res == -EAGAIN || res == -EWOULDBLOCK) return false;
   if (o.code() == op_code::connect && (res == -EINPROGRESS || res == -EALREADY)) {

@@ -1,7 +1,8 @@
 // reactor: epoll readiness for socket ops, and the sleep/wake primitive of the backends that
 // do not wait on a kernel completion queue (sync, threadpool).
 //
-// Socket ops (accept, connect, recv, send) are first attempted without blocking; one that would
+// Socket ops (accept, connect, recv, send), and reads/writes at the current position of a pipe
+// or socket (sys::needs_readiness), are first attempted without blocking; one that would
 // block (EAGAIN, EINPROGRESS) is parked on its fd until epoll reports readiness, then attempted
 // again. Ops on one fd and direction complete in submission order. Each fd is registered with
 // EPOLLONESHOT and re-armed only while ops wait on it.
@@ -45,8 +46,8 @@ class reactor {
 
  private:
   struct fd_state {
-    op_queue readers;  // accept, recv
-    op_queue writers;  // connect, send
+    op_queue readers;  // accept, recv, read, readv
+    op_queue writers;  // connect, send, write, writev
     bool registered = false;
   };
 

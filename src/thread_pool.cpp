@@ -133,13 +133,18 @@ void thread_pool::stop() {
 }
 
 void thread_pool::work() {
-  while (op* o = take()) {
-    std::int64_t res = A::cancel_requested(*o) != 0 ? -ECANCELED : sys::perform(*o);
-    finish(*o, res);
+  op_queue mine;
+  while (take(mine)) {
+    op_queue finished;
+    while (op* o = mine.pop()) {
+      A::res(*o) = A::cancel_requested(*o) != 0 ? -ECANCELED : sys::perform(*o);
+      finished.push(*o);
+    }
+    publish(finished);
   }
 }
 
-op* thread_pool::take() {
+bool thread_pool::take(op_queue& out) {
   // Poll for a while (one worker at a time) before sleeping: a futex wake-up across cores costs
   // far more than the work it would deliver.
   bool spinning = spin_us_ > 0 && spinners_.fetch_add(1, std::memory_order_acq_rel) == 0;
@@ -162,21 +167,33 @@ op* thread_pool::take() {
     queue_cv_.wait(lk);
     --sleepers_;
   }
-  if (stopping_) return nullptr;
-  op* o = queue_.pop();
-  queued_.fetch_sub(1, std::memory_order_release);
-  A::flags(*o) |= k_running;
-  return o;
+  if (stopping_) return false;
+  // With a long queue take a few ops per lock round trip, leaving enough for the other workers.
+  std::size_t n = queue_.size() >= 16 ? 4 : 1;
+  for (std::size_t i = 0; i < n; ++i) {
+    op* o = queue_.pop();
+    A::flags(*o) |= k_running;
+    out.push(*o);
+  }
+  queued_.fetch_sub(n, std::memory_order_release);
+  return true;
 }
 
 void thread_pool::finish(op& o, std::int64_t res) {
+  A::res(o) = res;
+  op_queue one;
+  one.push(o);
+  publish(one);
+}
+
+void thread_pool::publish(op_queue& finished) {
   // k_running stays set: the loop resets the op's flags when it is next submitted, after
   // drain() has synchronised with this thread.
-  A::res(o) = res;
+  std::size_t n = finished.size();
   {
     std::lock_guard lk(done_mu_);
-    done_.push(o);
-    finished_count_.fetch_add(1, std::memory_order_seq_cst);
+    done_.splice(finished);
+    finished_count_.fetch_add(n, std::memory_order_seq_cst);
   }
   if (loop_sleeping_.load(std::memory_order_seq_cst) && loop_sleeping_.exchange(false)) {
     std::uint64_t one = 1;

@@ -61,8 +61,11 @@ class thread_pool {
 
  private:
   void work();
-  op* take();
+  // Blocks until there is work (fills `out` with one or a few ops) or the pool stops (false).
+  bool take(op_queue& out);
   void finish(op& o, std::int64_t res);
+  // Hands finished ops to the loop; wakes it only if it is sleeping.
+  void publish(op_queue& finished);
 
   const unsigned spin_us_;
   int event_fd_ = -1;

@@ -31,7 +31,7 @@ class threadpool_backend final : public backend {
   std::string_view name() const noexcept override { return "threadpool"; }
 
   void submit(op& o) override {
-    if (sys::is_socket_op(o.code())) reactor_.submit(o);
+    if (sys::needs_readiness(o)) reactor_.submit(o);
     else pending_.push(o);
   }
 

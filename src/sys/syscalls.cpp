@@ -94,8 +94,41 @@ void set_table(const table& t) noexcept {
   g_table.store(&g_installed, std::memory_order_release);
 }
 
-bool is_socket_op(op_code c) noexcept {
-  return c == op_code::accept || c == op_code::connect || c == op_code::recv || c == op_code::send;
+bool needs_readiness(op& o) noexcept {
+  switch (o.code()) {
+    case op_code::accept:
+    case op_code::connect:
+    case op_code::recv:
+    case op_code::send: return true;
+    case op_code::read:
+    case op_code::write:
+    case op_code::readv:
+    case op_code::writev: {
+      if (A::args(o).offset != current_position) return false;
+      struct stat st;
+      if (::fstat(A::args(o).fd, &st) != 0) return false;  // the op itself reports EBADF
+      return S_ISFIFO(st.st_mode) || S_ISSOCK(st.st_mode);
+    }
+    default: return false;
+  }
+}
+
+std::int64_t attempt_nonblocking(op& o) noexcept {
+  const op_args& a = A::args(o);
+  const table& t = current();
+  switch (o.code()) {
+    case op_code::read:
+    case op_code::write: {
+      iovec v{a.buf, a.len};
+      if (o.code() == op_code::read) return retry([&] { return t.preadv2(a.fd, &v, 1, -1, RWF_NOWAIT); });
+      return retry([&] { return t.pwritev2(a.fd, &v, 1, -1, RWF_NOWAIT); });
+    }
+    case op_code::readv:
+      return retry([&] { return t.preadv2(a.fd, static_cast<const iovec*>(a.iov), a.iovcnt, -1, RWF_NOWAIT); });
+    case op_code::writev:
+      return retry([&] { return t.pwritev2(a.fd, static_cast<const iovec*>(a.iov), a.iovcnt, -1, RWF_NOWAIT); });
+    default: return perform(o);
+  }
 }
 
 std::int64_t perform(op& o) noexcept {

@@ -63,7 +63,13 @@ std::int64_t perform(op& o) noexcept;
 // positioned read.
 std::int64_t try_read_nowait(op& o) noexcept;
 
-// True for ops that need socket readiness (accept, connect, recv, send).
-bool is_socket_op(op_code c) noexcept;
+// True for ops that must wait for readiness rather than block a thread: socket ops (accept,
+// connect, recv, send), and reads and writes at current_position on a pipe or socket, which
+// could otherwise block forever (an idle pipe) and keep the loop from shutting down.
+bool needs_readiness(op& o) noexcept;
+
+// One non-blocking attempt of an op for which needs_readiness() is true: -EAGAIN (or
+// -EINPROGRESS for connect) means "wait for readiness and try again".
+std::int64_t attempt_nonblocking(op& o) noexcept;
 
 }  // namespace unio::detail::sys
