@@ -1,0 +1,417 @@
+// Fault-seam tests: faults injected through the syscall table (faulty_syscalls.hpp) on the
+// backends that perform blocking system calls through it (sync, threadpool).
+//
+// What they prove (DESIGN.md "Operations"): EINTR is retried transparently, except by close;
+// short transfers are reported as they are and read_exact/write_all loop over them; ENOSPC and
+// EIO reach the caller as std::errc values, once, without retries.
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+#include <system_error>
+#include <vector>
+
+#include "fault/faulty_syscalls.hpp"
+#include "unio/unio.hpp"
+
+namespace {
+
+using unio::test::faulty_syscalls;
+namespace sys = unio::detail::sys;
+
+std::vector<char> pattern(std::size_t n, unsigned seed = 1) {
+  std::vector<char> v(n);
+  for (std::size_t i = 0; i < n; ++i) v[i] = static_cast<char>('a' + (i * 7 + seed) % 26);
+  return v;
+}
+
+std::vector<char> file_contents(int fd) {
+  struct stat st {};
+  EXPECT_EQ(::fstat(fd, &st), 0);
+  std::vector<char> v(static_cast<std::size_t>(st.st_size));
+  EXPECT_EQ(::pread(fd, v.data(), v.size(), 0), static_cast<ssize_t>(v.size()));
+  return v;
+}
+
+// Parameter: the backend. threadpool runs with inline_nowait off, so reads reach the pool and
+// go through pread like every other op (the RWF_NOWAIT path is tested separately below).
+class fault_seam : public ::testing::TestWithParam<std::string> {
+ protected:
+  void SetUp() override {
+    const char* dir = std::getenv("TMPDIR");
+    path_ = std::string(dir != nullptr ? dir : "/tmp") + "/unio_fault_seam_XXXXXX";
+    fd_ = ::mkstemp(path_.data());
+    ASSERT_GE(fd_, 0) << std::strerror(errno);
+  }
+  void TearDown() override {
+    if (fd_ >= 0) ::close(fd_);
+    ::unlink(path_.c_str());
+  }
+  unio::loop_options options() const {
+    unio::loop_options o;
+    o.backend = GetParam();
+    o.inline_nowait = false;
+    o.pool_size = 2;
+    return o;
+  }
+  // Fills the temp file with n bytes of pattern() (with the real syscalls).
+  std::vector<char> fill(std::size_t n) {
+    auto v = pattern(n);
+    EXPECT_EQ(::pwrite(fd_, v.data(), n, 0), static_cast<ssize_t>(n));
+    return v;
+  }
+
+  std::string path_;
+  int fd_ = -1;
+};
+
+template <class T>
+T run(unio::loop& lp, unio::task<T> t) {
+  return unio::sync_wait(lp, std::move(t));
+}
+
+// ---- EINTR: retried transparently ----
+
+TEST_P(fault_seam, eintr_on_pread_is_retried) {
+  auto want = fill(4096);
+  faulty_syscalls fs;
+  fs.pread.eintr = 3;
+  unio::loop lp(options());
+  std::vector<char> got(4096);
+  auto r = run(lp, [&]() -> unio::task<unio::result<std::size_t>> {
+    co_return co_await lp.async_read(fd_, got.data(), got.size(), 0);
+  }());
+  ASSERT_TRUE(r) << r.error().message();
+  EXPECT_EQ(*r, 4096u);
+  EXPECT_EQ(got, want);
+  EXPECT_EQ(fs.pread.calls, 4);  // 3 interrupted + 1 real
+}
+
+TEST_P(fault_seam, eintr_on_pwrite_is_retried) {
+  auto data = pattern(3000);
+  faulty_syscalls fs;
+  fs.pwrite.eintr = 2;
+  unio::loop lp(options());
+  auto r = run(lp, [&]() -> unio::task<unio::result<std::size_t>> {
+    co_return co_await lp.async_write(fd_, data.data(), data.size(), 0);
+  }());
+  ASSERT_TRUE(r) << r.error().message();
+  EXPECT_EQ(*r, 3000u);
+  EXPECT_EQ(fs.pwrite.calls, 3);
+  EXPECT_EQ(file_contents(fd_), data);
+}
+
+TEST_P(fault_seam, eintr_on_read_at_current_position_is_retried) {
+  auto want = fill(100);
+  ASSERT_EQ(::lseek(fd_, 0, SEEK_SET), 0);
+  faulty_syscalls fs;
+  fs.read.eintr = 1;
+  unio::loop lp(options());
+  std::vector<char> got(100);
+  auto r = run(lp, [&]() -> unio::task<unio::result<std::size_t>> {
+    co_return co_await lp.async_read(fd_, got.data(), got.size(), unio::current_position);
+  }());
+  ASSERT_TRUE(r) << r.error().message();
+  EXPECT_EQ(*r, 100u);
+  EXPECT_EQ(got, want);
+  EXPECT_EQ(fs.read.calls, 2);
+  EXPECT_EQ(fs.pread.calls, 0);
+}
+
+TEST_P(fault_seam, eintr_on_fsync_fdatasync_open_is_retried) {
+  faulty_syscalls fs;
+  fs.fsync.eintr = 2;
+  fs.fdatasync.eintr = 1;
+  fs.openat2.eintr = 4;
+  unio::loop lp(options());
+  run(lp, [&]() -> unio::task<void> {
+    auto a = co_await lp.async_fsync(fd_);
+    EXPECT_TRUE(a) << a.error().message();
+    auto b = co_await lp.async_fdatasync(fd_);
+    EXPECT_TRUE(b) << b.error().message();
+    auto fd = co_await lp.async_open(AT_FDCWD, path_.c_str(), {.flags = O_RDONLY});
+    EXPECT_TRUE(fd) << fd.error().message();
+    if (fd) ::close(*fd);
+  }());
+  EXPECT_EQ(fs.fsync.calls, 3);
+  EXPECT_EQ(fs.fdatasync.calls, 2);
+  EXPECT_EQ(fs.openat2.calls, 5);
+}
+
+// Linux releases the fd even when close() reports EINTR; a retry could close an fd that another
+// thread was just given. So the EINTR is reported, and close is called exactly once.
+TEST_P(fault_seam, close_is_not_retried_on_eintr) {
+  int fd = ::open(path_.c_str(), O_RDONLY | O_CLOEXEC);
+  ASSERT_GE(fd, 0);
+  faulty_syscalls fs;
+  fs.close.eintr = 1;
+  unio::loop lp(options());
+  auto r = run(lp, [&]() -> unio::task<unio::result<void>> { co_return co_await lp.async_close(fd); }());
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error(), std::errc::interrupted);
+  EXPECT_EQ(fs.close.calls, 1);
+  errno = 0;
+  EXPECT_EQ(::fcntl(fd, F_GETFD), -1);  // released all the same
+  EXPECT_EQ(errno, EBADF);
+}
+
+// ---- Short transfers: reported as they are ----
+
+TEST_P(fault_seam, short_read_is_reported) {
+  auto want = fill(4096);
+  faulty_syscalls fs;
+  fs.pread.cap = 100;
+  unio::loop lp(options());
+  std::vector<char> got(4096, 0);
+  auto r = run(lp, [&]() -> unio::task<unio::result<std::size_t>> {
+    co_return co_await lp.async_read(fd_, got.data(), got.size(), 0);
+  }());
+  ASSERT_TRUE(r) << r.error().message();
+  EXPECT_EQ(*r, 100u);
+  EXPECT_EQ(fs.pread.calls, 1);  // not completed behind the caller's back
+  EXPECT_TRUE(std::equal(want.begin(), want.begin() + 100, got.begin()));
+}
+
+TEST_P(fault_seam, short_write_is_reported) {
+  auto data = pattern(4096);
+  faulty_syscalls fs;
+  fs.pwrite.cap = 100;
+  unio::loop lp(options());
+  auto r = run(lp, [&]() -> unio::task<unio::result<std::size_t>> {
+    co_return co_await lp.async_write(fd_, data.data(), data.size(), 0);
+  }());
+  ASSERT_TRUE(r) << r.error().message();
+  EXPECT_EQ(*r, 100u);
+  EXPECT_EQ(fs.pwrite.calls, 1);
+  EXPECT_EQ(file_contents(fd_), std::vector<char>(data.begin(), data.begin() + 100));
+}
+
+TEST_P(fault_seam, short_readv_writev_are_reported) {
+  auto a = pattern(300, 1), b = pattern(300, 2);
+  faulty_syscalls fs;
+  fs.pwritev2.cap = 450;
+  fs.preadv2.cap = 350;
+  unio::loop lp(options());
+  iovec out[2] = {{a.data(), a.size()}, {b.data(), b.size()}};
+  auto w = run(lp, [&]() -> unio::task<unio::result<std::size_t>> { co_return co_await lp.async_writev(fd_, out, 2, 0); }());
+  ASSERT_TRUE(w) << w.error().message();
+  EXPECT_EQ(*w, 450u);
+  std::vector<char> x(300), y(300);
+  iovec in[2] = {{x.data(), x.size()}, {y.data(), y.size()}};
+  auto r = run(lp, [&]() -> unio::task<unio::result<std::size_t>> { co_return co_await lp.async_readv(fd_, in, 2, 0); }());
+  ASSERT_TRUE(r) << r.error().message();
+  EXPECT_EQ(*r, 350u);
+  EXPECT_EQ(x, a);
+  EXPECT_TRUE(std::equal(b.begin(), b.begin() + 50, y.begin()));
+}
+
+TEST_P(fault_seam, read_exact_loops_over_short_reads) {
+  auto want = fill(10000);
+  faulty_syscalls fs;
+  fs.pread.cap = 1000;
+  fs.pread.eintr = 2;
+  unio::loop lp(options());
+  std::vector<char> got(10000);
+  auto r = run(lp, unio::read_exact(lp, fd_, got.data(), got.size(), 0));
+  ASSERT_TRUE(r) << r.error().message();
+  EXPECT_EQ(*r, 10000u);
+  EXPECT_EQ(got, want);
+  EXPECT_EQ(fs.pread.calls, 12);  // 10 short reads + 2 interrupted
+}
+
+TEST_P(fault_seam, read_exact_reports_end_of_file) {
+  fill(2500);
+  faulty_syscalls fs;
+  fs.pread.cap = 1000;
+  unio::loop lp(options());
+  std::vector<char> got(4000);
+  auto r = run(lp, unio::read_exact(lp, fd_, got.data(), got.size(), 0));
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error(), std::errc::no_message_available);  // ENODATA
+  EXPECT_EQ(fs.pread.calls, 4);  // 1000, 1000, 500, 0
+}
+
+TEST_P(fault_seam, write_all_loops_over_short_writes) {
+  auto data = pattern(10000);
+  faulty_syscalls fs;
+  fs.pwrite.cap = 1000;
+  unio::loop lp(options());
+  auto r = run(lp, unio::write_all(lp, fd_, data.data(), data.size(), 0));
+  ASSERT_TRUE(r) << r.error().message();
+  EXPECT_EQ(*r, 10000u);
+  EXPECT_EQ(fs.pwrite.calls, 10);
+  EXPECT_EQ(file_contents(fd_), data);
+}
+
+TEST_P(fault_seam, write_all_at_current_position_loops) {
+  auto data = pattern(5000);
+  faulty_syscalls fs;
+  fs.write.cap = 1024;
+  fs.write.eintr = 1;
+  unio::loop lp(options());
+  auto r = run(lp, unio::write_all(lp, fd_, data.data(), data.size(), unio::current_position));
+  ASSERT_TRUE(r) << r.error().message();
+  EXPECT_EQ(*r, 5000u);
+  EXPECT_EQ(fs.write.calls, 6);  // 1 interrupted + 5 short
+  EXPECT_EQ(file_contents(fd_), data);
+}
+
+// ---- Hard errors: reach the caller once, as std::errc ----
+
+TEST_P(fault_seam, enospc_reaches_the_caller) {
+  auto data = pattern(4096);
+  faulty_syscalls fs;
+  fs.pwrite.fail_errno = ENOSPC;
+  unio::loop lp(options());
+  auto r = run(lp, [&]() -> unio::task<unio::result<std::size_t>> {
+    co_return co_await lp.async_write(fd_, data.data(), data.size(), 0);
+  }());
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error(), std::errc::no_space_on_device);
+  EXPECT_EQ(fs.pwrite.calls, 1);  // not retried
+  EXPECT_TRUE(file_contents(fd_).empty());
+}
+
+TEST_P(fault_seam, write_all_stops_at_enospc_with_the_prefix_written) {
+  auto data = pattern(10000);
+  faulty_syscalls fs;
+  fs.pwrite.cap = 1000;
+  fs.pwrite.fail_errno = ENOSPC;
+  fs.pwrite.fail_after = 3;
+  unio::loop lp(options());
+  auto r = run(lp, unio::write_all(lp, fd_, data.data(), data.size(), 0));
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error(), std::errc::no_space_on_device);
+  EXPECT_EQ(fs.pwrite.calls, 4);
+  EXPECT_EQ(file_contents(fd_), std::vector<char>(data.begin(), data.begin() + 3000));
+}
+
+TEST_P(fault_seam, eio_after_n_calls_reaches_the_caller) {
+  auto want = fill(8192);
+  faulty_syscalls fs;
+  fs.pread.fail_errno = EIO;
+  fs.pread.fail_after = 2;
+  fs.fsync.fail_errno = EIO;
+  unio::loop lp(options());
+  std::vector<char> got(1024);
+  std::vector<std::error_code> errs;
+  run(lp, [&]() -> unio::task<void> {
+    for (int i = 0; i < 4; ++i) {
+      auto r = co_await lp.async_read(fd_, got.data(), got.size(), static_cast<std::uint64_t>(i) * 1024);
+      errs.push_back(r.error());
+    }
+    auto s = co_await lp.async_fsync(fd_);
+    errs.push_back(s.error());
+  }());
+  ASSERT_EQ(errs.size(), 5u);
+  EXPECT_FALSE(errs[0]);
+  EXPECT_FALSE(errs[1]);
+  EXPECT_EQ(errs[2], std::errc::io_error);
+  EXPECT_EQ(errs[3], std::errc::io_error);
+  EXPECT_EQ(errs[4], std::errc::io_error);
+  EXPECT_EQ(fs.pread.calls, 4);
+  EXPECT_EQ(fs.fsync.calls, 1);
+}
+
+// Many ops in flight at once, each failing or succeeding on its own: every op completes exactly
+// once and the failures are attributed to the right ops (on the threadpool they run in
+// parallel, so which call fails is not known in advance; the count is).
+TEST_P(fault_seam, errors_are_attributed_per_op) {
+  fill(64 * 512);
+  faulty_syscalls fs;
+  fs.pread.fail_errno = EIO;
+  fs.pread.fail_after = 40;
+  unio::loop lp(options());
+  constexpr int n = 64;
+  std::vector<unio::op> ops(n);
+  std::vector<std::vector<char>> bufs(n, std::vector<char>(512));
+  int ok = 0, eio = 0, other = 0, calls = 0;
+  for (int i = 0; i < n; ++i) {
+    lp.read(ops[i], fd_, bufs[i].data(), 512, static_cast<std::uint64_t>(i) * 512, [&](unio::op& o) {
+      ++calls;
+      if (o.ok() && o.value() == 512) ++ok;
+      else if (o.error() == std::errc::io_error) ++eio;
+      else ++other;
+    });
+  }
+  lp.run();
+  EXPECT_EQ(calls, n);
+  EXPECT_EQ(ok, 40);
+  EXPECT_EQ(eio, 24);
+  EXPECT_EQ(other, 0);
+}
+
+// ---- Sockets through the seam ----
+
+TEST_P(fault_seam, accept_eintr_is_retried_and_emfile_reported) {
+  auto ep = unio::endpoint::parse("127.0.0.1", 0);
+  ASSERT_TRUE(ep);
+  auto lfd = unio::tcp_listen(*ep);
+  ASSERT_TRUE(lfd) << lfd.error().message();
+  auto at = unio::local_endpoint(*lfd);
+  ASSERT_TRUE(at);
+  int c1 = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  ASSERT_EQ(::connect(c1, at->addr(), at->length), 0);
+  faulty_syscalls fs;
+  unio::loop lp(options());
+  fs.accept4.eintr = 2;
+  auto a = run(lp, [&]() -> unio::task<unio::result<int>> { co_return co_await lp.async_accept(*lfd); }());
+  ASSERT_TRUE(a) << a.error().message();
+  EXPECT_EQ(fs.accept4.calls, 3);
+  ::close(*a);
+  fs.accept4.fail_errno = EMFILE;
+  auto b = run(lp, [&]() -> unio::task<unio::result<int>> { co_return co_await lp.async_accept(*lfd); }());
+  ASSERT_FALSE(b);
+  EXPECT_EQ(b.error(), std::errc::too_many_files_open);
+  ::close(c1);
+  ::close(*lfd);
+}
+
+// ---- The decorator itself ----
+
+TEST_P(fault_seam, table_is_restored) {
+  {
+    faulty_syscalls fs;
+    EXPECT_NE(&sys::current(), &sys::real_table());
+    EXPECT_NE(sys::current().pread, sys::real_table().pread);
+  }
+  EXPECT_EQ(&sys::current(), &sys::real_table());
+  EXPECT_EQ(sys::current().pread, sys::real_table().pread);
+}
+
+INSTANTIATE_TEST_SUITE_P(backends, fault_seam, ::testing::Values("sync", "threadpool"),
+                         [](const auto& info) { return info.param; });
+
+// threadpool with inline_nowait: the first attempt is preadv2(RWF_NOWAIT) on the loop's
+// thread; EINTR there is retried as well and the caller still sees one successful read.
+TEST(fault_seam_nowait, eintr_on_nowait_read_is_retried) {
+  char path[] = "/tmp/unio_fault_nowait_XXXXXX";
+  int fd = ::mkstemp(path);
+  ASSERT_GE(fd, 0);
+  auto want = pattern(4096);
+  ASSERT_EQ(::pwrite(fd, want.data(), want.size(), 0), 4096);
+  {
+    faulty_syscalls fs;
+    fs.preadv2.eintr = 2;
+    unio::loop lp({.backend = "threadpool", .inline_nowait = true});
+    std::vector<char> got(4096);
+    auto r = run(lp, [&]() -> unio::task<unio::result<std::size_t>> {
+      co_return co_await lp.async_read(fd, got.data(), got.size(), 0);
+    }());
+    ASSERT_TRUE(r) << r.error().message();
+    EXPECT_EQ(*r, 4096u);
+    EXPECT_EQ(got, want);
+    EXPECT_GE(fs.preadv2.calls, 3);
+  }
+  ::close(fd);
+  ::unlink(path);
+}
+
+}  // namespace
