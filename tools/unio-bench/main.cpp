@@ -1,0 +1,220 @@
+// unio-bench: measures unio's backends side by side (and against fio and libuv) on this machine.
+// The command-line contract is in DESIGN.md ("Tools and examples").
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <optional>
+#include <stdexcept>
+
+#include <CLI/CLI.hpp>
+#include <fmt/core.h>
+#include <unio/unio.hpp>
+
+#include "options.hpp"
+#include "peers.hpp"
+#include "report.hpp"
+#include "testfile.hpp"
+#include "workload.hpp"
+
+namespace unio_bench {
+
+std::optional<std::uint64_t> parse_size(const std::string& text) {
+  std::size_t i = 0;
+  while (i < text.size() && text[i] >= '0' && text[i] <= '9') ++i;
+  if (i == 0 || i > 19) return std::nullopt;
+  std::uint64_t n = std::stoull(text.substr(0, i));
+  std::string unit = text.substr(i);
+  std::transform(unit.begin(), unit.end(), unit.begin(), [](unsigned char c) { return std::tolower(c); });
+  static const std::pair<const char*, unsigned> k_units[] = {
+      {"", 0}, {"b", 0}, {"k", 10}, {"kb", 10}, {"kib", 10}, {"m", 20}, {"mb", 20}, {"mib", 20},
+      {"g", 30}, {"gb", 30}, {"gib", 30}, {"t", 40}, {"tb", 40}, {"tib", 40}};
+  for (const auto& [name, shift] : k_units) {
+    if (unit != name) continue;
+    if (shift && n > (~std::uint64_t{0} >> shift)) return std::nullopt;
+    return n << shift;
+  }
+  return std::nullopt;
+}
+
+namespace {
+
+struct raw_args {
+  std::string backend = "auto", bs = "4k", size = "1g";
+  bool fixed_buffers = false, sqpoll = false;
+  std::string plot;
+};
+
+int fail(const std::string& msg) {
+  fmt::print(stderr, "unio-bench: {}\n", msg);
+  return 2;
+}
+
+std::vector<std::string> split(const std::string& s) {
+  std::vector<std::string> out;
+  std::size_t start = 0;
+  for (std::size_t comma; (comma = s.find(',', start)) != std::string::npos; start = comma + 1)
+    out.push_back(s.substr(start, comma - start));
+  out.push_back(s.substr(start));
+  return out;
+}
+
+// "all" = every backend available here; a named backend must be built in and available.
+std::string resolve_backends(const std::string& spec, std::vector<std::string>& out) {
+  auto infos = unio::probe_backends();
+  for (const auto& name : split(spec)) {
+    if (name == "all") {
+      for (const auto& b : infos)
+        if (b.available) out.push_back(b.name);
+      continue;
+    }
+    if (name == "auto") {
+      out.push_back(name);
+      continue;
+    }
+    auto it = std::find_if(infos.begin(), infos.end(), [&](const auto& b) { return b.name == name; });
+    bool known = std::count(known_backend_names().begin(), known_backend_names().end(), name) > 0;
+    if (it == infos.end())
+      return known ? "--backend " + name + ": not built into this unio (see unio-bench backends)"
+                   : "--backend " + name + ": unknown backend (auto, all, sync, threadpool, io_uring, linux_aio, posix_aio)";
+    if (!it->available) return "--backend " + name + ": unavailable here: " + it->reason;
+    out.push_back(name);
+  }
+  if (out.empty()) return "--backend: no backend selected";
+  return "";
+}
+
+std::string check_sizes(const raw_args& a, run_options& o) {
+  auto bs = parse_size(a.bs);
+  if (!bs) return "--bs " + a.bs + ": not a size (examples: 4k, 128k, 1m)";
+  if (*bs == 0) return "--bs must be greater than 0";
+  if (*bs > (std::uint64_t{64} << 20)) return "--bs must be at most 64m";
+  auto size = parse_size(a.size);
+  if (!size) return "--size " + a.size + ": not a size (examples: 8m, 1g)";
+  if (*size < *bs) return "--size must be at least --bs";
+  if (a.bs.empty() || a.size.empty()) return "empty size";
+  o.bs = *bs;
+  o.size = *size / *bs * *bs;
+  if (o.direct && o.bs % 512 != 0) return "--direct needs --bs to be a multiple of 512";
+  return "";
+}
+
+std::string check_unsupported(const raw_args& a) {
+  if (a.fixed_buffers) return "--fixed-buffers: not supported yet";
+  if (a.sqpoll) return "--sqpoll: not supported yet";
+  if (!a.plot.empty()) return "--plot: not supported yet";
+  return "";
+}
+
+std::string validate(const raw_args& a, run_options& o) {
+  std::string err = check_unsupported(a);
+  if (err.empty()) err = check_sizes(a, o);
+  if (err.empty()) err = resolve_backends(a.backend, o.backends);
+  if (err.empty() && !o.vs.empty()) err = check_peer(o);
+  if (err.empty() && !o.file.empty()) err = check_file_arg(o.file);
+  return err;
+}
+
+void add_run_options(CLI::App* run, run_options& o, raw_args& a) {
+  run->add_option("--backend", a.backend, "B[,B..] | all | auto");
+  run->add_option("--rw", o.rw, "workload")->check(CLI::IsMember({"randread", "randwrite", "read", "write", "randrw"}));
+  run->add_option("--bs", a.bs, "block size (4k)");
+  run->add_option("--iodepth", o.iodepth, "ops in flight per loop")->check(CLI::Range(1u, 65536u));
+  run->add_option("--size", a.size, "file size (1g)");
+  run->add_option("--file", o.file, "test file (default: a temporary file in the current directory)");
+  run->add_flag("--direct", o.direct, "O_DIRECT");
+  run->add_option("--runtime", o.runtime_s, "seconds per backend")->check(CLI::Range(0.05, 86400.0));
+  run->add_option("--threads", o.threads, "loops, one thread each")->check(CLI::Range(1u, 256u));
+  run->add_option("--pool", o.pool, "thread pool size per loop (0 = unio's default)")->check(CLI::Range(0u, 1024u));
+  run->add_option("--rwmixread", o.rwmixread, "randrw: percent reads")->check(CLI::Range(0u, 100u));
+  run->add_option("--cache", o.cache, "warm | cold")->check(CLI::IsMember({"warm", "cold"}));
+  run->add_flag("--verify", o.verify, "check the data of every op");
+  run->add_option("--vs", o.vs, "also run a peer: fio | libuv")->check(CLI::IsMember({"fio", "libuv"}));
+  run->add_option("--json", o.json, "write JSON to FILE, or - for stdout");
+  run->add_option("--csv", o.csv, "write CSV to FILE, or - for stdout");
+  run->add_flag("--fixed-buffers", a.fixed_buffers, "io_uring registered buffers (not supported yet)");
+  run->add_flag("--sqpoll", a.sqpoll, "io_uring SQPOLL (not supported yet)");
+  run->add_option("--plot", a.plot, "SVG plot (not supported yet)");
+}
+
+void run_peer(run_report& rep, const backend_result& r, const test_file& f) {
+  if (rep.opts.vs.empty()) return;
+  if (rep.opts.cache == "warm") prepare_cache(f, "warm");
+  fmt::print(stderr, "running peer {} vs {} ...\n", rep.opts.vs, r.backend);
+  rep.peers.push_back(rep.opts.vs == "fio" ? run_fio(rep.opts, r, f) : run_libuv(rep.opts, r, f));
+}
+
+bool run_all(run_report& rep, const test_file& f) {
+  for (const auto& b : rep.opts.backends) {
+    prepare_cache(f, rep.opts.cache);
+    double before = residency(f);
+    fmt::print(stderr, "running {} ...\n", b);
+    try {
+      rep.results.push_back(run_backend(rep.opts, b, f));
+    } catch (const std::exception& e) {
+      fmt::print(stderr, "unio-bench: backend {}: {}\n", b, e.what());
+      return false;
+    }
+    rep.results.back().resident_before = before;
+    rep.results.back().resident_after = residency(f);
+    run_peer(rep, rep.results.back(), f);
+  }
+  return true;
+}
+
+int emit(const run_report& rep) {
+  bool ok = true;
+  std::FILE* text = rep.opts.json == "-" || rep.opts.csv == "-" ? stderr : stdout;
+  print_table(text, rep);
+  if (!rep.opts.json.empty()) ok = write_json(rep.opts.json, rep) && ok;
+  if (!rep.opts.csv.empty()) ok = write_csv(rep.opts.csv, rep) && ok;
+  for (const auto& r : rep.results) ok = ok && r.errors == 0 && r.verify_errors == 0;
+  for (const auto& p : rep.peers) ok = ok && p.error.empty();
+  return ok ? 0 : 1;
+}
+
+int cmd_run(run_options& o, const raw_args& a) {
+  if (std::string err = validate(a, o); !err.empty()) return fail(err);
+  run_report rep;
+  rep.opts = o;
+  test_file f;
+  try {
+    f = prepare_test_file(o);
+  } catch (const std::exception& e) {
+    return fail(e.what());
+  }
+  print_run_header(stderr, o, f.path, f.remove_after);
+  bool ran = run_all(rep, f);
+  remove_test_file(f);
+  if (!ran) return 1;
+  return emit(rep);
+}
+
+int cmd_claims() {
+  print_backends(stdout);
+  fmt::print("\nclaims report not implemented yet; see unio-bench backends / run\n");
+  return 0;
+}
+
+}  // namespace
+}  // namespace unio_bench
+
+int main(int argc, char** argv) {
+  using namespace unio_bench;
+  CLI::App app{"unio-bench: unio's I/O backends measured side by side on this machine"};
+  app.require_subcommand(0, 1);
+  auto* backends = app.add_subcommand("backends", "each backend: available or why not; native vs delegated ops");
+  auto* claims = app.add_subcommand("claims", "the article's claims measured (default command)");
+  auto* run = app.add_subcommand("run", "run a workload on one or more backends");
+  run_options opts;
+  raw_args raw;
+  add_run_options(run, opts, raw);
+  CLI11_PARSE(app, argc, argv);
+  if (*backends) {
+    print_backends(stdout);
+    return 0;
+  }
+  if (*run) return cmd_run(opts, raw);
+  (void)claims;
+  return cmd_claims();
+}

@@ -1,0 +1,37 @@
+// The `unio-bench run` options, after parsing and validation.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace unio_bench {
+
+struct run_options {
+  std::vector<std::string> backends;  // resolved list: names from probe_backends() or "auto"
+  std::string rw = "randread";        // randread randwrite read write randrw
+  std::uint64_t bs = 4096;
+  unsigned iodepth = 32;
+  std::uint64_t size = std::uint64_t{1} << 30;
+  std::string file;                   // empty: a temporary file in the current directory
+  bool direct = false;
+  double runtime_s = 5;
+  unsigned threads = 1;
+  unsigned pool = 0;                  // 0: unio's default
+  unsigned rwmixread = 70;
+  std::string cache = "warm";         // warm or cold
+  bool verify = false;
+  std::string vs;                     // "", "fio" or "libuv"
+  std::string json;                   // "", "-" or a path
+  std::string csv;
+
+  bool has_reads() const { return rw != "write" && rw != "randwrite"; }
+  bool has_writes() const { return rw != "read" && rw != "randread"; }
+  bool random() const { return rw.rfind("rand", 0) == 0; }
+};
+
+// Parses "4k", "1g", "512", "8MiB" (binary units, like fio). nullopt when unparsable.
+std::optional<std::uint64_t> parse_size(const std::string& text);
+
+}  // namespace unio_bench

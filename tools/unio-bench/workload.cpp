@@ -1,0 +1,295 @@
+#include "workload.hpp"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <barrier>
+#include <chrono>
+#include <condition_variable>
+#include <cstring>
+#include <ctime>
+#include <latch>
+#include <memory>
+#include <mutex>
+#include <random>
+#include <stdexcept>
+#include <thread>
+#include <vector>
+
+#include <fmt/core.h>
+#include <unio/unio.hpp>
+
+#include "histogram.hpp"
+#include "testfile.hpp"
+
+namespace unio_bench {
+
+namespace {
+
+using namespace std::chrono_literals;
+
+std::uint64_t now_ns() noexcept {
+  timespec ts{};
+  ::clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<std::uint64_t>(ts.tv_sec) * 1'000'000'000u + static_cast<std::uint64_t>(ts.tv_nsec);
+}
+
+std::uint64_t xorshift(std::uint64_t& s) noexcept {
+  s ^= s >> 12;
+  s ^= s << 25;
+  s ^= s >> 27;
+  return s * 2685821657736338717ULL;
+}
+
+struct worker;
+
+// One in-flight I/O: preallocated with its buffer, resubmitted from its own handler.
+struct slot {
+  unio::op op;
+  worker* w = nullptr;
+  unsigned char* buf = nullptr;
+  std::uint64_t offset = 0;
+  std::uint64_t start_ns = 0;
+  bool is_write = false;
+};
+
+struct worker {
+  const run_options& o;
+  const test_file& file;
+  unio::loop* lp = nullptr;
+  int fd = -1;
+  std::unique_ptr<slot[]> slots;
+  unio::aligned_buffer buffers;
+  unio::aligned_buffer scratch;  // --verify reference reads (aligned for O_DIRECT)
+  histogram lat, stall;
+  std::uint64_t ops = 0, errors = 0, verify_errors = 0;
+  std::string first_error;
+  std::uint64_t rng, cursor = 0, blocks = 0;
+  std::uint64_t deadline_ns = 0;
+  bool stopping = false;
+  unio::op timer;
+  std::uint64_t timer_due_ns = 0;
+  std::uint64_t start_ns = 0, end_ns = 0;
+  std::string loop_error;
+  std::string resolved;
+
+  worker(const run_options& opts, const test_file& f, unsigned index)
+      : o(opts), file(f), rng(0x9E3779B97F4A7C15ULL * (index + 1)) {
+    blocks = f.size / o.bs;
+    cursor = blocks / o.threads * index;
+  }
+
+  void setup_slots();
+  void start();
+  void submit(slot& s);
+  void complete(slot& s);
+  void check(slot& s);
+  void verify(slot& s);
+  void arm_timer();
+  void on_timer();
+  void note_error(const std::string& what);
+};
+
+void worker::setup_slots() {
+  buffers = unio::aligned_buffer(static_cast<std::size_t>(o.bs) * o.iodepth);
+  slots = std::make_unique<slot[]>(o.iodepth);
+  std::mt19937_64 gen(rng);
+  auto* words = reinterpret_cast<std::uint64_t*>(buffers.data());
+  for (std::size_t i = 0; i < buffers.size() / 8; ++i) words[i] = gen();  // random write data
+  for (unsigned i = 0; i < o.iodepth; ++i) {
+    slots[i].w = this;
+    slots[i].buf = reinterpret_cast<unsigned char*>(buffers.data()) + static_cast<std::size_t>(o.bs) * i;
+  }
+  if (o.verify) scratch = unio::aligned_buffer(o.bs);
+}
+
+void worker::start() {
+  start_ns = now_ns();
+  arm_timer();
+  for (unsigned i = 0; i < o.iodepth; ++i) submit(slots[i]);
+}
+
+void worker::submit(slot& s) {
+  std::uint64_t block = o.random() ? xorshift(rng) % blocks : cursor++ % blocks;
+  s.offset = block * o.bs;
+  s.is_write = o.rw == "randrw" ? xorshift(rng) % 100 >= o.rwmixread : o.has_writes();
+  if (s.is_write && o.verify) fill_pattern(s.buf, o.bs, s.offset);
+  auto h = [p = &s](unio::op&) { p->w->complete(*p); };
+  s.start_ns = now_ns();
+  if (s.is_write) lp->write(s.op, fd, s.buf, o.bs, s.offset, h);
+  else lp->read(s.op, fd, s.buf, o.bs, s.offset, h);
+}
+
+void worker::complete(slot& s) {
+  std::uint64_t t = now_ns();
+  lat.record(t - s.start_ns);
+  ++ops;
+  check(s);
+  if (t >= deadline_ns) stopping = true;
+  if (!stopping) submit(s);
+}
+
+void worker::check(slot& s) {
+  if (!s.op.ok()) {
+    note_error(fmt::format("{} at {}: {}", s.is_write ? "write" : "read", s.offset, s.op.error().message()));
+  } else if (s.op.value() != o.bs) {
+    note_error(fmt::format("short {} at {}: {} of {} bytes", s.is_write ? "write" : "read", s.offset,
+                           s.op.value(), o.bs));
+  } else if (o.verify) {
+    verify(s);
+  }
+}
+
+// Written data is read back; read data is compared with the pattern (files this tool wrote) or
+// with a blocking pread of the same range (a file given with --file).
+void worker::verify(slot& s) {
+  auto* ref = reinterpret_cast<unsigned char*>(scratch.data());
+  if (s.is_write || !file.patterned) {
+    if (::pread(fd, ref, o.bs, static_cast<off_t>(s.offset)) != static_cast<ssize_t>(o.bs)) {
+      note_error(fmt::format("verify: reference pread at {} failed", s.offset));
+      return;
+    }
+  } else {
+    fill_pattern(ref, o.bs, s.offset);
+  }
+  if (std::memcmp(ref, s.buf, o.bs) == 0) return;
+  if (verify_errors++ == 0 && first_error.empty())
+    first_error = fmt::format("verify: data mismatch in {} at offset {}", s.is_write ? "write" : "read", s.offset);
+}
+
+void worker::note_error(const std::string& what) {
+  if (errors++ == 0 && first_error.empty()) first_error = what;
+}
+
+void worker::arm_timer() {
+  timer_due_ns = now_ns() + 1'000'000;
+  lp->timeout(timer, 1ms, [this](unio::op&) { on_timer(); });
+}
+
+void worker::on_timer() {
+  std::uint64_t t = now_ns();
+  stall.record(t > timer_due_ns ? t - timer_due_ns : 0);
+  if (t >= deadline_ns) stopping = true;
+  if (!stopping) arm_timer();
+}
+
+// Start/stop choreography between the main thread and the workers: every loop is built before
+// the CPU counters are read, and torn down only after they are read again.
+struct phases {
+  explicit phases(unsigned n) : ready(n + 1), go(n + 1), release(1) {}
+  std::barrier<> ready;
+  std::barrier<> go;
+  std::mutex mu;
+  std::condition_variable cv;
+  unsigned done = 0;
+  std::latch release;
+};
+
+void worker_thread(worker& w, phases& ph, const std::string& backend) {
+  std::unique_ptr<unio::loop> lp;
+  try {
+    unio::loop_options lo;
+    lo.backend = backend;
+    lo.pool_size = w.o.pool;
+    lo.queue_depth = std::max(256u, w.o.iodepth + 1);
+    lp = std::make_unique<unio::loop>(lo);
+    w.lp = lp.get();
+    w.resolved = std::string(lp->backend_name());
+    w.setup_slots();
+  } catch (const std::exception& e) {
+    w.loop_error = e.what();
+  }
+  ph.ready.arrive_and_wait();
+  ph.go.arrive_and_wait();
+  if (lp && w.loop_error.empty()) {
+    w.start();
+    lp->run();
+    w.end_ns = now_ns();
+  }
+  {
+    std::lock_guard lk(ph.mu);
+    ++ph.done;
+  }
+  ph.cv.notify_one();
+  ph.release.wait();
+}
+
+int open_for(const run_options& o, const test_file& f) {
+  int flags = (o.has_writes() ? O_RDWR : O_RDONLY) | O_CLOEXEC | (o.direct ? O_DIRECT : 0);
+  int fd = ::open(f.path.c_str(), flags);
+  if (fd < 0) throw std::runtime_error(fmt::format("open {}: {}", f.path, std::strerror(errno)));
+  return fd;
+}
+
+// Waits for every worker to finish; a loop that does not drain within a minute after the
+// deadline is a unio bug, reported as such (the process exits: the hung threads cannot be
+// joined).
+void wait_done(phases& ph, unsigned n, const run_options& o, const std::string& backend) {
+  std::unique_lock lk(ph.mu);
+  auto limit = std::chrono::duration<double>(o.runtime_s) + 60s;
+  if (ph.cv.wait_for(lk, limit, [&] { return ph.done == n; })) return;
+  fmt::print(stderr, "unio-bench: backend {} did not finish {} s after its deadline (loop hang, a unio bug)\n",
+             backend, 60);
+  remove_temp_file_now();
+  std::_Exit(3);
+}
+
+void collect(backend_result& r, std::vector<std::unique_ptr<worker>>& ws) {
+  histogram lat, stall;
+  std::uint64_t first = ~std::uint64_t{0}, last = 0;
+  for (auto& w : ws) {
+    lat.merge(w->lat);
+    stall.merge(w->stall);
+    r.ops += w->ops;
+    r.errors += w->errors;
+    r.verify_errors += w->verify_errors;
+    if (r.first_error.empty()) r.first_error = w->first_error;
+    first = std::min(first, w->start_ns);
+    last = std::max(last, w->end_ns);
+  }
+  r.resolved = ws.front()->resolved;
+  r.elapsed_s = last > first ? static_cast<double>(last - first) / 1e9 : 0;
+  r.iops = r.elapsed_s > 0 ? static_cast<double>(r.ops) / r.elapsed_s : 0;
+  r.bw_bytes_s = r.iops * static_cast<double>(ws.front()->o.bs);
+  r.lat = {lat.mean(), lat.quantile(0.5), lat.quantile(0.99), lat.quantile(0.999), lat.max()};
+  r.stall_p99 = stall.quantile(0.99);
+  r.stall_max = stall.max();
+  r.stall_samples = stall.count();
+}
+
+}  // namespace
+
+backend_result run_backend(const run_options& o, const std::string& backend, const test_file& file) {
+  backend_result r;
+  r.backend = backend;
+  int fd = open_for(o, file);
+  std::vector<std::unique_ptr<worker>> ws;
+  for (unsigned i = 0; i < o.threads; ++i) {
+    ws.push_back(std::make_unique<worker>(o, file, i));
+    ws.back()->fd = fd;
+  }
+  phases ph(o.threads);
+  std::vector<std::thread> threads;
+  for (auto& w : ws) threads.emplace_back(worker_thread, std::ref(*w), std::ref(ph), std::cref(backend));
+  ph.ready.arrive_and_wait();
+  std::string error;
+  for (auto& w : ws) {
+    if (!w->loop_error.empty() && error.empty()) error = w->loop_error;
+    w->deadline_ns = now_ns() + static_cast<std::uint64_t>(o.runtime_s * 1e9);
+  }
+  cpu_sample cpu0 = sample_rusage();
+  task_sample tasks0 = sample_tasks();
+  ph.go.arrive_and_wait();
+  wait_done(ph, o.threads, o, backend);
+  r.cpu = sample_rusage() - cpu0;
+  r.tasks = sample_tasks() - tasks0;
+  ph.release.count_down();
+  for (auto& t : threads) t.join();
+  ::close(fd);
+  if (!error.empty()) throw std::runtime_error(error);
+  collect(r, ws);
+  return r;
+}
+
+}  // namespace unio_bench

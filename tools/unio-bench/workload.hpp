@@ -1,0 +1,42 @@
+// Runs one `unio-bench run` workload on one backend: --threads loops, each with --iodepth
+// callback ops in flight and a 1 ms timer measuring how late the loop answers.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "cpu.hpp"
+#include "options.hpp"
+
+namespace unio_bench {
+
+struct latency_ns {
+  double mean = 0;
+  std::uint64_t p50 = 0, p99 = 0, p999 = 0, max = 0;
+};
+
+struct backend_result {
+  std::string backend;     // as requested ("auto" or a name)
+  std::string resolved;    // what the loop actually used
+  std::uint64_t ops = 0;
+  std::uint64_t errors = 0;         // failed or short ops
+  std::uint64_t verify_errors = 0;  // --verify mismatches
+  std::string first_error;
+  double elapsed_s = 0;
+  double iops = 0;
+  double bw_bytes_s = 0;
+  latency_ns lat;
+  cpu_sample cpu;          // rusage of the whole process over the run
+  task_sample tasks;       // the /proc/self/task cross-check
+  std::uint64_t stall_p99 = 0, stall_max = 0, stall_samples = 0;
+  double resident_before = -1, resident_after = -1;  // page-cache residency, 0..1
+  double ns_per_op() const { return ops ? (cpu.user_s + cpu.sys_s) * 1e9 / static_cast<double>(ops) : 0; }
+};
+
+struct test_file;
+
+// Runs the workload with `backend` on `file`. Throws std::runtime_error when the backend cannot
+// be set up; exits the process (after removing a temporary file) if the loops hang.
+backend_result run_backend(const run_options& opts, const std::string& backend, const test_file& file);
+
+}  // namespace unio_bench
