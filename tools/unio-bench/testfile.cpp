@@ -42,7 +42,7 @@ void write_pattern(int fd, const std::string& path, std::uint64_t from, std::uin
     std::size_t n = static_cast<std::size_t>(std::min<std::uint64_t>(k_chunk, to - off));
     fill_pattern(buf.data(), n, off);
     ssize_t w = ::pwrite(fd, buf.data(), n, static_cast<off_t>(off));
-    if (w <= 0) throw std::runtime_error("writing " + path + ": " + errno_text(w < 0 ? errno : EIO));
+    if (w <= 0) throw std::runtime_error(path + ": not writable: " + errno_text(w < 0 ? errno : EIO));
     off += static_cast<std::uint64_t>(w);
   }
 }

@@ -51,7 +51,9 @@ PY
 }
 
 case_bad() {
-  "$BENCH" run --size 8m --runtime 1 "$@" >out.txt 2>err.txt && die "exit 0 for: $*"
+  local size=(--size 8m)
+  [[ " $* " == *" --size "* ]] && size=()
+  "$BENCH" run "${size[@]}" --runtime 1 "$@" >out.txt 2>err.txt && die "exit 0 for: $*"
   [ -s err.txt ] || die "no message on stderr for: $*"
   echo "message: $(head -1 err.txt)"
   left=$(ls -A | grep -v -e '^out.txt$' -e '^err.txt$')
