@@ -66,6 +66,7 @@ struct worker {
   std::uint64_t ops = 0, errors = 0, verify_errors = 0;
   std::string first_error;
   std::uint64_t rng, cursor = 0, blocks = 0;
+  bool random = false, mixed = false, writes = false;  // --rw, decoded once (no string compares per op)
   std::uint64_t deadline_ns = 0;
   bool stopping = false;
   unio::op timer;
@@ -78,6 +79,9 @@ struct worker {
       : o(opts), file(f), rng(0x9E3779B97F4A7C15ULL * (index + 1)) {
     blocks = f.size / o.bs;
     cursor = blocks / o.threads * index;
+    random = o.random();
+    mixed = o.rw == "randrw";
+    writes = o.has_writes();
   }
 
   void setup_slots();
@@ -111,9 +115,9 @@ void worker::start() {
 }
 
 void worker::submit(slot& s) {
-  std::uint64_t block = o.random() ? xorshift(rng) % blocks : cursor++ % blocks;
+  std::uint64_t block = random ? xorshift(rng) % blocks : cursor++ % blocks;
   s.offset = block * o.bs;
-  s.is_write = o.rw == "randrw" ? xorshift(rng) % 100 >= o.rwmixread : o.has_writes();
+  s.is_write = mixed ? xorshift(rng) % 100 >= o.rwmixread : writes;
   if (s.is_write && o.verify) fill_pattern(s.buf, o.bs, s.offset);
   auto h = [p = &s](unio::op&) { p->w->complete(*p); };
   s.start_ns = now_ns();
