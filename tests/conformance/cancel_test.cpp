@@ -3,8 +3,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <chrono>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "common.hpp"
@@ -135,6 +137,72 @@ TEST_P(cancel, read_waiting_on_an_empty_pipe) {
   EXPECT_EQ(pr.res, neg(ECANCELED));
   ::close(p[0]);
   ::close(p[1]);
+}
+
+TEST_P(cancel, read_waiting_on_an_empty_blocking_pipe) {
+  // A blocking pipe (no O_NONBLOCK): the read must still wait without blocking the loop thread
+  // (or a worker forever), so the timer can fire and cancel it. If the loop thread were stuck in
+  // read(2), the rescue thread unblocks it after a while and the test fails instead of hanging.
+  int p[2];
+  ASSERT_EQ(::pipe2(p, O_CLOEXEC), 0);
+  std::atomic<bool> done{false};
+  std::thread rescue([&] {
+    for (int i = 0; i < 500 && !done.load(); ++i) std::this_thread::sleep_for(10ms);
+    if (!done.load()) (void)::write(p[1], "R", 1);
+  });
+  {
+    auto lp = make_loop();
+    unio::op r, t;
+    probe pr;
+    char buf[8];
+    lp->read(r, p[0], buf, sizeof buf, unio::current_position, pr.handler());
+    lp->timeout(t, 1ms, [&](unio::op&) { lp->cancel(r); });
+    lp->run();
+    done.store(true);
+    EXPECT_EQ(pr.calls, 1);
+    EXPECT_EQ(pr.res, neg(ECANCELED)) << "the read blocked a thread until the rescue write arrived";
+  }
+  done.store(true);
+  rescue.join();
+  ::close(p[0]);
+  ::close(p[1]);
+}
+
+TEST_P(cancel, ops_reported_cancelled_never_ran) {
+  // Cancel 200 writes after they were handed to the backend (one turn ran): each one either
+  // ran (full count, bytes on disk) or reports ECANCELED (and its range is untouched).
+  auto lp = make_loop();
+  int fd = raw_open("race", O_RDWR | O_CREAT);
+  ASSERT_GE(fd, 0);
+  constexpr int n = 200;
+  constexpr std::size_t len = 512;
+  ASSERT_EQ(::ftruncate(fd, n * len), 0);
+  std::vector<unio::op> ops(n);
+  std::vector<probe> probes(n);
+  std::vector<std::string> data(n);
+  for (int i = 0; i < n; ++i) {
+    data[i] = std::string(len, static_cast<char>('a' + i % 26));
+    lp->write(ops[i], fd, data[i].data(), len, static_cast<std::uint64_t>(i) * len, probes[i].handler());
+  }
+  lp->poll();
+  for (int i = 0; i < n; ++i) lp->cancel(ops[i]);
+  lp->run();
+  const std::string contents = get_file("race");
+  ASSERT_EQ(contents.size(), n * len);
+  int cancelled = 0;
+  for (int i = 0; i < n; ++i) {
+    ASSERT_EQ(probes[i].calls, 1) << i;
+    const std::string range = contents.substr(static_cast<std::size_t>(i) * len, len);
+    if (probes[i].res == neg(ECANCELED)) {
+      ++cancelled;
+      EXPECT_EQ(range, std::string(len, '\0')) << "write " << i << " reported ECANCELED but ran";
+    } else {
+      EXPECT_EQ(probes[i].res, static_cast<std::int64_t>(len)) << i;
+      EXPECT_EQ(range, data[i]) << i;
+    }
+  }
+  RecordProperty("cancelled", cancelled);
+  ::close(fd);
 }
 
 TEST_P(cancel, accept_waiting_for_a_connection) {
