@@ -342,6 +342,39 @@ TEST_P(cancel, awaited_op_cancelled_from_elsewhere) {
   ::close(y);
 }
 
+TEST_P(cancel, fd_number_reused_after_cancel_and_close) {
+  // A recv waits on fd N, is cancelled, N is closed and reused by a new socket: ops on the new
+  // socket must see its readiness (no stale registration for the old one).
+  auto lp = make_loop();
+  auto [x, y] = unio::test::socket_pair();
+  ASSERT_GE(x, 0);
+  unio::op r;
+  probe pr;
+  char buf[8];
+  lp->recv(r, x, buf, sizeof buf, 0, pr.handler());
+  lp->poll();
+  lp->cancel(r);
+  lp->run();
+  ASSERT_EQ(pr.res, neg(ECANCELED));
+  EXPECT_EQ(unio::test::run_one(*lp, [&](unio::op& o, auto h) { lp->close(o, x, h); }), 0);
+  ::close(y);
+  auto [x2, y2] = unio::test::socket_pair();
+  ASSERT_GE(x2, 0);
+  // Normally x2 == x (lowest free number); if not, the test still checks a fresh socket.
+  const int reader = (y2 == x) ? y2 : x2;
+  const int writer = (y2 == x) ? x2 : y2;
+  probe p2;
+  lp->recv(r, reader, buf, sizeof buf, 0, p2.handler());
+  unio::op t;
+  lp->timeout(t, 1ms, [&](unio::op&) { ASSERT_EQ(::send(writer, "new", 3, 0), 3); });
+  lp->run();
+  EXPECT_EQ(p2.calls, 1);
+  EXPECT_EQ(p2.res, 3);
+  EXPECT_EQ(std::string(buf, 3), "new");
+  ::close(x2);
+  ::close(y2);
+}
+
 INSTANTIATE_ALL_BACKENDS(cancel);
 
 }  // namespace

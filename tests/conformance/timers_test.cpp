@@ -164,6 +164,47 @@ TEST_P(timers, timer_fires_while_io_waits) {
   ::close(y);
 }
 
+TEST_P(timers, cancelling_timers_in_the_middle_of_the_heap) {
+  // Cancel every third of 300 timers (removal from arbitrary heap positions): the cancelled
+  // ones complete with ECANCELED, the others still fire, never early, in deadline order.
+  std::mt19937 rng(7);
+  constexpr int n = 300;
+  auto lp = make_loop();
+  std::vector<timer_rec> recs(n);
+  std::vector<unio::op> ops(n);
+  int next = 0;
+  for (int i = 0; i < n; ++i) {
+    recs[i].d = std::chrono::microseconds(rng() % 2000);
+    recs[i].before = clk::now();
+    lp->timeout(ops[i], recs[i].d, [&, i](unio::op& o) {
+      recs[i].fired = clk::now();
+      recs[i].res = o.raw_result();
+      recs[i].order = next++;
+      ++recs[i].calls;
+    });
+    recs[i].after = clk::now();
+  }
+  for (int i = 0; i < n; i += 3) lp->cancel(ops[i]);
+  lp->run();
+  std::vector<int> fired;
+  for (int i = 0; i < n; ++i) {
+    ASSERT_EQ(recs[i].calls, 1) << i;
+    if (i % 3 == 0) {
+      EXPECT_EQ(recs[i].res, unio::test::neg(ECANCELED)) << i;
+      continue;
+    }
+    EXPECT_EQ(recs[i].res, 0) << i;
+    EXPECT_GE(recs[i].fired, recs[i].before + recs[i].d) << i;
+    fired.push_back(i);
+  }
+  std::sort(fired.begin(), fired.end(), [&](int a, int b) { return recs[a].order < recs[b].order; });
+  for (std::size_t k = 1; k < fired.size(); ++k) {
+    const auto& a = recs[fired[k - 1]];
+    const auto& b = recs[fired[k]];
+    EXPECT_FALSE(b.after + b.d < a.before + a.d) << "inversion between timers " << fired[k - 1] << " and " << fired[k];
+  }
+}
+
 INSTANTIATE_ALL_BACKENDS(timers);
 
 }  // namespace
