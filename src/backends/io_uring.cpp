@@ -1,0 +1,950 @@
+// The io_uring backend: every operation is an SQE on one ring per loop, and the ring is what the
+// loop sleeps on. Built on liburing 2.3 (Debian 12); newer kernel features are used by raw value
+// where liburing 2.3 does not name them.
+//
+// Design choices, with the kernel versions that drive them:
+//  - Availability (probe). The ring must set up (io_uring_setup can be refused: EPERM from a
+//    seccomp filter or kernel.io_uring_disabled, ENOSYS on a kernel without io_uring), it must
+//    have IORING_FEAT_NODROP (5.5) and IORING_FEAT_EXT_ARG (5.11: a wait with a timeout is one
+//    io_uring_enter and never a hidden timeout SQE), the opcode probe (5.6) must list the opcodes
+//    that cannot be delegated (NOP, READ, WRITE, POLL_ADD, ASYNC_CANCEL and the four socket
+//    ops: the thread pool cannot wait for socket readiness), and a NOP must make the round trip.
+//    Every other opcode the probe lacks is delegated to the loop's thread pool; native() reports
+//    which. IORING_OP_FTRUNCATE (6.9) is opcode 55 by number (liburing 2.3 stops at 48).
+//  - Setup flags, best first, falling back when setup says EINVAL:
+//      R_DISABLED|SINGLE_ISSUER|DEFER_TASKRUN|TASKRUN_FLAG|SUBMIT_ALL|CLAMP   (6.1)
+//      COOP_TASKRUN|TASKRUN_FLAG|SUBMIT_ALL|CLAMP                            (5.19)
+//      CLAMP                                                                  (older)
+//    SINGLE_ISSUER binds the ring to one task, but a loop may be constructed on one thread and
+//    run on another. The ring is therefore created disabled (R_DISABLED) and enabled by the first
+//    poll(), which binds it to the loop's thread (IORING_REGISTER_ENABLE_RINGS, by raw register
+//    call: liburing 2.3's .so does not export io_uring_enable_rings). submit() never enters the
+//    kernel before that: a full SQ then queues ops internally. If a later poll() or shutdown()
+//    comes from another thread while no op is inside the kernel (only SQEs not yet submitted),
+//    the ring is recreated on that thread and the pending ops are prepared again. With ops
+//    inside the kernel, a thread change cannot be honoured (the kernel answers EEXIST): shutdown
+//    from another thread then waits (up to 2 s) for the completions the kernel posts when the
+//    old thread has exited, and otherwise unio aborts with a message naming the misuse.
+//  - One enter per turn: poll() submits everything queued and waits in one
+//    io_uring_submit_and_wait_timeout (EXT_ARG); poll(0) submits and reaps without sleeping.
+//  - Wake-ups: wake() writes an eventfd that the ring watches with a re-armed POLL_ADD; the
+//    thread pool's eventfd is watched the same way, using its prepare_sleep/after_sleep protocol.
+//  - Never drop: a full SQ is flushed with io_uring_submit and, if still full (or EBUSY/EAGAIN),
+//    the op waits in a backlog, never failed. CQ overflow: NODROP keeps overflowed CQEs in the
+//    kernel; reap() re-enters with GETEVENTS while IORING_SQ_CQ_OVERFLOW (or the deferred
+//    task-run flag) is set. EINTR is retried; EAGAIN/EBUSY reap first, then wait.
+//  - user_data is the op's address (ops are at least 8-byte aligned) with a 3-bit tag in the low
+//    bits for the ring's own SQEs: cancel requests, wake and pool polls, and ops whose SQE was
+//    turned into a NOP because they were cancelled before the kernel saw them.
+//  - Cancel. An op whose SQE is still in the SQ has its SQE rewritten into a NOP and completes
+//    with ECANCELED without ever running (spec item 5). An op inside the kernel gets an
+//    IORING_OP_ASYNC_CANCEL keyed by its user_data; it then completes exactly once, with
+//    ECANCELED or with its own result if it won the race. The cancel SQE's own CQE is ignored.
+//  - Positioned I/O on pipes, sockets and other streams. pread/pwrite answer ESPIPE, but
+//    io_uring ignores the offset of a stream file (FMODE_STREAM) and transfers data. So the
+//    first positioned read/write on an fd checks it with lseek(SEEK_CUR); an ESPIPE fd fails
+//    the op with ESPIPE (as every other backend does), a seekable one is remembered until a
+//    close op on it or an open/accept op returning that number. An fd closed and reused behind
+//    the loop's back may therefore keep a stale "seekable" mark (the op then reads the stream).
+//  - Delegation. Ops whose opcode the probe lacks, positioned-at-current reads/writes without
+//    IORING_FEAT_RW_CUR_POS (5.6), and file ops the kernel answers with EOPNOTSUPP at completion
+//    (an io_uring limitation on that file; nothing was done, so the pool may redo it) run on the
+//    loop's thread pool. EINVAL is never retried: the probe already showed that the opcode
+//    exists, so EINVAL is the kernel's verdict on the arguments, the same the syscall would give.
+//
+// Test knob: UNIO_IO_URING_DELEGATE="stat,ftruncate" (op names as in to_string(op_code)) or
+// "files" (every file op) treats those opcodes as missing from the probe, so the delegation path
+// can be tested (and the conformance suite run through it) on a kernel that has every opcode.
+//
+// Not done yet (later work): registered (fixed) buffers and files, SQPOLL, ring restrictions
+// (IORING_REGISTER_RESTRICTIONS), linked timeouts, multishot accept/recv, provided buffers.
+#include <liburing.h>
+#include <linux/openat2.h>
+#include <poll.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cerrno>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <sstream>
+#include <memory>
+#include <string>
+#include <system_error>
+#include <thread>
+#include <vector>
+
+#include "backend.hpp"
+#include "sys/syscalls.hpp"
+#include "thread_pool.hpp"
+
+namespace unio::detail {
+namespace {
+
+// IORING_OP_FTRUNCATE (Linux 6.9); liburing 2.3 has no name for it.
+constexpr unsigned k_op_ftruncate = 55;
+// The most a single read/write/send/recv transfers on Linux (MAX_RW_COUNT); longer requests are
+// short transfers, exactly as with the syscalls. It also fits the SQE's 32-bit length.
+constexpr std::uint64_t k_max_rw = 0x7ffff000;
+
+// ---- user_data tags (low 3 bits) ----
+constexpr std::uint64_t k_tag_mask = 7;
+constexpr std::uint64_t k_tag_op = 0;            // an op's SQE
+constexpr std::uint64_t k_tag_op_cancelled = 1;  // an op's SQE rewritten into a NOP by cancel
+constexpr std::uint64_t k_tag_cancel = 2;        // an ASYNC_CANCEL request: its CQE is ignored
+constexpr std::uint64_t k_tag_wake = 3;          // POLL_ADD on the wake eventfd
+constexpr std::uint64_t k_tag_pool = 4;          // POLL_ADD on the thread pool's eventfd
+constexpr std::uint64_t k_tag_ignore = 5;        // a dropped SQE (shutdown); also LIBURING_UDATA_TIMEOUT (7)
+
+// ---- where an op is (op.backend_word_: state in bits 0-3, flags, SQ position in bits 32-63) ----
+constexpr std::uintptr_t k_state_mask = 0xf;
+constexpr std::uintptr_t k_backlog = 1;    // waiting for SQ space
+constexpr std::uintptr_t k_in_sq = 2;      // SQE prepared, not yet consumed by the kernel
+constexpr std::uintptr_t k_in_kernel = 3;  // SQE consumed, CQE not yet reaped
+constexpr std::uintptr_t k_to_pool = 4;    // queued for the thread pool's next batch
+constexpr std::uintptr_t k_in_pool = 5;    // held by the thread pool
+constexpr std::uintptr_t k_finished = 6;   // result known at submission; handed back by poll()
+constexpr std::uintptr_t k_cancel_sent = 0x10;    // SQE rewritten or ASYNC_CANCEL prepared
+constexpr std::uintptr_t k_cancel_queued = 0x20;  // ASYNC_CANCEL waiting for SQ space
+
+std::uintptr_t state_of(op& o) noexcept { return A::word(o) & k_state_mask; }
+void set_state(op& o, std::uintptr_t s) noexcept { A::word(o) = (A::word(o) & ~k_state_mask) | s; }
+std::uint64_t user_data(op& o, std::uint64_t tag) noexcept { return reinterpret_cast<std::uintptr_t>(&o) | tag; }
+op& op_of(std::uint64_t ud) noexcept { return *reinterpret_cast<op*>(static_cast<std::uintptr_t>(ud & ~k_tag_mask)); }
+
+// A number per thread, never reused within the process (std::thread::id is: a joined thread's
+// id goes to the next thread, which would hide a thread change from the SINGLE_ISSUER check).
+std::uint64_t this_thread_serial() noexcept {
+  static std::atomic<std::uint64_t> next{1};
+  thread_local const std::uint64_t serial = next.fetch_add(1, std::memory_order_relaxed);
+  return serial;
+}
+
+[[noreturn]] void fatal(const char* what) noexcept {
+  std::fprintf(stderr, "unio: io_uring: %s\n", what);
+  std::abort();
+}
+
+// The io_uring opcode of each unio operation (-1: none; timeouts stay in the loop).
+int opcode_of(op_code c) noexcept {
+  switch (c) {
+    case op_code::nop: return IORING_OP_NOP;
+    case op_code::open: return IORING_OP_OPENAT2;
+    case op_code::close: return IORING_OP_CLOSE;
+    case op_code::read: return IORING_OP_READ;
+    case op_code::write: return IORING_OP_WRITE;
+    case op_code::readv: return IORING_OP_READV;
+    case op_code::writev: return IORING_OP_WRITEV;
+    case op_code::fsync:
+    case op_code::fdatasync: return IORING_OP_FSYNC;
+    case op_code::fallocate: return IORING_OP_FALLOCATE;
+    case op_code::ftruncate: return static_cast<int>(k_op_ftruncate);
+    case op_code::stat: return IORING_OP_STATX;
+    case op_code::rename: return IORING_OP_RENAMEAT;
+    case op_code::unlink:
+    case op_code::rmdir: return IORING_OP_UNLINKAT;
+    case op_code::mkdir: return IORING_OP_MKDIRAT;
+    case op_code::accept: return IORING_OP_ACCEPT;
+    case op_code::connect: return IORING_OP_CONNECT;
+    case op_code::recv: return IORING_OP_RECV;
+    case op_code::send: return IORING_OP_SEND;
+    case op_code::timeout:
+    case op_code::count_: break;
+  }
+  return -1;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Probing the kernel
+// ---------------------------------------------------------------------------------------------
+
+struct required_opcode {
+  int opcode;
+  const char* name;
+};
+// Opcodes without which the backend is unavailable: the loop's own machinery, and socket ops,
+// which the thread pool cannot run (it does not wait for readiness).
+constexpr required_opcode k_required[] = {
+    {IORING_OP_NOP, "NOP"},         {IORING_OP_READ, "READ"},
+    {IORING_OP_WRITE, "WRITE"},     {IORING_OP_POLL_ADD, "POLL_ADD"},
+    {IORING_OP_ASYNC_CANCEL, "ASYNC_CANCEL"}, {IORING_OP_ACCEPT, "ACCEPT"},
+    {IORING_OP_CONNECT, "CONNECT"}, {IORING_OP_RECV, "RECV"},
+    {IORING_OP_SEND, "SEND"},
+};
+
+std::string read_io_uring_disabled() {
+  std::ifstream f("/proc/sys/kernel/io_uring_disabled");
+  std::string v;
+  if (!(f >> v)) return {};
+  return v;
+}
+
+std::string setup_refusal(int err) {
+  std::string disabled = read_io_uring_disabled();
+  std::string sysctl = disabled.empty() ? std::string() : " (kernel.io_uring_disabled=" + disabled + ")";
+  if (err == EPERM) return "io_uring_setup refused (EPERM): seccomp filter or io_uring_disabled" + sysctl;
+  if (err == ENOSYS) return "io_uring_setup: kernel without io_uring (ENOSYS)" + sysctl;
+  return std::string("io_uring_setup failed: ") + std::strerror(err) + sysctl;
+}
+
+// Submits one NOP and waits for it (bounded; EINTR retried): the ring really works.
+std::string nop_round_trip(io_uring& ring) {
+  io_uring_sqe* sqe = io_uring_get_sqe(&ring);
+  if (sqe == nullptr) return "no SQE on a fresh ring";
+  io_uring_prep_nop(sqe);
+  sqe->user_data = 0x5a;
+  int r = io_uring_submit(&ring);
+  for (int tries = 0; r == -EINTR && tries < 100; ++tries) r = io_uring_submit(&ring);
+  if (r != 1) return std::string("NOP submit failed: ") + std::strerror(r < 0 ? -r : EIO);
+  for (int tries = 0; tries < 100; ++tries) {
+    __kernel_timespec ts{1, 0};
+    io_uring_cqe* cqe = nullptr;
+    r = io_uring_wait_cqe_timeout(&ring, &cqe, &ts);
+    if (r == -EINTR) continue;
+    if (r < 0 || cqe == nullptr) return std::string("NOP did not complete: ") + std::strerror(r < 0 ? -r : EIO);
+    bool ok = cqe->user_data == 0x5a && cqe->res == 0;
+    io_uring_cqe_seen(&ring, cqe);
+    return ok ? std::string() : "NOP completed with a wrong result";
+  }
+  return "NOP wait interrupted too often";
+}
+
+struct kernel_report {
+  std::string why_not;  // empty: usable
+  std::array<bool, op_code_count> native{};
+};
+
+std::string check_features(unsigned features) {
+  if ((features & IORING_FEAT_NODROP) == 0) return "kernel lacks IORING_FEAT_NODROP (needs Linux 5.5)";
+  if ((features & IORING_FEAT_EXT_ARG) == 0) return "kernel lacks IORING_FEAT_EXT_ARG (needs Linux 5.11)";
+  return {};
+}
+
+bool is_socket(op_code c) noexcept {
+  return c == op_code::accept || c == op_code::connect || c == op_code::recv || c == op_code::send;
+}
+
+// The UNIO_IO_URING_DELEGATE test knob (see the top of the file); socket ops cannot be delegated.
+bool forced_to_pool(op_code c) {
+  const char* env = std::getenv("UNIO_IO_URING_DELEGATE");
+  if (env == nullptr || is_socket(c) || c == op_code::nop || c == op_code::timeout) return false;
+  std::istringstream in(env);
+  for (std::string item; std::getline(in, item, ',');)
+    if (item == "files" || item == to_string(c)) return true;
+  return false;
+}
+
+std::string check_opcodes(const io_uring_probe* p, std::array<bool, op_code_count>& native) {
+  for (std::size_t i = 0; i < op_code_count; ++i) {
+    auto c = static_cast<op_code>(i);
+    int opc = opcode_of(c);
+    native[i] = opc >= 0 && io_uring_opcode_supported(p, opc) != 0 && !forced_to_pool(c);
+  }
+  native[static_cast<std::size_t>(op_code::timeout)] = true;  // kept by the loop, never the pool
+  for (const required_opcode& r : k_required)
+    if (io_uring_opcode_supported(p, r.opcode) == 0) return std::string("kernel lacks IORING_OP_") + r.name;
+  return {};
+}
+
+// Sets up a small plain ring and checks everything unio needs. Not cached: a seccomp filter
+// installed later (or a forked child) must see its own answer.
+kernel_report inspect_kernel() {
+  kernel_report rep;
+  io_uring ring{};
+  io_uring_params params{};
+  int r = io_uring_queue_init_params(8, &ring, &params);
+  if (r < 0) {
+    rep.why_not = setup_refusal(-r);
+    return rep;
+  }
+  rep.why_not = check_features(params.features);
+  io_uring_probe* p = io_uring_get_probe_ring(&ring);
+  if (p == nullptr) {
+    if (rep.why_not.empty()) rep.why_not = "kernel has no io_uring opcode probe (needs Linux 5.6)";
+  } else {
+    std::string ops = check_opcodes(p, rep.native);
+    if (rep.why_not.empty()) rep.why_not = ops;
+    io_uring_free_probe(p);
+  }
+  if (rep.why_not.empty()) rep.why_not = nop_round_trip(ring);
+  io_uring_queue_exit(&ring);
+  return rep;
+}
+
+// Whether an op that io_uring answered with EOPNOTSUPP may be redone on the pool: file ops whose
+// syscall path differs from io_uring's. Socket ops cannot run on the pool; fallocate reaches the
+// same vfs_fallocate either way, so its EOPNOTSUPP is final.
+bool pool_can_retry(op_code c) noexcept {
+  switch (c) {
+    case op_code::open:
+    case op_code::close:
+    case op_code::read:
+    case op_code::write:
+    case op_code::readv:
+    case op_code::writev:
+    case op_code::fsync:
+    case op_code::fdatasync:
+    case op_code::ftruncate:
+    case op_code::stat:
+    case op_code::rename:
+    case op_code::unlink:
+    case op_code::rmdir:
+    case op_code::mkdir: return true;
+    default: return false;
+  }
+}
+
+bool is_rw(op_code c) noexcept {
+  return c == op_code::read || c == op_code::write || c == op_code::readv || c == op_code::writev;
+}
+
+__kernel_timespec to_timespec(std::chrono::nanoseconds d) noexcept {
+  if (d.count() < 0) d = std::chrono::nanoseconds(0);
+  return {static_cast<long long>(d.count() / 1000000000), static_cast<long long>(d.count() % 1000000000)};
+}
+
+// ---------------------------------------------------------------------------------------------
+// The backend
+// ---------------------------------------------------------------------------------------------
+
+struct setup_mode {
+  unsigned flags;
+  bool single_issuer;
+};
+constexpr setup_mode k_modes[] = {
+    {IORING_SETUP_R_DISABLED | IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN |
+         IORING_SETUP_TASKRUN_FLAG | IORING_SETUP_SUBMIT_ALL | IORING_SETUP_CLAMP,
+     true},
+    {IORING_SETUP_COOP_TASKRUN | IORING_SETUP_TASKRUN_FLAG | IORING_SETUP_SUBMIT_ALL | IORING_SETUP_CLAMP, false},
+    {IORING_SETUP_CLAMP, false},
+};
+
+class uring_backend final : public backend {
+ public:
+  explicit uring_backend(backend_env& env) : env_(env) {
+    kernel_report rep = inspect_kernel();
+    if (!rep.why_not.empty()) throw std::system_error(ENOTSUP, std::generic_category(), "unio: io_uring: " + rep.why_not);
+    native_ = rep.native;
+    entries_ = std::clamp(env.options().queue_depth, 1u, 32768u);
+    wake_fd_ = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (wake_fd_ < 0) throw std::system_error(errno, std::generic_category(), "unio: io_uring: eventfd");
+    try {
+      create_ring(0);
+    } catch (...) {
+      ::close(wake_fd_);
+      throw;
+    }
+    arm_internal_polls();
+  }
+
+  ~uring_backend() override {
+    if (ring_ready_) io_uring_queue_exit(&ring_);
+    ::close(wake_fd_);
+  }
+
+  std::string_view name() const noexcept override { return "io_uring"; }
+
+  void submit(op& o) override {
+    if (!positioned_io_allowed(o)) {
+      A::res(o) = -ESPIPE;
+      set_state(o, k_finished);
+      finished_.push(o);
+      return;
+    }
+    if (o.code() == op_code::close) forget_fd(A::args(o).fd);
+    if (wants_pool(o)) {
+      set_state(o, k_to_pool);
+      to_pool_.push(o);
+      return;
+    }
+    io_uring_sqe* sqe = backlog_.empty() ? get_sqe() : nullptr;
+    if (sqe == nullptr) {
+      set_state(o, k_backlog);
+      backlog_.push(o);
+      return;
+    }
+    place(sqe, o);
+  }
+
+  void cancel(op& o) override {
+    switch (state_of(o)) {
+      case k_backlog:
+        backlog_.remove(o);
+        env_.complete(o, -ECANCELED);
+        return;
+      case k_to_pool:
+        to_pool_.remove(o);
+        env_.complete(o, -ECANCELED);
+        return;
+      case k_in_pool: pool_->cancel(o); return;
+      case k_finished: return;  // already has its result
+      case k_in_sq: cancel_unsubmitted(o); return;
+      case k_in_kernel:
+        if ((A::word(o) & (k_cancel_sent | k_cancel_queued)) == 0) send_cancel(o);
+        return;
+      default: return;
+    }
+  }
+
+  void poll(std::optional<std::chrono::nanoseconds> timeout) override {
+    bind_to_this_thread();
+    completed_ = 0;
+    woken_ = false;
+    while (op* o = finished_.pop()) complete(*o, A::res(*o));
+    flush_queues();
+    drain_pool();
+    reap();
+    bool nowait = completed_ > 0 || woken_ || (timeout && timeout->count() <= 0);
+    bool pool_sleeps = false;
+    if (!nowait && pool_ != nullptr && pool_->outstanding() > 0) {
+      pool_sleeps = pool_->prepare_sleep();
+      nowait = !pool_sleeps;
+    }
+    wait_for_events(nowait ? std::optional(std::chrono::nanoseconds(0)) : timeout);
+    if (pool_sleeps) pool_->after_sleep();
+    hand_over_to_pool();
+    drain_pool();
+  }
+
+  void wake() noexcept override {
+    std::uint64_t one = 1;
+    while (::write(wake_fd_, &one, sizeof one) < 0 && errno == EINTR) {
+    }
+  }
+
+  void shutdown() override {
+    shutting_down_ = true;
+    while (op* o = finished_.pop()) env_.complete(*o, A::res(*o));
+    while (op* o = backlog_.pop()) env_.complete(*o, -ECANCELED);
+    while (op* o = to_pool_.pop()) env_.complete(*o, -ECANCELED);
+    drop_unsubmitted();
+    if (held_ > 0) cancel_and_reap_all();
+    if (pool_ != nullptr) {
+      pool_->stop();
+      drain_pool();
+    }
+  }
+
+ private:
+  // ---- the ring ----
+
+  void create_ring(std::size_t first_mode) {
+    for (std::size_t m = first_mode; m < std::size(k_modes); ++m) {
+      io_uring_params p{};
+      p.flags = k_modes[m].flags;
+      int r = io_uring_queue_init_params(entries_, &ring_, &p);
+      if (r == -EINVAL) continue;
+      if (r < 0) throw std::system_error(-r, std::generic_category(), "unio: io_uring: " + setup_refusal(-r));
+      mode_ = m;
+      single_issuer_ = k_modes[m].single_issuer;
+      features_ = p.features;
+      ring_ready_ = true;
+      reset_sq_tracking();
+      return;
+    }
+    throw std::system_error(EINVAL, std::generic_category(), "unio: io_uring: no setup flags accepted");
+  }
+
+  void reset_sq_tracking() {
+    unsigned n = ring_.sq.ring_entries;
+    slot_op_.assign(n, nullptr);
+    slot_how_.assign(n, ::open_how{});
+    seen_head_ = ring_.sq.sqe_tail;
+    wake_armed_ = false;
+    pool_armed_ = false;
+    owner_ = 0;
+  }
+
+  bool on_owner_thread() const noexcept { return !single_issuer_ || owner_ == this_thread_serial(); }
+
+  // SINGLE_ISSUER rings are enabled by the first thread that needs to enter the kernel. A later
+  // thread change is honoured by recreating the ring while no op is inside the kernel.
+  void bind_to_this_thread() {
+    if (on_owner_thread()) return;
+    if (owner_ == 0) {
+      enable_ring();
+      return;
+    }
+    if (held_ - in_sq_ > 0) fatal("loop used from a second thread while ops are inside the kernel (SINGLE_ISSUER ring)");
+    recreate_ring();
+  }
+
+  void enable_ring() {
+    int r = io_uring_register(static_cast<unsigned>(ring_.ring_fd), IORING_REGISTER_ENABLE_RINGS, nullptr, 0);
+    if (r < 0) throw std::system_error(-r, std::generic_category(), "unio: io_uring: IORING_REGISTER_ENABLE_RINGS");
+    owner_ = this_thread_serial();
+  }
+
+  // Moves the not yet submitted ops to a fresh ring bound to this thread.
+  void recreate_ring() {
+    std::vector<op*> pending;
+    for (unsigned pos = seen_head_; pos != ring_.sq.sqe_tail; ++pos)
+      if (op* o = slot_op_[pos & ring_.sq.ring_mask]) pending.push_back(o);
+    for (op* o : pending) untrack(*o);
+    in_sq_ = 0;
+    io_uring_queue_exit(&ring_);
+    ring_ready_ = false;
+    create_ring(mode_);
+    if (single_issuer_) enable_ring();
+    arm_internal_polls();
+    // They were submitted before the ops already in the backlog, so they go in front of them.
+    op_queue again;
+    for (op* o : pending) {
+      if ((A::word(*o) & k_cancel_sent) != 0) {
+        env_.complete(*o, -ECANCELED);
+        continue;
+      }
+      A::word(*o) = k_backlog;
+      again.push(*o);
+    }
+    again.splice(backlog_);
+    backlog_.splice(again);
+    flush_queues();
+  }
+
+  // ---- SQEs ----
+
+  // A free SQE; a full SQ is flushed first when this thread may enter the ring. nullptr: still
+  // full (the caller queues and retries on the next turn).
+  io_uring_sqe* get_sqe() {
+    io_uring_sqe* sqe = io_uring_get_sqe(&ring_);
+    if (sqe != nullptr || !on_owner_thread()) return sqe;
+    flush_sq();
+    return io_uring_get_sqe(&ring_);
+  }
+
+  void flush_sq() {
+    for (;;) {
+      int r = io_uring_submit(&ring_);
+      note_consumed();
+      if (r == -EINTR) continue;
+      if (r >= 0 || r == -EAGAIN || r == -EBUSY) return;  // what is left stays in the SQ
+      check_enter_error(r);
+      return;
+    }
+  }
+
+  void check_enter_error(int r) {
+    if (r == -EEXIST) fatal("ring entered from a thread other than the loop's (SINGLE_ISSUER)");
+    if (r < 0 && r != -EINTR && r != -EAGAIN && r != -EBUSY && r != -ETIME) {
+      std::fprintf(stderr, "unio: io_uring: io_uring_enter: %s\n", std::strerror(-r));
+      std::abort();
+    }
+  }
+
+  // Ops whose SQE the kernel has consumed are now inside the kernel (their SQE slot is free).
+  void note_consumed() noexcept {
+    unsigned head = io_uring_smp_load_acquire(ring_.sq.khead);
+    for (; seen_head_ != head; ++seen_head_) {
+      op*& slot = slot_op_[seen_head_ & ring_.sq.ring_mask];
+      if (slot == nullptr) continue;
+      set_state(*slot, k_in_kernel);
+      slot = nullptr;
+      --in_sq_;
+    }
+  }
+
+  // Reads and writes at the current position of a pipe or socket stay on the ring even when
+  // delegation is asked for: the pool cannot wait for readiness (a worker would block, or get
+  // EAGAIN on a non-blocking fd). READ and WRITE are required opcodes; READV/WRITEV are in every
+  // kernel that has io_uring (5.1), and so is RW_CUR_POS in every kernel with EXT_ARG (5.11).
+  bool wants_pool(op& o) const noexcept {
+    bool cur = is_rw(o.code()) && A::args(o).offset == current_position;
+    bool to_pool = !native_[static_cast<std::size_t>(o.code())] || (cur && (features_ & IORING_FEAT_RW_CUR_POS) == 0);
+    return to_pool && !(cur && sys::needs_readiness(o));
+  }
+
+  void place(io_uring_sqe* sqe, op& o) {
+    unsigned index = static_cast<unsigned>(sqe - ring_.sq.sqes);
+    prep(sqe, o, slot_how_[index]);
+    sqe->user_data = user_data(o, k_tag_op);
+    unsigned pos = ring_.sq.sqe_tail - 1;  // the SQE just taken
+    A::word(o) = (static_cast<std::uintptr_t>(pos) << 32) | k_in_sq;
+    slot_op_[index] = &o;
+    link(o);
+    ++in_sq_;
+  }
+
+  // Fills `sqe` for `o`. `how` is SQE-slot storage for openat2, which the kernel copies when it
+  // consumes the SQE.
+  static void prep(io_uring_sqe* sqe, op& o, ::open_how& how) {
+    const op_args& a = A::args(o);
+    std::uint64_t off = a.offset == current_position ? ~std::uint64_t{0} : a.offset;
+    auto len32 = static_cast<unsigned>(std::min(a.len, k_max_rw));
+    switch (o.code()) {
+      case op_code::nop: io_uring_prep_nop(sqe); break;
+      case op_code::open:
+        how = ::open_how{};
+        how.flags = static_cast<std::uint64_t>(a.flags) | O_CLOEXEC;
+        // openat2 rejects a mode without O_CREAT/O_TMPFILE (EINVAL); open(2) ignores it.
+        if ((a.flags & O_CREAT) != 0 || (a.flags & O_TMPFILE) == O_TMPFILE) how.mode = a.mode;
+        how.resolve = a.resolve;
+        io_uring_prep_openat2(sqe, a.dirfd, a.path, &how);
+        break;
+      case op_code::close: io_uring_prep_close(sqe, a.fd); break;
+      case op_code::read: io_uring_prep_read(sqe, a.fd, a.buf, len32, off); break;
+      case op_code::write: io_uring_prep_write(sqe, a.fd, a.buf, len32, off); break;
+      case op_code::readv:
+        io_uring_prep_readv(sqe, a.fd, static_cast<const iovec*>(a.iov), static_cast<unsigned>(a.iovcnt), off);
+        break;
+      case op_code::writev:
+        io_uring_prep_writev(sqe, a.fd, static_cast<const iovec*>(a.iov), static_cast<unsigned>(a.iovcnt), off);
+        break;
+      case op_code::fsync: io_uring_prep_fsync(sqe, a.fd, 0); break;
+      case op_code::fdatasync: io_uring_prep_fsync(sqe, a.fd, IORING_FSYNC_DATASYNC); break;
+      case op_code::fallocate:
+        io_uring_prep_fallocate(sqe, a.fd, static_cast<int>(a.flags), static_cast<off_t>(a.offset),
+                                static_cast<off_t>(a.len));
+        break;
+      case op_code::ftruncate: io_uring_prep_rw(static_cast<int>(k_op_ftruncate), sqe, a.fd, nullptr, 0, a.offset); break;
+      case op_code::stat:
+        io_uring_prep_statx(sqe, a.dirfd, a.path, static_cast<int>(a.flags), a.mode, static_cast<struct statx*>(a.out));
+        break;
+      case op_code::rename:
+        io_uring_prep_renameat(sqe, a.dirfd, a.path, a.dirfd2, a.path2, a.flags);
+        break;
+      case op_code::unlink:
+      case op_code::rmdir: io_uring_prep_unlinkat(sqe, a.dirfd, a.path, static_cast<int>(a.flags)); break;
+      case op_code::mkdir: io_uring_prep_mkdirat(sqe, a.dirfd, a.path, a.mode); break;
+      case op_code::accept:
+        io_uring_prep_accept(sqe, a.fd, static_cast<sockaddr*>(a.out), reinterpret_cast<socklen_t*>(a.addrlen),
+                             SOCK_NONBLOCK | SOCK_CLOEXEC);
+        break;
+      case op_code::connect:
+        io_uring_prep_connect(sqe, a.fd, static_cast<const sockaddr*>(a.out), a.addrlen_in);
+        break;
+      case op_code::recv: io_uring_prep_recv(sqe, a.fd, a.buf, len32, static_cast<int>(a.flags)); break;
+      case op_code::send:
+        io_uring_prep_send(sqe, a.fd, a.buf, len32, static_cast<int>(a.flags) | MSG_NOSIGNAL);
+        break;
+      case op_code::timeout:
+      case op_code::count_: io_uring_prep_nop(sqe); break;  // never reaches a backend
+    }
+  }
+
+  // ---- the list of ops with an SQE (in the SQ or in the kernel), through next_/prev_ ----
+
+  void link(op& o) noexcept {
+    A::prev(o) = nullptr;
+    A::next(o) = held_head_;
+    if (held_head_ != nullptr) A::prev(*held_head_) = &o;
+    held_head_ = &o;
+    ++held_;
+  }
+
+  void untrack(op& o) noexcept {
+    op* p = A::prev(o);
+    op* n = A::next(o);
+    if (p != nullptr) A::next(*p) = n;
+    else held_head_ = n;
+    if (n != nullptr) A::prev(*n) = p;
+    A::next(o) = A::prev(o) = nullptr;
+    --held_;
+    if ((A::word(o) & k_cancel_queued) != 0) {
+      std::erase(cancel_backlog_, &o);
+      A::word(o) &= ~k_cancel_queued;
+    }
+  }
+
+  // ---- cancel ----
+
+  // The SQE has not reached the kernel: make it a NOP that reports the op as cancelled.
+  void cancel_unsubmitted(op& o) noexcept {
+    if ((A::word(o) & k_cancel_sent) != 0) return;
+    unsigned pos = static_cast<unsigned>(A::word(o) >> 32);
+    io_uring_sqe* sqe = &ring_.sq.sqes[pos & ring_.sq.ring_mask];
+    io_uring_prep_nop(sqe);
+    sqe->user_data = user_data(o, k_tag_op_cancelled);
+    A::word(o) |= k_cancel_sent;
+  }
+
+  void send_cancel(op& o) {
+    io_uring_sqe* sqe = get_sqe();
+    if (sqe == nullptr) {
+      if ((A::word(o) & k_cancel_queued) == 0) cancel_backlog_.push_back(&o);
+      A::word(o) |= k_cancel_queued;
+      return;
+    }
+    io_uring_prep_cancel64(sqe, user_data(o, k_tag_op), 0);
+    sqe->user_data = k_tag_cancel;
+    A::word(o) = (A::word(o) & ~k_cancel_queued) | k_cancel_sent;
+  }
+
+  // ---- one turn ----
+
+  // Moves everything that waited for SQ space into the SQ, re-arms the internal polls and hands
+  // the delegated ops to the pool.
+  void flush_queues() {
+    std::vector<op*> cancels;
+    cancels.swap(cancel_backlog_);
+    for (op* o : cancels) {
+      A::word(*o) &= ~k_cancel_queued;
+      send_cancel(*o);
+    }
+    while (!backlog_.empty()) {
+      io_uring_sqe* sqe = get_sqe();
+      if (sqe == nullptr) break;
+      place(sqe, *backlog_.pop());
+    }
+    arm_internal_polls();
+    hand_over_to_pool();
+  }
+
+  void hand_over_to_pool() {
+    if (to_pool_.empty()) return;
+    if (pool_ == nullptr) {
+      pool_ = &env_.pool();
+      arm_internal_polls();
+    }
+    for (op* o = nullptr; (o = to_pool_.pop()) != nullptr;) {
+      set_state(*o, k_in_pool);
+      pool_batch_.push(*o);
+    }
+    pool_->submit(pool_batch_);
+  }
+
+  void arm_internal_polls() {
+    if (!wake_armed_) wake_armed_ = arm_poll(wake_fd_, k_tag_wake);
+    if (pool_ != nullptr && !pool_armed_) pool_armed_ = arm_poll(pool_->event_fd(), k_tag_pool);
+  }
+
+  bool arm_poll(int fd, std::uint64_t tag) {
+    io_uring_sqe* sqe = get_sqe();
+    if (sqe == nullptr) return false;
+    io_uring_prep_poll_add(sqe, fd, POLLIN);
+    sqe->user_data = tag;
+    return true;
+  }
+
+  // Submits the SQ and waits (one enter per round) until an op completes, wake() is called, the
+  // pool has finished ops, or the timeout expires. CQEs of the ring's own SQEs alone do not end
+  // the wait.
+  void wait_for_events(std::optional<std::chrono::nanoseconds> timeout) {
+    using clock = std::chrono::steady_clock;
+    const auto deadline = timeout ? clock::now() + *timeout : clock::time_point::max();
+    for (;;) {
+      __kernel_timespec ts = to_timespec(timeout ? deadline - clock::now() : std::chrono::nanoseconds(0));
+      io_uring_cqe* cqe = nullptr;
+      int r = io_uring_submit_and_wait_timeout(&ring_, &cqe, 1, timeout ? &ts : nullptr, nullptr);
+      note_consumed();
+      check_enter_error(r);
+      reap();
+      if (r == -EAGAIN || r == -EBUSY) wait_without_submitting(deadline);
+      flush_queues();
+      if (completed_ > 0 || woken_ || r == -EINTR || clock::now() >= deadline) return;
+    }
+  }
+
+  // The kernel refused the submission for now (memory, or a CQ overflow it could not flush):
+  // wait briefly for completions instead of spinning.
+  void wait_without_submitting(std::chrono::steady_clock::time_point deadline) {
+    auto left = deadline - std::chrono::steady_clock::now();
+    __kernel_timespec ts = to_timespec(std::min<std::chrono::nanoseconds>(left, std::chrono::milliseconds(1)));
+    io_uring_cqe* cqe = nullptr;
+    int r = io_uring_wait_cqes(&ring_, &cqe, 1, &ts, nullptr);
+    check_enter_error(r);
+    reap();
+  }
+
+  // Handles every CQE there is, including overflowed ones the kernel still holds (NODROP) and
+  // completions waiting in deferred task work.
+  void reap() {
+    for (;;) {
+      if (reap_batch() > 0) continue;
+      unsigned flags = IO_URING_READ_ONCE(*ring_.sq.kflags);
+      if ((flags & (IORING_SQ_CQ_OVERFLOW | IORING_SQ_TASKRUN)) == 0 || !on_owner_thread()) return;
+      int r = io_uring_get_events(&ring_);
+      if (r == -EINTR) continue;
+      check_enter_error(r);
+      if (io_uring_cq_ready(&ring_) == 0) return;
+    }
+  }
+
+  struct cqe_copy {
+    std::uint64_t user_data;
+    std::int32_t res;
+  };
+
+  // Copies up to a batch of CQEs out of the ring, releases their slots, then handles them (so
+  // handling may enter the kernel without touching CQ memory in use).
+  unsigned reap_batch() {
+    cqe_copy got[64];
+    unsigned n = 0;
+    unsigned head;
+    io_uring_cqe* cqe;
+    io_uring_for_each_cqe(&ring_, head, cqe) {
+      got[n++] = {cqe->user_data, cqe->res};
+      if (n == std::size(got)) break;
+    }
+    io_uring_cq_advance(&ring_, n);
+    for (unsigned i = 0; i < n; ++i) handle(got[i]);
+    return n;
+  }
+
+  void handle(const cqe_copy& c) {
+    switch (c.user_data & k_tag_mask) {
+      case k_tag_op: on_op_done(op_of(c.user_data), c.res, false); break;
+      case k_tag_op_cancelled: on_op_done(op_of(c.user_data), c.res, true); break;
+      case k_tag_wake:
+        wake_armed_ = false;
+        woken_ = true;
+        clear_wake_fd();
+        break;
+      case k_tag_pool:
+        pool_armed_ = false;
+        woken_ = true;
+        break;
+      default: break;  // cancel requests' own results, dropped SQEs
+    }
+  }
+
+  void on_op_done(op& o, std::int32_t res, bool cancelled) {
+    bool cancel_asked = (A::word(o) & (k_cancel_sent | k_cancel_queued)) != 0;
+    untrack(o);
+    if (cancelled) res = -ECANCELED;
+    if (res == -EOPNOTSUPP && !cancel_asked && !shutting_down_ && pool_can_retry(o.code())) {
+      set_state(o, k_to_pool);
+      to_pool_.push(o);
+      return;
+    }
+    complete(o, res);
+  }
+
+  void complete(op& o, std::int64_t res) {
+    // A new fd number may be a reused one: what was known about the old file no longer holds.
+    if ((o.code() == op_code::open || o.code() == op_code::accept) && res >= 0) forget_fd(res);
+    ++completed_;
+    env_.complete(o, res);
+  }
+
+  // ---- positioned I/O on streams (see the top of the file) ----
+
+  bool positioned_io_allowed(op& o) {
+    if (!is_rw(o.code()) || A::args(o).offset == current_position) return true;
+    int fd = A::args(o).fd;
+    if (fd >= 0 && static_cast<std::size_t>(fd) < seekable_.size() && seekable_[fd] != 0) return true;
+    if (::lseek(fd, 0, SEEK_CUR) < 0) return errno != ESPIPE;  // other errors: the kernel reports them
+    if (fd >= 0 && fd < k_max_cached_fd) {
+      if (static_cast<std::size_t>(fd) >= seekable_.size()) seekable_.resize(static_cast<std::size_t>(fd) + 64, 0);
+      seekable_[fd] = 1;
+    }
+    return true;
+  }
+
+  void forget_fd(std::int64_t fd) noexcept {
+    if (fd >= 0 && static_cast<std::size_t>(fd) < seekable_.size()) seekable_[static_cast<std::size_t>(fd)] = 0;
+  }
+
+  void clear_wake_fd() noexcept {
+    std::uint64_t v;
+    while (::read(wake_fd_, &v, sizeof v) < 0 && errno == EINTR) {
+    }
+  }
+
+  void drain_pool() {
+    if (pool_ == nullptr) return;
+    op_queue got;
+    pool_->drain(got);
+    while (op* o = got.pop()) complete(*o, A::res(*o));
+  }
+
+  // ---- shutdown ----
+
+  // Ops whose SQE never reached the kernel complete as cancelled now; their SQEs become NOPs.
+  void drop_unsubmitted() {
+    for (unsigned pos = seen_head_; pos != ring_.sq.sqe_tail; ++pos) {
+      op*& slot = slot_op_[pos & ring_.sq.ring_mask];
+      io_uring_sqe* sqe = &ring_.sq.sqes[pos & ring_.sq.ring_mask];
+      if (slot == nullptr) continue;
+      io_uring_prep_nop(sqe);
+      sqe->user_data = k_tag_ignore;
+      op& o = *slot;
+      slot = nullptr;
+      --in_sq_;
+      untrack(o);
+      env_.complete(o, -ECANCELED);
+    }
+  }
+
+  void cancel_and_reap_all() {
+    if (!on_owner_thread()) {
+      if (owner_ == 0) enable_ring();
+      else return reap_from_foreign_thread();
+    }
+    for (op* o = held_head_; o != nullptr; o = A::next(*o))
+      if ((A::word(*o) & (k_cancel_sent | k_cancel_queued)) == 0) send_cancel(*o);
+    while (held_ > 0) {
+      flush_queues();
+      __kernel_timespec ts{0, 100 * 1000 * 1000};
+      io_uring_cqe* cqe = nullptr;
+      int r = io_uring_submit_and_wait_timeout(&ring_, &cqe, 1, &ts, nullptr);
+      note_consumed();
+      check_enter_error(r);
+      reap();
+    }
+  }
+
+  // The ring belongs to a thread that no longer runs the loop. When that thread has exited, the
+  // kernel cancelled its requests and posted their CQEs, which can be read without entering.
+  void reap_from_foreign_thread() {
+    for (int i = 0; i < 2000 && held_ > 0; ++i) {
+      if (reap_batch() == 0) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+    if (held_ > 0) fatal("loop destroyed on another thread while ops are inside the kernel of a live thread");
+  }
+
+  backend_env& env_;
+  std::array<bool, op_code_count> native_{};
+  unsigned entries_ = 0;
+  int wake_fd_ = -1;
+
+  io_uring ring_{};
+  bool ring_ready_ = false;
+  std::size_t mode_ = 0;
+  bool single_issuer_ = false;
+  unsigned features_ = 0;
+  std::uint64_t owner_ = 0;  // this_thread_serial() of the thread the ring is bound to
+
+  // Per SQ slot: the op whose SQE sits there until the kernel consumes it, and openat2 storage.
+  std::vector<op*> slot_op_;
+  std::vector<::open_how> slot_how_;
+  unsigned seen_head_ = 0;  // SQ head as of the last note_consumed()
+
+  op* held_head_ = nullptr;  // ops with an SQE (in the SQ or in the kernel)
+  std::size_t held_ = 0;
+  std::size_t in_sq_ = 0;    // of those, still in the SQ
+
+  static constexpr int k_max_cached_fd = 1 << 20;
+  std::vector<std::uint8_t> seekable_;  // per fd: 1 = known to accept positioned I/O
+
+  op_queue finished_;  // completed at submission (ESPIPE)
+  op_queue backlog_;   // waiting for SQ space, in submission order
+  op_queue to_pool_;   // delegated, not yet handed to the pool
+  op_queue pool_batch_;
+  std::vector<op*> cancel_backlog_;  // ASYNC_CANCEL requests waiting for SQ space
+  thread_pool* pool_ = nullptr;      // env_.pool(), once something was delegated
+
+  bool wake_armed_ = false;
+  bool pool_armed_ = false;
+  bool woken_ = false;
+  bool shutting_down_ = false;
+  std::size_t completed_ = 0;  // ops handed back during the current poll()
+};
+
+std::array<bool, op_code_count> native_table() { return inspect_kernel().native; }
+
+}  // namespace
+
+extern const backend_descriptor io_uring_descriptor = {
+    "io_uring",
+    [] { return inspect_kernel().why_not; },
+    native_table,
+    [](backend_env& env) -> std::unique_ptr<backend> { return std::make_unique<uring_backend>(env); },
+};
+
+}  // namespace unio::detail

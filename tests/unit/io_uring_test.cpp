@@ -1,0 +1,364 @@
+// Tests specific to the io_uring backend: the probe and its capability table, auto's choice,
+// refusal by seccomp (fallback and a clear error), CQ overflow, cancel races, thread changes of
+// a SINGLE_ISSUER ring, and delegation to the pool (forced with UNIO_IO_URING_DELEGATE).
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+#include <system_error>
+#include <thread>
+#include <vector>
+
+#include "unio/unio.hpp"
+
+#if defined(UNIO_TEST_HAVE_SECCOMP) && __has_include(<seccomp.h>)
+#include <seccomp.h>
+#define UNIO_TEST_SECCOMP 1
+#endif
+
+namespace {
+
+using namespace std::chrono_literals;
+
+const unio::backend_info* find_info(const std::vector<unio::backend_info>& all, const char* name) {
+  for (const auto& b : all)
+    if (b.name == name) return &b;
+  return nullptr;
+}
+
+// Skips the test when io_uring is not built in or not usable here (with the reason).
+#define REQUIRE_IO_URING()                                                           \
+  do {                                                                               \
+    auto all_ = unio::probe_backends();                                              \
+    const unio::backend_info* b_ = find_info(all_, "io_uring");                      \
+    if (b_ == nullptr) GTEST_SKIP() << "io_uring backend not built in";              \
+    if (!b_->available) GTEST_SKIP() << "io_uring unavailable: " << b_->reason;      \
+  } while (0)
+
+unio::loop_options uring(unsigned depth = 256) {
+  unio::loop_options o;
+  o.backend = "io_uring";
+  o.queue_depth = depth;
+  return o;
+}
+
+std::string temp_file(const std::string& contents) {
+  char tmpl[] = "/tmp/unio-uring-XXXXXX";
+  int fd = ::mkstemp(tmpl);
+  EXPECT_GE(fd, 0);
+  EXPECT_EQ(::write(fd, contents.data(), contents.size()), static_cast<ssize_t>(contents.size()));
+  ::close(fd);
+  return tmpl;
+}
+
+// Reads `p` through the loop; returns the bytes or "<error: ...>".
+std::string read_through(unio::loop& lp, const std::string& p) {
+  unio::op open_op, read_op, close_op;
+  int fd = -1;
+  char buf[256] = {};
+  std::string out;
+  lp.open(open_op, AT_FDCWD, p.c_str(), {.flags = O_RDONLY}, [&](unio::op& o) { fd = o.ok() ? static_cast<int>(o.value()) : -1; });
+  lp.run();
+  if (fd < 0) return "<error: open " + open_op.error().message() + ">";
+  lp.read(read_op, fd, buf, sizeof buf, 0, [&](unio::op& o) {
+    out = o.ok() ? std::string(buf, o.value()) : "<error: read " + o.error().message() + ">";
+  });
+  lp.run();
+  lp.close(close_op, fd, [](unio::op&) {});
+  lp.run();
+  return out;
+}
+
+TEST(io_uring, probe_reports_native_table) {
+  REQUIRE_IO_URING();
+  auto all = unio::probe_backends();
+  const unio::backend_info* b = find_info(all, "io_uring");
+  ASSERT_NE(b, nullptr);
+  EXPECT_TRUE(b->reason.empty()) << b->reason;
+  // Whatever the kernel, these are required for availability and therefore native.
+  for (unio::op_code c : {unio::op_code::nop, unio::op_code::read, unio::op_code::write, unio::op_code::accept,
+                          unio::op_code::connect, unio::op_code::recv, unio::op_code::send, unio::op_code::timeout})
+    EXPECT_TRUE(b->native[static_cast<std::size_t>(c)]) << unio::to_string(c);
+}
+
+TEST(io_uring, auto_picks_io_uring) {
+  REQUIRE_IO_URING();
+  std::string why;
+  EXPECT_EQ(unio::auto_backend(&why), "io_uring") << why;
+  unio::loop lp;
+  EXPECT_EQ(lp.backend_name(), "io_uring");
+}
+
+TEST(io_uring, reads_a_file) {
+  REQUIRE_IO_URING();
+  std::string p = temp_file("hello ring");
+  unio::loop lp(uring());
+  EXPECT_EQ(lp.backend_name(), "io_uring");
+  EXPECT_EQ(read_through(lp, p), "hello ring");
+  ::unlink(p.c_str());
+}
+
+#ifdef UNIO_TEST_SECCOMP
+// In a forked child, io_uring_setup is refused with EPERM by a seccomp filter: auto must fall
+// back to the thread pool with a reason naming io_uring, a loop on auto must work, and forcing
+// io_uring must throw std::system_error naming the refusal. The child reports by exit code.
+int seccomp_child(const std::string& file) {
+  scmp_filter_ctx ctx = seccomp_init(SCMP_ACT_ALLOW);
+  if (ctx == nullptr) return 10;
+  if (seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EPERM), SCMP_SYS(io_uring_setup), 0) != 0) return 11;
+  if (seccomp_load(ctx) != 0) return 12;
+  seccomp_release(ctx);
+  std::string why;
+  if (unio::auto_backend(&why) != "threadpool") return 2;
+  if (why.find("io_uring") == std::string::npos || why.find("EPERM") == std::string::npos) return 3;
+  try {
+    unio::loop lp;
+    if (lp.backend_name() != "threadpool") return 4;
+    if (read_through(lp, file) != "fallback works") return 5;
+  } catch (...) {
+    return 6;
+  }
+  try {
+    unio::loop lp(uring());
+    return 7;
+  } catch (const std::system_error& e) {
+    std::string what = e.what();
+    if (what.find("io_uring") == std::string::npos || what.find("EPERM") == std::string::npos) return 8;
+  } catch (...) {
+    return 9;
+  }
+  return 0;
+}
+
+TEST(io_uring, seccomp_refusal_falls_back_to_threadpool) {
+  REQUIRE_IO_URING();
+  std::string p = temp_file("fallback works");
+  pid_t pid = ::fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) ::_exit(seccomp_child(p));
+  int status = 0;
+  ASSERT_EQ(::waitpid(pid, &status, 0), pid);
+  ::unlink(p.c_str());
+  ASSERT_TRUE(WIFEXITED(status)) << "child died with signal " << WTERMSIG(status);
+  EXPECT_EQ(WEXITSTATUS(status), 0) << "see seccomp_child() for what this exit code means";
+}
+#endif
+
+// 200 NOPs into a 4-entry SQ (8-entry CQ) in one turn: the SQ is flushed and refilled, the CQ
+// overflows into the kernel's list (NODROP), and every op completes exactly once.
+TEST(io_uring, cq_overflow_loses_nothing) {
+  REQUIRE_IO_URING();
+  unio::loop lp(uring(4));
+  constexpr int n = 200;
+  std::vector<unio::op> ops(n);
+  std::vector<int> calls(n, 0);
+  for (int i = 0; i < n; ++i)
+    lp.nop(ops[i], [&calls, i](unio::op& o) {
+      EXPECT_TRUE(o.ok()) << o.error().message();
+      ++calls[i];
+    });
+  lp.run();
+  for (int i = 0; i < n; ++i) EXPECT_EQ(calls[i], 1) << "op " << i;
+}
+
+// The same with file reads, resubmitted from their handlers, across many turns.
+TEST(io_uring, small_ring_many_reads) {
+  REQUIRE_IO_URING();
+  std::string p = temp_file(std::string(8192, 'x'));
+  int fd = ::open(p.c_str(), O_RDONLY | O_CLOEXEC);
+  ASSERT_GE(fd, 0);
+  unio::loop lp(uring(2));
+  constexpr int n = 64;
+  std::vector<unio::op> ops(n);
+  std::vector<char> bufs(n * 512);
+  int done = 0;
+  for (int i = 0; i < n; ++i)
+    lp.read(ops[i], fd, &bufs[i * 512], 512, static_cast<std::uint64_t>(i) * 64, [&](unio::op& o) {
+      EXPECT_EQ(o.raw_result(), 512);
+      ++done;
+    });
+  lp.run();
+  EXPECT_EQ(done, n);
+  ::close(fd);
+  ::unlink(p.c_str());
+}
+
+TEST(io_uring, cancel_waiting_recv) {
+  REQUIRE_IO_URING();
+  int sv[2];
+  ASSERT_EQ(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv), 0);
+  unio::loop lp(uring());
+  unio::op r;
+  char buf[16];
+  int calls = 0;
+  lp.recv(r, sv[0], buf, sizeof buf, 0, [&](unio::op& o) {
+    ++calls;
+    EXPECT_EQ(o.error(), std::errc::operation_canceled);
+  });
+  lp.poll();  // the recv is now inside the kernel, waiting
+  EXPECT_TRUE(r.busy());
+  lp.cancel(r);
+  lp.cancel(r);  // a second request is harmless
+  lp.run();
+  EXPECT_EQ(calls, 1);
+  ::close(sv[0]);
+  ::close(sv[1]);
+}
+
+// Cancel right after submission: the SQE has not reached the kernel, so the op never runs.
+TEST(io_uring, cancel_right_after_submit) {
+  REQUIRE_IO_URING();
+  unio::loop lp(uring());
+  for (int round = 0; round < 50; ++round) {
+    unio::op o;
+    int calls = 0;
+    std::int64_t res = 1;
+    lp.nop(o, [&](unio::op& x) {
+      ++calls;
+      res = x.raw_result();
+    });
+    lp.cancel(o);
+    lp.run();
+    EXPECT_EQ(calls, 1);
+    EXPECT_EQ(res, -ECANCELED);
+  }
+}
+
+// A write cancelled before the ring submitted it must not happen.
+TEST(io_uring, cancelled_write_never_runs) {
+  REQUIRE_IO_URING();
+  std::string p = temp_file("");
+  int fd = ::open(p.c_str(), O_WRONLY | O_CLOEXEC);
+  ASSERT_GE(fd, 0);
+  unio::loop lp(uring());
+  unio::op w;
+  int calls = 0;
+  lp.write(w, fd, "data", 4, 0, [&](unio::op& o) {
+    ++calls;
+    EXPECT_EQ(o.error(), std::errc::operation_canceled);
+  });
+  lp.cancel(w);
+  lp.run();
+  EXPECT_EQ(calls, 1);
+  struct stat st {};
+  ASSERT_EQ(::fstat(fd, &st), 0);
+  EXPECT_EQ(st.st_size, 0);
+  ::close(fd);
+  ::unlink(p.c_str());
+}
+
+// A cancel racing with completion: whichever wins, exactly one completion.
+TEST(io_uring, cancel_after_completion_is_harmless) {
+  REQUIRE_IO_URING();
+  unio::loop lp(uring());
+  unio::op a, b;
+  int calls_a = 0, calls_b = 0;
+  lp.nop(a, [&](unio::op&) { ++calls_a; });
+  lp.poll();  // submits and reaps: a completed (handler ran or is ready)
+  lp.cancel(a);
+  lp.nop(b, [&](unio::op&) { ++calls_b; });
+  lp.run();
+  EXPECT_EQ(calls_a, 1);
+  EXPECT_EQ(calls_b, 1);
+}
+
+// Shutdown with a recv waiting inside the kernel: cancelled, completed exactly once.
+TEST(io_uring, destroy_with_recv_in_flight) {
+  REQUIRE_IO_URING();
+  int sv[2];
+  ASSERT_EQ(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv), 0);
+  unio::op r, n;
+  char buf[16];
+  int calls = 0;
+  std::int64_t res = 0;
+  {
+    unio::loop lp(uring());
+    lp.recv(r, sv[0], buf, sizeof buf, 0, [&](unio::op& o) {
+      ++calls;
+      res = o.raw_result();
+    });
+    lp.poll();
+    lp.nop(n, [&](unio::op&) { ++calls; });  // still in the SQ at destruction
+  }
+  EXPECT_EQ(calls, 2);
+  EXPECT_EQ(res, -ECANCELED);
+  ::close(sv[0]);
+  ::close(sv[1]);
+}
+
+// SINGLE_ISSUER: constructed here, run on other threads one after the other (with ops queued
+// before each), destroyed here.
+TEST(io_uring, loop_moves_between_threads) {
+  REQUIRE_IO_URING();
+  unio::loop lp(uring());
+  int calls = 0;
+  unio::op a, b, c;
+  lp.nop(a, [&](unio::op&) { ++calls; });
+  std::thread([&] { lp.run(); }).join();
+  lp.nop(b, [&](unio::op&) { ++calls; });
+  lp.nop(c, [&](unio::op&) { ++calls; });
+  std::thread([&] { lp.run(); }).join();
+  EXPECT_EQ(calls, 3);
+  lp.nop(a, [&](unio::op&) { ++calls; });
+  lp.run();
+  EXPECT_EQ(calls, 4);
+}
+
+TEST(io_uring, wake_from_another_thread) {
+  REQUIRE_IO_URING();
+  unio::loop lp(uring());
+  int ran = 0;
+  {
+    unio::loop::keep_alive guard(lp);
+    std::thread t([&, guard] {
+      std::this_thread::sleep_for(20ms);
+      lp.post([&] {
+        ++ran;
+        lp.stop();
+      });
+    });
+    lp.run();
+    t.join();
+  }
+  EXPECT_EQ(ran, 1);
+}
+
+// Delegation: with UNIO_IO_URING_DELEGATE the named ops are reported as not native and run on
+// the loop's thread pool, with the same results.
+TEST(io_uring, delegated_ops_run_on_the_pool) {
+  REQUIRE_IO_URING();
+  ::setenv("UNIO_IO_URING_DELEGATE", "files", 1);
+  auto all = unio::probe_backends();
+  const unio::backend_info* b = find_info(all, "io_uring");
+  ASSERT_NE(b, nullptr);
+  EXPECT_FALSE(b->native[static_cast<std::size_t>(unio::op_code::read)]);
+  EXPECT_FALSE(b->native[static_cast<std::size_t>(unio::op_code::stat)]);
+  EXPECT_TRUE(b->native[static_cast<std::size_t>(unio::op_code::recv)]);
+  std::string p = temp_file("through the pool");
+  {
+    unio::loop lp(uring());
+    EXPECT_EQ(read_through(lp, p), "through the pool");
+    // A delegated op cancelled before the pool took it never runs.
+    unio::op s;
+    struct statx stx {};
+    int calls = 0;
+    lp.stat(s, AT_FDCWD, p.c_str(), 0, STATX_SIZE, &stx, [&](unio::op& o) {
+      ++calls;
+      EXPECT_EQ(o.error(), std::errc::operation_canceled);
+    });
+    lp.cancel(s);
+    lp.run();
+    EXPECT_EQ(calls, 1);
+  }
+  ::unsetenv("UNIO_IO_URING_DELEGATE");
+  ::unlink(p.c_str());
+}
+
+}  // namespace
