@@ -47,6 +47,18 @@ unio::task<unio::result<std::size_t>> count_bytes(unio::loop& lp, const char* pa
 }
 // README coroutine end
 
+// The README's loop_options example.
+void choose_backends() {
+// (Not indented: the block is shown verbatim in README.md.)
+// README options begin
+unio::loop lp;                                    // "auto": the best backend that works here
+unio::loop lp2({.backend = "sync"});              // exactly this one, or std::system_error
+unio::loop lp3({.backend = "threadpool", .pool_size = 4, .spin_us = 0});
+std::printf("%s (%s)\n", std::string(lp.backend_name()).c_str(), lp.backend_reason().c_str());
+// README options end
+  std::printf("%s, %s\n", std::string(lp2.backend_name()).c_str(), std::string(lp3.backend_name()).c_str());
+}
+
 int main(int argc, char** argv) {
   const char* path = argc > 1 ? argv[1] : argv[0];
   unio::loop lp;  // backend "auto"
@@ -54,6 +66,7 @@ int main(int argc, char** argv) {
               lp.backend_reason().c_str());
 
   int failures = 0;
+  choose_backends();
   unio::op nop;
   bool nop_done = false;
   lp.nop(nop, [&](unio::op& o) { nop_done = o.ok(); });
