@@ -57,6 +57,8 @@ inline aligned_buffer::aligned_buffer(std::size_t size, std::size_t alignment)
     : size_(size), alignment_(alignment) {
   if (alignment == 0 || (alignment & (alignment - 1)) != 0)
     throw std::invalid_argument("unio::aligned_buffer: alignment must be a power of two");
+  // Rounding a size near SIZE_MAX up would wrap to a tiny allocation behind a huge size().
+  if (size > ~std::size_t{0} - (alignment - 1)) throw std::bad_alloc();
   std::size_t rounded = (size + alignment - 1) / alignment * alignment;
   if (rounded == 0) rounded = alignment;
   data_ = static_cast<std::byte*>(std::aligned_alloc(alignment, rounded));

@@ -2,6 +2,7 @@
 #include <gtest/gtest.h>
 
 #include <cstdint>
+#include <new>
 #include <stdexcept>
 #include <utility>
 
@@ -71,6 +72,16 @@ TEST(unit_aligned_buffer, bad_alignment_throws) {
   for (std::size_t a : {0u, 3u, 24u, 4097u, 6144u}) {
     EXPECT_THROW(unio::aligned_buffer(16, a), std::invalid_argument) << "alignment " << a;
   }
+}
+
+// Regression: size + alignment - 1 overflowed for sizes near SIZE_MAX, so a tiny block was
+// allocated while size() claimed the huge size (writes through span() would overrun the heap).
+TEST(unit_aligned_buffer, huge_size_throws_bad_alloc_instead_of_wrapping) {
+  constexpr std::size_t max = ~std::size_t{0};
+  for (std::size_t n : {max, max - 4094, max - 4096}) {
+    EXPECT_THROW(unio::aligned_buffer b(n), std::bad_alloc) << n;
+  }
+  EXPECT_THROW(unio::aligned_buffer b(max - 10, 64), std::bad_alloc);
 }
 
 }  // namespace
