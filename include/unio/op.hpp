@@ -12,9 +12,10 @@
 //  - Inside its handler the op is no longer busy and may be submitted again (a read loop reuses
 //    one op), or destroyed.
 //
-// The op stores its handler inline when the callable is at most `handler_inline_size` bytes and
-// nothrow-movable (a lambda capturing a few pointers); larger callables allocate once per
-// submission. The hot path therefore allocates nothing.
+// The op stores its handler inline when the callable is at most 48 bytes
+// (detail::op_handler::inline_size), no more aligned than std::max_align_t and nothrow-movable
+// (a lambda capturing a few pointers); other callables allocate once per submission. The hot
+// path therefore allocates nothing.
 #pragma once
 
 #include <cstddef>
