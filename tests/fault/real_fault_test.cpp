@@ -218,18 +218,21 @@ TEST_P(fault_real, emfile_from_open_and_accept_and_the_loop_does_not_spin) {
     auto fd = unio::sync_wait(lp, [&]() -> unio::task<unio::result<int>> {
       co_return co_await lp.async_open(AT_FDCWD, "/dev/null", {.flags = O_RDONLY});
     }());
-    if (fd || fd.error() != std::errc::too_many_files_open)
+    // Errors are compared by value here: comparing with std::errc makes a virtual call on the
+    // category, and UBSan's vptr check needs a free fd (it probes memory through a pipe), so
+    // it reports a false "invalid vptr" while the table is full.
+    if (fd || fd.error().value() != EMFILE)
       return report(msg, "open: expected EMFILE, got " + (fd ? std::string("an fd") : fd.error().message()), 2);
 
     // accept with a connection already waiting: EMFILE at once.
     auto a1 = unio::sync_wait(lp, [&]() -> unio::task<unio::result<int>> { co_return co_await lp.async_accept(*l1); }());
-    if (a1 || a1.error() != std::errc::too_many_files_open)
+    if (a1 || a1.error().value() != EMFILE)
       return report(msg, "accept: expected EMFILE, got " + (a1 ? std::string("an fd") : a1.error().message()), 3);
 
     // The parked accept: EMFILE when its connection arrives.
     if (::connect(c2, e2->addr(), e2->length) != 0) return report(msg, errstr("connect c2", errno), 4);
     while (acc_calls == 0) lp.run_once();
-    if (acc_err != std::errc::too_many_files_open) return report(msg, "parked accept: " + acc_err.message(), 5);
+    if (acc_err.value() != EMFILE) return report(msg, "parked accept: " + acc_err.message(), 5);
 
     // Both backlogs still hold a connection that cannot be accepted. The loop, given only a
     // 300 ms timer, must sleep through it rather than retry accept in a busy loop.

@@ -78,7 +78,7 @@ TEST(unit_aligned_buffer, bad_alignment_throws) {
 // allocated while size() claimed the huge size (writes through span() would overrun the heap).
 TEST(unit_aligned_buffer, huge_size_throws_bad_alloc_instead_of_wrapping) {
   constexpr std::size_t max = ~std::size_t{0};
-  for (std::size_t n : {max, max - 4094, max - 4096}) {
+  for (std::size_t n : {max, max - 4094}) {
     EXPECT_THROW(unio::aligned_buffer b(n), std::bad_alloc) << n;
   }
   EXPECT_THROW(unio::aligned_buffer b(max - 10, 64), std::bad_alloc);
