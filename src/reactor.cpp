@@ -92,13 +92,16 @@ bool reactor::cancel(op& o) {
   return found;
 }
 
-void reactor::watch_extra(int fd) {
-  extra_fd_ = fd;
+unsigned reactor::watch_extra(int fd) {
+  if (extra_count_ >= 8) throw std::system_error(EINVAL, std::generic_category(), "unio: too many extra fds");
+  unsigned bit = 1u << extra_count_;
   epoll_event ev{};
   ev.events = EPOLLIN;
-  ev.data.u64 = k_extra_tag;
+  ev.data.u64 = k_extra_tag | bit;
   if (::epoll_ctl(epfd_, EPOLL_CTL_ADD, fd, &ev) < 0)
     throw std::system_error(errno, std::generic_category(), "unio: epoll_ctl");
+  ++extra_count_;
+  return bit;
 }
 
 void reactor::done(op& o, std::int64_t res) {
@@ -201,23 +204,23 @@ void reactor::attempt_queued() {
   }
 }
 
-bool reactor::wait(std::optional<std::chrono::nanoseconds> timeout) {
+unsigned reactor::wait(std::optional<std::chrono::nanoseconds> timeout) {
   completed_in_attempt_ = 0;
   attempt_queued();
   if (completed_in_attempt_ > 0) timeout = std::chrono::nanoseconds(0);
   // A non-blocking turn with no socket op parked has nothing to learn from epoll; skipping the
   // syscall keeps busy file-only loops cheap. Wake-ups left in the eventfd are read later.
-  if (timeout && timeout->count() <= 0 && held_ == 0) return false;
+  if (timeout && timeout->count() <= 0 && held_ == 0) return 0;
   epoll_event evs[64];
   int n = wait_events(epfd_, evs, 64, timeout);
-  bool extra = false;
+  unsigned extra = 0;
   for (int i = 0; i < n; ++i) {
     std::uint64_t tag = evs[i].data.u64;
     if (tag == k_wake_tag) {
       std::uint64_t v;
       (void)::read(wake_fd_, &v, sizeof v);
-    } else if (tag == k_extra_tag) {
-      extra = true;
+    } else if ((tag & k_extra_tag) != 0) {
+      extra |= static_cast<unsigned>(tag & 0xff);
     } else {
       on_ready(static_cast<int>(tag), evs[i].events);
     }

@@ -33,11 +33,12 @@ class reactor {
   // Loop thread. Cancels a queued or parked op (completes it with ECANCELED); returns whether
   // the reactor held it.
   bool cancel(op& o);
-  // Loop thread. Watches an extra fd (readable) and reports it through wait()'s return value.
-  void watch_extra(int fd);
+  // Loop thread. Watches an extra fd for readability (a pool's or a kernel queue's eventfd);
+  // returns its bit in the mask wait() returns. At most 8 extra fds.
+  unsigned watch_extra(int fd);
   // Loop thread. Attempts queued ops, then sleeps up to `timeout` (nullopt: no limit) unless
-  // something completed; returns true when the extra fd became readable.
-  bool wait(std::optional<std::chrono::nanoseconds> timeout);
+  // something completed; returns the mask of extra fds that became readable.
+  unsigned wait(std::optional<std::chrono::nanoseconds> timeout);
   // Any thread.
   void wake() noexcept;
   // Loop thread. Completes every held op with ECANCELED.
@@ -63,7 +64,7 @@ class reactor {
   backend_env& env_;
   int epfd_ = -1;
   int wake_fd_ = -1;
-  int extra_fd_ = -1;
+  unsigned extra_count_ = 0;
   op_queue fresh_;
   std::unordered_map<int, fd_state> fds_;
   std::size_t held_ = 0;

@@ -12,12 +12,14 @@ namespace unio::detail {
 // One line per backend file; a backend not built into this unio is simply not listed.
 extern const backend_descriptor threadpool_descriptor;
 extern const backend_descriptor sync_descriptor;
+extern const backend_descriptor linux_aio_descriptor;
 
 namespace {
 // The order auto prefers. sync is last: it blocks the loop, so auto never picks it while the
 // thread pool works.
 const backend_descriptor* const k_backends[] = {
     &threadpool_descriptor,
+    &linux_aio_descriptor,
     &sync_descriptor,
 };
 }  // namespace

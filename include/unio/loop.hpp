@@ -57,6 +57,16 @@ struct loop_options {
   // completions, before sleeping. A cross-core wake-up costs tens of microseconds on a VM;
   // polling briefly avoids paying it per op. 0 disables polling.
   unsigned spin_us = 50;
+  // linux_aio: submit ops on files opened without O_DIRECT through AIO as well. The kernel then
+  // performs them inside io_submit, on the loop's thread (a cache miss stalls the loop for the
+  // disk's latency). Off by default: such ops go to the pool. For benchmarks that show the stall.
+  bool aio_buffered = false;
+  // io_uring: set the ring up with SINGLE_ISSUER|DEFER_TASKRUN (Linux 6.1+; else the default
+  // COOP_TASKRUN). The kernel then runs completion work only when the loop polls, which saves
+  // interrupts under load. REQUIRES: a loop whose thread stops running it with ops still inside
+  // the kernel (a pending accept or recv) is destroyed on that same thread; moving an idle loop
+  // between threads is fine. Violations abort with a message (the kernel refuses other threads).
+  bool io_uring_defer_taskrun = false;
 };
 
 class loop;

@@ -1,0 +1,343 @@
+// The linux_aio backend: Linux native AIO (io_setup/io_submit/io_getevents, raw syscalls, no
+// libaio needed) for reads, writes and syncs; everything else on the loop's thread pool.
+//
+// The article's point, made into behaviour: native AIO is asynchronous only for O_DIRECT files.
+// On a buffered file io_submit does the whole read inside the syscall, including waiting for
+// the disk on a cache miss (BASELINES.md finding 2: 56-58 us per submit, QD32 no faster than
+// QD1), so the loop would stall. By default, ops on files not opened with O_DIRECT therefore go
+// to the pool (one fcntl(F_GETFL) per op tells); loop_options::aio_buffered submits them through
+// AIO anyway, so the benchmark can show the stall.
+//
+// Completions signal an eventfd (IOCB_FLAG_RESFD) that the loop's epoll set watches; the loop
+// reaps them with io_getevents without waiting. iocbs come from a fixed table of queue_depth
+// slots, so the hot path allocates nothing; an op that finds no free slot, or that io_submit
+// refuses with EAGAIN (the context is full), waits for the next turn, never failed.
+//
+// Cancel: an op not yet submitted completes with ECANCELED. For one inside the kernel unio asks
+// io_cancel, which file systems do not implement for regular file I/O (EINVAL): the op then
+// completes normally, still exactly once. Shutdown waits for the kernel to finish what it has.
+#include <fcntl.h>
+#include <linux/aio_abi.h>
+#include <sys/eventfd.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <system_error>
+#include <vector>
+
+#include "backend.hpp"
+#include "reactor.hpp"
+#include "sys/syscalls.hpp"
+#include "thread_pool.hpp"
+
+namespace unio::detail {
+namespace {
+
+int io_setup(unsigned n, aio_context_t* ctx) { return static_cast<int>(::syscall(SYS_io_setup, n, ctx)); }
+int io_destroy(aio_context_t ctx) { return static_cast<int>(::syscall(SYS_io_destroy, ctx)); }
+long io_submit(aio_context_t ctx, long n, iocb** v) { return ::syscall(SYS_io_submit, ctx, n, v); }
+long io_getevents(aio_context_t ctx, long min, long max, io_event* ev, timespec* t) {
+  return ::syscall(SYS_io_getevents, ctx, min, max, ev, t);
+}
+int io_cancel(aio_context_t ctx, iocb* cb, io_event* ev) {
+  return static_cast<int>(::syscall(SYS_io_cancel, ctx, cb, ev));
+}
+
+bool aio_capable(op_code c) noexcept {
+  switch (c) {
+    case op_code::read:
+    case op_code::write:
+    case op_code::readv:
+    case op_code::writev:
+    case op_code::fsync:
+    case op_code::fdatasync: return true;
+    default: return false;
+  }
+}
+
+std::string probe_aio_now() {
+  aio_context_t ctx = 0;
+  if (io_setup(1, &ctx) < 0) {
+    int e = errno;
+    std::string why = std::string("io_setup: ") + std::strerror(e);
+    if (e == EPERM) why += " (refused by a seccomp filter?)";
+    if (e == EAGAIN) why += " (fs.aio-max-nr reached)";
+    if (e == ENOSYS) why += " (kernel built without CONFIG_AIO)";
+    return why;
+  }
+  io_destroy(ctx);
+  return {};
+}
+
+// io_destroy waits for an RCU grace period (30-45 ms on this kind of VM), so the answer is
+// kept for the life of the process (a forked child probes again).
+std::string probe_aio() {
+  static std::mutex mu;
+  static pid_t probed_by = 0;
+  static std::string answer;
+  std::lock_guard lk(mu);
+  if (probed_by != ::getpid()) {
+    answer = probe_aio_now();
+    probed_by = ::getpid();
+  }
+  return answer;
+}
+
+class linux_aio_backend final : public backend {
+ public:
+  explicit linux_aio_backend(backend_env& env)
+      : env_(env), reactor_(env), depth_(env.options().queue_depth ? env.options().queue_depth : 256),
+        buffered_(env.options().aio_buffered) {
+    if (io_setup(depth_, &ctx_) < 0) throw std::system_error(errno, std::generic_category(), "unio: io_setup");
+    event_fd_ = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (event_fd_ < 0) {
+      int e = errno;
+      io_destroy(ctx_);
+      throw std::system_error(e, std::generic_category(), "unio: eventfd");
+    }
+    aio_bit_ = reactor_.watch_extra(event_fd_);
+    slots_.resize(depth_);
+    free_.reserve(depth_);
+    for (unsigned i = depth_; i > 0; --i) free_.push_back(i - 1);
+  }
+
+  ~linux_aio_backend() override {
+    io_destroy(ctx_);
+    ::close(event_fd_);
+  }
+
+  std::string_view name() const noexcept override { return "linux_aio"; }
+
+  void submit(op& o) override {
+    if (sys::needs_readiness(o)) reactor_.submit(o);
+    else if (o.code() == op_code::nop) nops_.push(o);
+    else if (goes_to_aio(o)) waiting_.push(o);
+    else delegate(o);
+  }
+
+  void cancel(op& o) override {
+    if (waiting_.remove(o) || nops_.remove(o)) {
+      env_.complete(o, -ECANCELED);
+    } else if (A::flags(o) & k_in_kernel) {
+      io_event ev{};
+      // Only old kernels (before 4.19) complete the op here; newer ones post the event.
+      if (io_cancel(ctx_, &slots_[A::word(o)], &ev) == 0) finish_event(ev);
+    } else if (!reactor_.cancel(o) && pool_ != nullptr) {
+      pool_->cancel(o);
+    }
+  }
+
+  void poll(std::optional<std::chrono::nanoseconds> timeout) override {
+    std::size_t done = complete_nops() + submit_waiting() + reap() + drain_pool();
+    if (done > 0) timeout = std::chrono::nanoseconds(0);
+    bool zero = timeout && timeout->count() <= 0;
+    bool pool_sleeps = !zero && pool_ != nullptr && pool_->prepare_sleep();
+    if (!zero && pool_ != nullptr && !pool_sleeps) timeout = std::chrono::nanoseconds(0);
+    unsigned ready = reactor_.wait(timeout);
+    if (pool_sleeps) pool_->after_sleep();
+    if ((ready & aio_bit_) != 0) clear_eventfd();
+    reap();
+    drain_pool();
+  }
+
+  void wake() noexcept override { reactor_.wake(); }
+
+  void shutdown() override {
+    while (op* o = waiting_.pop()) env_.complete(*o, -ECANCELED);
+    while (op* o = nops_.pop()) env_.complete(*o, -ECANCELED);
+    reactor_.shutdown();
+    // The kernel cannot be told to drop buffered or direct I/O it has started: wait for it.
+    while (in_kernel_ > 0) {
+      io_event evs[64];
+      long n = io_getevents(ctx_, 1, 64, evs, nullptr);
+      if (n < 0 && errno != EINTR) break;
+      for (long i = 0; i < n; ++i) finish_event(evs[i]);
+    }
+    if (pool_ != nullptr) {
+      pool_->stop();
+      drain_pool();
+    }
+  }
+
+ private:
+  static constexpr std::uint8_t k_in_kernel = 0x40;
+
+  bool goes_to_aio(op& o) const noexcept {
+    if (!aio_capable(o.code()) || A::args(o).offset == current_position) return false;
+    if (buffered_) return true;
+    int fl = ::fcntl(A::args(o).fd, F_GETFL);
+    return fl >= 0 && (fl & O_DIRECT) != 0;
+  }
+
+  void delegate(op& o) {
+    if (pool_ == nullptr) {
+      pool_ = &env_.pool();
+      reactor_.watch_extra(pool_->event_fd());
+    }
+    op_queue one;
+    one.push(o);
+    pool_->submit(one);
+  }
+
+  void fill(iocb& cb, op& o) const noexcept {
+    const op_args& a = A::args(o);
+    std::memset(&cb, 0, sizeof cb);
+    cb.aio_data = reinterpret_cast<std::uintptr_t>(&o);
+    cb.aio_fildes = static_cast<std::uint32_t>(a.fd);
+    cb.aio_offset = static_cast<std::int64_t>(a.offset);
+    cb.aio_flags = IOCB_FLAG_RESFD;
+    cb.aio_resfd = static_cast<std::uint32_t>(event_fd_);
+    switch (o.code()) {
+      case op_code::read: cb.aio_lio_opcode = IOCB_CMD_PREAD; break;
+      case op_code::write: cb.aio_lio_opcode = IOCB_CMD_PWRITE; break;
+      case op_code::readv: cb.aio_lio_opcode = IOCB_CMD_PREADV; break;
+      case op_code::writev: cb.aio_lio_opcode = IOCB_CMD_PWRITEV; break;
+      case op_code::fsync: cb.aio_lio_opcode = IOCB_CMD_FSYNC; break;
+      default: cb.aio_lio_opcode = IOCB_CMD_FDSYNC; break;
+    }
+    if (o.code() == op_code::readv || o.code() == op_code::writev) {
+      cb.aio_buf = reinterpret_cast<std::uintptr_t>(a.iov);
+      cb.aio_nbytes = static_cast<std::uint64_t>(a.iovcnt);
+    } else {
+      cb.aio_buf = reinterpret_cast<std::uintptr_t>(a.buf);
+      cb.aio_nbytes = a.len;
+    }
+  }
+
+  // Submits as many waiting ops as there are free slots; returns how many failed at once.
+  std::size_t submit_waiting() {
+    std::size_t failed = 0;
+    while (!waiting_.empty() && !free_.empty()) {
+      iocb* batch[64];
+      op* ops[64];
+      long n = 0;
+      while (n < 64 && !waiting_.empty() && !free_.empty()) {
+        op* o = waiting_.pop();
+        unsigned slot = free_.back();
+        free_.pop_back();
+        A::word(*o) = slot;
+        fill(slots_[slot], *o);
+        batch[n] = &slots_[slot];
+        ops[n++] = o;
+      }
+      long i = 0;
+      while (i < n) {
+        long r = io_submit(ctx_, n - i, batch + i);
+        if (r > 0) {
+          for (long k = i; k < i + r; ++k) A::flags(*ops[k]) |= k_in_kernel;
+          in_kernel_ += static_cast<std::size_t>(r);
+          i += r;
+          continue;
+        }
+        int e = r == 0 ? EAGAIN : errno;
+        if (e == EINTR) continue;
+        if (e == EAGAIN) break;  // the context is full: the rest wait for the next turn
+        // The first iocb was refused (EINVAL for an fsync the file system cannot do, EBADF...).
+        release(*ops[i]);
+        if (e == EINVAL && (ops[i]->code() == op_code::fsync || ops[i]->code() == op_code::fdatasync)) {
+          delegate(*ops[i]);
+        } else {
+          env_.complete(*ops[i], -e);
+          ++failed;
+        }
+        ++i;
+      }
+      if (i < n) {
+        // Put the unsubmitted ones back at the front, in order.
+        op_queue rest;
+        for (long k = i; k < n; ++k) {
+          release(*ops[k]);
+          rest.push(*ops[k]);
+        }
+        rest.splice(waiting_);
+        waiting_.splice(rest);
+        break;
+      }
+    }
+    return failed;
+  }
+
+  std::size_t complete_nops() {
+    std::size_t n = nops_.size();
+    while (op* o = nops_.pop()) env_.complete(*o, 0);
+    return n;
+  }
+
+  void release(op& o) { free_.push_back(static_cast<unsigned>(A::word(o))); }
+
+  void finish_event(const io_event& ev) {
+    op& o = *reinterpret_cast<op*>(static_cast<std::uintptr_t>(ev.data));
+    A::flags(o) &= static_cast<std::uint8_t>(~k_in_kernel);
+    --in_kernel_;
+    release(o);
+    env_.complete(o, ev.res);
+  }
+
+  std::size_t reap() {
+    if (in_kernel_ == 0) return 0;
+    std::size_t total = 0;
+    for (;;) {
+      io_event evs[64];
+      timespec zero{};
+      long n = io_getevents(ctx_, 0, 64, evs, &zero);
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) break;
+      for (long i = 0; i < n; ++i) finish_event(evs[i]);
+      total += static_cast<std::size_t>(n);
+      if (n < 64) break;
+    }
+    return total;
+  }
+
+  std::size_t drain_pool() {
+    if (pool_ == nullptr) return 0;
+    op_queue got;
+    std::size_t n = pool_->drain(got);
+    while (op* o = got.pop()) env_.complete(*o, A::res(*o));
+    return n;
+  }
+
+  void clear_eventfd() noexcept {
+    std::uint64_t v;
+    (void)::read(event_fd_, &v, sizeof v);
+  }
+
+  backend_env& env_;
+  reactor reactor_;
+  const unsigned depth_;
+  const bool buffered_;
+  aio_context_t ctx_ = 0;
+  int event_fd_ = -1;
+  unsigned aio_bit_ = 0;
+  thread_pool* pool_ = nullptr;
+  std::vector<iocb> slots_;
+  std::vector<unsigned> free_;
+  op_queue waiting_;
+  op_queue nops_;
+  std::size_t in_kernel_ = 0;
+};
+
+std::array<bool, op_code_count> aio_native() {
+  std::array<bool, op_code_count> a{};
+  for (std::size_t i = 0; i < op_code_count; ++i) a[i] = aio_capable(static_cast<op_code>(i));
+  // Sockets and timers never need the pool: epoll readiness and the loop's timer heap.
+  for (op_code c : {op_code::accept, op_code::connect, op_code::recv, op_code::send, op_code::timeout, op_code::nop})
+    a[static_cast<std::size_t>(c)] = true;
+  return a;
+}
+
+}  // namespace
+
+extern const backend_descriptor linux_aio_descriptor = {
+    "linux_aio",
+    probe_aio,
+    aio_native,
+    [](backend_env& env) -> std::unique_ptr<backend> { return std::make_unique<linux_aio_backend>(env); },
+};
+
+}  // namespace unio::detail
