@@ -12,19 +12,21 @@
 //    Every other opcode the probe lacks is delegated to the loop's thread pool; native() reports
 //    which. IORING_OP_FTRUNCATE (6.9) is opcode 55 by number (liburing 2.3 stops at 48).
 //  - Setup flags, best first, falling back when setup says EINVAL:
-//      R_DISABLED|SINGLE_ISSUER|DEFER_TASKRUN|TASKRUN_FLAG|SUBMIT_ALL|CLAMP   (6.1)
-//      COOP_TASKRUN|TASKRUN_FLAG|SUBMIT_ALL|CLAMP                            (5.19)
+//      [R_DISABLED|SINGLE_ISSUER|DEFER_TASKRUN|TASKRUN_FLAG|SUBMIT_ALL|CLAMP  (6.1), opt-in]
+//      COOP_TASKRUN|TASKRUN_FLAG|SUBMIT_ALL|CLAMP                            (5.19), default
 //      CLAMP                                                                  (older)
-//    SINGLE_ISSUER binds the ring to one task, but a loop may be constructed on one thread and
-//    run on another. The ring is therefore created disabled (R_DISABLED) and enabled by the first
-//    poll(), which binds it to the loop's thread (IORING_REGISTER_ENABLE_RINGS, by raw register
-//    call: liburing 2.3's .so does not export io_uring_enable_rings). submit() never enters the
-//    kernel before that: a full SQ then queues ops internally. If a later poll() or shutdown()
-//    comes from another thread while no op is inside the kernel (only SQEs not yet submitted),
-//    the ring is recreated on that thread and the pending ops are prepared again. With ops
-//    inside the kernel, a thread change cannot be honoured (the kernel answers EEXIST): shutdown
-//    from another thread then waits (up to 2 s) for the completions the kernel posts when the
-//    old thread has exited, and otherwise unio aborts with a message naming the misuse.
+//    SINGLE_ISSUER|DEFER_TASKRUN (loop_options::io_uring_defer_taskrun) binds the ring to one
+//    task, while a loop may be constructed on one thread, run on another and destroyed on a
+//    third. The ring is then created disabled (R_DISABLED) and enabled by the first poll(),
+//    which binds it to the loop's thread (IORING_REGISTER_ENABLE_RINGS, by raw register call:
+//    liburing 2.3's .so does not export io_uring_enable_rings). submit() never enters the kernel
+//    before that: a full SQ queues ops internally. A later poll() or shutdown() from another
+//    thread while no op is inside the kernel recreates the ring on that thread (pending SQEs are
+//    prepared again). With ops inside the kernel the kernel refuses every other thread (EEXIST),
+//    and requests of an exited thread are not completed until the ring is torn down (checked on
+//    6.18: nothing is posted), so that misuse aborts with a message. Because a server that stops
+//    its worker loops with accepts pending and destroys them from main would hit exactly that,
+//    the default is COOP_TASKRUN, which any thread may drive.
 //  - One enter per turn: poll() submits everything queued and waits in one
 //    io_uring_submit_and_wait_timeout (EXT_ARG); poll(0) submits and reaps without sleeping.
 //  - Wake-ups: wake() writes an eventfd that the ring watches with a re-armed POLL_ADD; the
@@ -334,7 +336,7 @@ class uring_backend final : public backend {
     wake_fd_ = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     if (wake_fd_ < 0) throw std::system_error(errno, std::generic_category(), "unio: io_uring: eventfd");
     try {
-      create_ring(0);
+      create_ring(env.options().io_uring_defer_taskrun ? 0 : 1);
     } catch (...) {
       ::close(wake_fd_);
       throw;
@@ -455,6 +457,7 @@ class uring_backend final : public backend {
     slot_op_.assign(n, nullptr);
     slot_how_.assign(n, ::open_how{});
     seen_head_ = ring_.sq.sqe_tail;
+    dropped_seen_ = IO_URING_READ_ONCE(*ring_.cq.koverflow);
     wake_armed_ = false;
     pool_armed_ = false;
     owner_ = 0;
@@ -680,11 +683,13 @@ class uring_backend final : public backend {
   // Moves everything that waited for SQ space into the SQ, re-arms the internal polls and hands
   // the delegated ops to the pool.
   void flush_queues() {
-    std::vector<op*> cancels;
-    cancels.swap(cancel_backlog_);
-    for (op* o : cancels) {
-      A::word(*o) &= ~k_cancel_queued;
-      send_cancel(*o);
+    if (!cancel_backlog_.empty()) {
+      std::vector<op*> cancels;
+      cancels.swap(cancel_backlog_);
+      for (op* o : cancels) {
+        A::word(*o) &= ~k_cancel_queued;
+        send_cancel(*o);
+      }
     }
     while (!backlog_.empty()) {
       io_uring_sqe* sqe = get_sqe();
@@ -728,9 +733,14 @@ class uring_backend final : public backend {
     using clock = std::chrono::steady_clock;
     const auto deadline = timeout ? clock::now() + *timeout : clock::time_point::max();
     for (;;) {
-      __kernel_timespec ts = to_timespec(timeout ? deadline - clock::now() : std::chrono::nanoseconds(0));
+      // Without an armed wake poll (no SQE was free for it) a wake() could be missed: sleep in
+      // short steps until it is armed again.
+      bool bounded = timeout.has_value() || !wake_armed_;
+      auto left = timeout ? std::chrono::nanoseconds(deadline - clock::now()) : std::chrono::nanoseconds(1000000);
+      if (!wake_armed_) left = std::min<std::chrono::nanoseconds>(left, std::chrono::milliseconds(1));
+      __kernel_timespec ts = to_timespec(left);
       io_uring_cqe* cqe = nullptr;
-      int r = io_uring_submit_and_wait_timeout(&ring_, &cqe, 1, timeout ? &ts : nullptr, nullptr);
+      int r = io_uring_submit_and_wait_timeout(&ring_, &cqe, 1, bounded ? &ts : nullptr, nullptr);
       note_consumed();
       check_enter_error(r);
       reap();
@@ -754,6 +764,7 @@ class uring_backend final : public backend {
   // Handles every CQE there is, including overflowed ones the kernel still holds (NODROP) and
   // completions waiting in deferred task work.
   void reap() {
+    check_dropped();
     for (;;) {
       if (reap_batch() > 0) continue;
       unsigned flags = IO_URING_READ_ONCE(*ring_.sq.kflags);
@@ -763,6 +774,17 @@ class uring_backend final : public backend {
       check_enter_error(r);
       if (io_uring_cq_ready(&ring_) == 0) return;
     }
+  }
+
+  // With NODROP the kernel keeps overflowed CQEs in a list; only when it cannot allocate an
+  // entry is a CQE dropped, and cq.koverflow counts it. The op it belonged to can then never
+  // complete, so say so loudly rather than hang silently.
+  void check_dropped() noexcept {
+    unsigned dropped = IO_URING_READ_ONCE(*ring_.cq.koverflow);
+    if (dropped == dropped_seen_) return;
+    std::fprintf(stderr, "unio: io_uring: the kernel dropped %u completions (out of memory for CQ overflow)\n",
+                 dropped - dropped_seen_);
+    dropped_seen_ = dropped;
   }
 
   struct cqe_copy {
@@ -873,8 +895,8 @@ class uring_backend final : public backend {
 
   void cancel_and_reap_all() {
     if (!on_owner_thread()) {
-      if (owner_ == 0) enable_ring();
-      else return reap_from_foreign_thread();
+      if (owner_ != 0) fatal("loop destroyed on another thread while ops are inside the kernel (io_uring_defer_taskrun)");
+      enable_ring();
     }
     for (op* o = held_head_; o != nullptr; o = A::next(*o))
       if ((A::word(*o) & (k_cancel_sent | k_cancel_queued)) == 0) send_cancel(*o);
@@ -887,15 +909,6 @@ class uring_backend final : public backend {
       check_enter_error(r);
       reap();
     }
-  }
-
-  // The ring belongs to a thread that no longer runs the loop. When that thread has exited, the
-  // kernel cancelled its requests and posted their CQEs, which can be read without entering.
-  void reap_from_foreign_thread() {
-    for (int i = 0; i < 2000 && held_ > 0; ++i) {
-      if (reap_batch() == 0) std::this_thread::sleep_for(std::chrono::milliseconds(1));
-    }
-    if (held_ > 0) fatal("loop destroyed on another thread while ops are inside the kernel of a live thread");
   }
 
   backend_env& env_;
@@ -914,6 +927,7 @@ class uring_backend final : public backend {
   std::vector<op*> slot_op_;
   std::vector<::open_how> slot_how_;
   unsigned seen_head_ = 0;  // SQ head as of the last note_consumed()
+  unsigned dropped_seen_ = 0;  // cq.koverflow as of the last check_dropped()
 
   op* held_head_ = nullptr;  // ops with an SQE (in the SQ or in the kernel)
   std::size_t held_ = 0;

@@ -42,10 +42,11 @@ const unio::backend_info* find_info(const std::vector<unio::backend_info>& all, 
     if (!b_->available) GTEST_SKIP() << "io_uring unavailable: " << b_->reason;      \
   } while (0)
 
-unio::loop_options uring(unsigned depth = 256) {
+unio::loop_options uring(unsigned depth = 256, bool defer_taskrun = false) {
   unio::loop_options o;
   o.backend = "io_uring";
   o.queue_depth = depth;
+  o.io_uring_defer_taskrun = defer_taskrun;
   return o;
 }
 
@@ -295,9 +296,8 @@ TEST(io_uring, destroy_with_recv_in_flight) {
 
 // SINGLE_ISSUER: constructed here, run on other threads one after the other (with ops queued
 // before each), destroyed here.
-TEST(io_uring, loop_moves_between_threads) {
-  REQUIRE_IO_URING();
-  unio::loop lp(uring());
+void moves_between_threads(bool defer_taskrun) {
+  unio::loop lp(uring(256, defer_taskrun));
   int calls = 0;
   unio::op a, b, c;
   lp.nop(a, [&](unio::op&) { ++calls; });
@@ -309,6 +309,69 @@ TEST(io_uring, loop_moves_between_threads) {
   lp.nop(a, [&](unio::op&) { ++calls; });
   lp.run();
   EXPECT_EQ(calls, 4);
+}
+
+TEST(io_uring, loop_moves_between_threads) {
+  REQUIRE_IO_URING();
+  moves_between_threads(false);
+}
+
+TEST(io_uring, defer_taskrun_loop_moves_between_threads_when_idle) {
+  REQUIRE_IO_URING();
+  moves_between_threads(true);
+}
+
+// The same suite of basics on a SINGLE_ISSUER|DEFER_TASKRUN ring.
+TEST(io_uring, defer_taskrun_basics) {
+  REQUIRE_IO_URING();
+  std::string p = temp_file("deferred");
+  unio::loop lp(uring(4, true));
+  EXPECT_EQ(read_through(lp, p), "deferred");
+  std::vector<unio::op> ops(100);
+  int calls = 0;
+  for (auto& o : ops) lp.nop(o, [&](unio::op&) { ++calls; });
+  lp.run();
+  EXPECT_EQ(calls, 100);
+  int sv[2];
+  ASSERT_EQ(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv), 0);
+  unio::op r;
+  char buf[8];
+  std::int64_t res = 0;
+  lp.recv(r, sv[0], buf, sizeof buf, 0, [&](unio::op& o) { res = o.raw_result(); });
+  lp.poll();
+  lp.cancel(r);
+  lp.run();
+  EXPECT_EQ(res, -ECANCELED);
+  ::close(sv[0]);
+  ::close(sv[1]);
+  ::unlink(p.c_str());
+}
+
+// Run on a thread that leaves a recv waiting inside the kernel and exits; the loop is then
+// destroyed here. The kernel cancelled the exited thread's requests, so the recv completes
+// (ECANCELED) exactly once.
+TEST(io_uring, destroyed_after_its_thread_exited_with_recv_in_flight) {
+  REQUIRE_IO_URING();
+  int sv[2];
+  ASSERT_EQ(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv), 0);
+  unio::op r;
+  char buf[16];
+  int calls = 0;
+  std::int64_t res = 0;
+  {
+    unio::loop lp(uring());
+    std::thread([&] {
+      lp.recv(r, sv[0], buf, sizeof buf, 0, [&](unio::op& o) {
+        ++calls;
+        res = o.raw_result();
+      });
+      lp.poll();
+    }).join();
+  }
+  EXPECT_EQ(calls, 1);
+  EXPECT_EQ(res, -ECANCELED);
+  ::close(sv[0]);
+  ::close(sv[1]);
 }
 
 TEST(io_uring, wake_from_another_thread) {
