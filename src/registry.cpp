@@ -13,11 +13,17 @@ namespace unio::detail {
 extern const backend_descriptor threadpool_descriptor;
 extern const backend_descriptor sync_descriptor;
 extern const backend_descriptor linux_aio_descriptor;
+#ifdef UNIO_HAVE_IO_URING
+extern const backend_descriptor io_uring_descriptor;
+#endif
 
 namespace {
 // The order auto prefers. sync is last: it blocks the loop, so auto never picks it while the
 // thread pool works.
 const backend_descriptor* const k_backends[] = {
+#ifdef UNIO_HAVE_IO_URING
+    &io_uring_descriptor,  // where the kernel allows it (probe: setup, opcodes, a NOP round trip)
+#endif
     &threadpool_descriptor,
     &linux_aio_descriptor,
     &sync_descriptor,
