@@ -4,6 +4,9 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include <pthread.h>
+#include <signal.h>
+
 #include <atomic>
 #include <cerrno>
 
@@ -113,20 +116,43 @@ bool needs_readiness(op& o) noexcept {
   }
 }
 
+namespace {
+
+// A write to a pipe whose reader has gone raises SIGPIPE, which kills the process by default.
+// send() has MSG_NOSIGNAL; a pipe write has nothing alike, so SIGPIPE is blocked on this thread
+// for the call, and the one it raised is consumed, leaving EPIPE as the op's result.
+std::int64_t write_without_sigpipe(int fd, const iovec* iov, int cnt) noexcept {
+  sigset_t pipe_only, old;
+  sigemptyset(&pipe_only);
+  sigaddset(&pipe_only, SIGPIPE);
+  pthread_sigmask(SIG_BLOCK, &pipe_only, &old);
+  std::int64_t r = retry([&] { return current().pwritev2(fd, iov, cnt, -1, RWF_NOWAIT); });
+  if (r == -EPIPE && !sigismember(&old, SIGPIPE)) {
+    timespec zero{};
+    while (sigtimedwait(&pipe_only, nullptr, &zero) < 0 && errno == EINTR) {
+    }
+  }
+  pthread_sigmask(SIG_SETMASK, &old, nullptr);
+  return r;
+}
+
+}  // namespace
+
 std::int64_t attempt_nonblocking(op& o) noexcept {
   const op_args& a = A::args(o);
   const table& t = current();
   switch (o.code()) {
-    case op_code::read:
+    case op_code::read: {
+      iovec v{a.buf, a.len};
+      return retry([&] { return t.preadv2(a.fd, &v, 1, -1, RWF_NOWAIT); });
+    }
     case op_code::write: {
       iovec v{a.buf, a.len};
-      if (o.code() == op_code::read) return retry([&] { return t.preadv2(a.fd, &v, 1, -1, RWF_NOWAIT); });
-      return retry([&] { return t.pwritev2(a.fd, &v, 1, -1, RWF_NOWAIT); });
+      return write_without_sigpipe(a.fd, &v, 1);
     }
     case op_code::readv:
       return retry([&] { return t.preadv2(a.fd, static_cast<const iovec*>(a.iov), a.iovcnt, -1, RWF_NOWAIT); });
-    case op_code::writev:
-      return retry([&] { return t.pwritev2(a.fd, static_cast<const iovec*>(a.iov), a.iovcnt, -1, RWF_NOWAIT); });
+    case op_code::writev: return write_without_sigpipe(a.fd, static_cast<const iovec*>(a.iov), a.iovcnt);
     default: return perform(o);
   }
 }

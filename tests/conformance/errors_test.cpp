@@ -216,6 +216,22 @@ TEST_P(errors, eof_reads_are_short_or_zero) {
   ::close(fd);
 }
 
+// A write to a pipe whose reader is gone fails with EPIPE instead of killing the process with
+// SIGPIPE (whose default action is to terminate), on every backend.
+TEST_P(errors, epipe_on_a_pipe_without_reader_and_no_sigpipe) {
+  auto lp = make_loop();
+  int p[2];
+  ASSERT_EQ(::pipe2(p, O_CLOEXEC), 0);
+  ::close(p[0]);
+  const char msg[] = "nobody reads this";
+  EXPECT_EQ(run_one(*lp, [&](unio::op& o, auto h) { lp->write(o, p[1], msg, sizeof msg, unio::current_position, h); }),
+            neg(EPIPE));
+  iovec v{const_cast<char*>(msg), sizeof msg};
+  EXPECT_EQ(run_one(*lp, [&](unio::op& o, auto h) { lp->writev(o, p[1], &v, 1, unio::current_position, h); }),
+            neg(EPIPE));
+  ::close(p[1]);
+}
+
 INSTANTIATE_ALL_BACKENDS(errors);
 
 }  // namespace
