@@ -30,10 +30,12 @@ std::string endpoint::to_string() const {
 
 result<endpoint> endpoint::parse(std::string_view address, std::uint16_t port) {
   std::string s(address);
-  if (s.size() > 2 && s.front() == '[' && s.back() == ']') s = s.substr(1, s.size() - 2);
+  // Brackets are the URL form of an IPv6 address ("[::1]") and only valid around one.
+  bool bracketed = s.size() > 2 && s.front() == '[' && s.back() == ']';
+  if (bracketed) s = s.substr(1, s.size() - 2);
   endpoint ep;
   auto* v4 = reinterpret_cast<sockaddr_in*>(&ep.storage);
-  if (::inet_pton(AF_INET, s.c_str(), &v4->sin_addr) == 1) {
+  if (!bracketed && ::inet_pton(AF_INET, s.c_str(), &v4->sin_addr) == 1) {
     v4->sin_family = AF_INET;
     v4->sin_port = htons(port);
     ep.length = sizeof(sockaddr_in);

@@ -71,10 +71,12 @@ std::int64_t do_vec(const op_args& a, bool write) noexcept {
 }
 
 std::int64_t do_close(const op_args& a) noexcept {
-  // Linux releases the fd even when close fails with EINTR, so close is never retried: a retry
-  // could close an fd that another thread has just been given.
+  // Linux releases the fd even when close fails with EINTR, so close is never retried (a retry
+  // could close an fd another thread has just been given), and EINTR is success: the fd is gone,
+  // which is all the caller asked for (libuv decides the same). Other errors (EIO from a
+  // deferred write-back, EBADF) are reported.
   int r = current().close(a.fd);
-  return r == 0 ? 0 : -errno;
+  return r == 0 || errno == EINTR ? 0 : -errno;
 }
 
 std::int64_t do_accept(const op_args& a) noexcept {

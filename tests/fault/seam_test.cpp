@@ -146,7 +146,7 @@ TEST_P(fault_seam, eintr_on_fsync_fdatasync_open_is_retried) {
 }
 
 // Linux releases the fd even when close() reports EINTR; a retry could close an fd that another
-// thread was just given. So the EINTR is reported, and close is called exactly once.
+// thread was just given. So close is called exactly once, and the op succeeds: the fd is gone.
 TEST_P(fault_seam, close_is_not_retried_on_eintr) {
   int fd = ::open(path_.c_str(), O_RDONLY | O_CLOEXEC);
   ASSERT_GE(fd, 0);
@@ -154,8 +154,7 @@ TEST_P(fault_seam, close_is_not_retried_on_eintr) {
   fs.close.eintr = 1;
   unio::loop lp(options());
   auto r = run(lp, [&]() -> unio::task<unio::result<void>> { co_return co_await lp.async_close(fd); }());
-  ASSERT_FALSE(r);
-  EXPECT_EQ(r.error(), std::errc::interrupted);
+  EXPECT_TRUE(r) << r.error().message();
   EXPECT_EQ(fs.close.calls, 1);
   errno = 0;
   EXPECT_EQ(::fcntl(fd, F_GETFD), -1);  // released all the same

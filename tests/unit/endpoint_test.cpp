@@ -48,7 +48,7 @@ TEST(unit_endpoint, ipv6) {
 
 TEST(unit_endpoint, bad_input_is_einval) {
   for (const char* bad : {"", "localhost", "256.1.1.1", "1.2.3", "1.2.3.4:80", " 127.0.0.1", "127.0.0.1 ", "::1]",
-                          "[::1", "[]", "::g", "1:2:3:4:5:6:7:8:9", "fe80::1%lo", "[::1]:80"}) {
+                          "[::1", "[]", "::g", "1:2:3:4:5:6:7:8:9", "fe80::1%lo", "[::1]:80", "[1.2.3.4]"}) {
     auto ep = unio::endpoint::parse(bad, 80);
     EXPECT_FALSE(ep) << "'" << bad << "' parsed as " << (ep ? ep->to_string() : "");
     if (!ep) {
