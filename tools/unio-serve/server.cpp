@@ -1,0 +1,397 @@
+// unio-serve: workers, the accept loop and the per-connection coroutine.
+#include "server.hpp"
+
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <cstring>
+#include <ctime>
+
+#include "files.hpp"
+
+namespace serve {
+namespace {
+
+constexpr std::size_t chunk_bytes = 256 * 1024;  // file data per read/send
+constexpr std::size_t linger_bytes = 256 * 1024; // drained before closing after an error reply
+constexpr auto accept_backoff = std::chrono::milliseconds(100);
+
+bool is_fd_exhaustion(std::error_code ec) {
+  return ec == std::errc::too_many_files_open || ec == std::errc::too_many_files_open_in_system ||
+         ec == std::errc::no_buffer_space || ec == std::errc::not_enough_memory;
+}
+
+// The status for a failed open.
+int status_for(std::error_code ec) {
+  switch (ec.value()) {
+    case ENOENT: case ENOTDIR: return 404;
+    case EXDEV: case EACCES: case EPERM: case ELOOP: return 403;
+    case ENAMETOOLONG: return 414;
+    case EMFILE: case ENFILE: case ENOMEM: return 503;
+    default: return 500;
+  }
+}
+
+}  // namespace
+
+unio::result<int> make_listener(const unio::endpoint& at) {
+  auto s = unio::tcp_socket(at.family());
+  if (!s) return s.error();
+  int one = 1;
+  if (::setsockopt(*s, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) < 0 ||
+      ::setsockopt(*s, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) < 0 ||
+      ::bind(*s, at.addr(), at.length) < 0 || ::listen(*s, 1024) < 0) {
+    int e = errno;
+    ::close(*s);
+    return unio::errno_code(e);
+  }
+  return *s;
+}
+
+// ---- worker ----
+
+worker::worker(const config& cfg, int listen_fd, std::unique_ptr<unio::loop> lp)
+    : cfg_(cfg), listen_fd_(listen_fd), lp_(std::move(lp)) {}
+
+worker::~worker() {
+  lp_.reset();  // runs what is left (nothing after a clean run) while the members still exist
+  if (listen_fd_ >= 0) ::close(listen_fd_);
+}
+
+void worker::run() {
+  unio::spawn(accept_loop());
+  lp_->run();
+}
+
+void worker::request_stop() {
+  lp_->post([this] { begin_stop(); });
+}
+
+void worker::begin_stop() {
+  if (stopping_) return;
+  stopping_ = true;
+  if (accept_op_) lp_->cancel(*accept_op_);
+  for (connection* c = conns_; c != nullptr;) {
+    connection* next = c->next;  // on_stop never frees c: cancellation completes later
+    c->on_stop();
+    c = next;
+  }
+}
+
+void worker::add(connection* c) noexcept {
+  c->next = conns_;
+  if (conns_) conns_->prev = c;
+  conns_ = c;
+}
+
+void worker::remove(connection* c) noexcept {
+  if (c->prev) c->prev->next = c->next;
+  else conns_ = c->next;
+  if (c->next) c->next->prev = c->prev;
+}
+
+unio::task<void> worker::accept_loop() {
+  while (!stopping_) {
+    unio::endpoint peer;
+    peer.length = sizeof peer.storage;
+    auto aw = lp_->async_accept(listen_fd_, peer.addr(), &peer.length);
+    accept_op_ = &aw.get_op();
+    auto fd = co_await aw;
+    accept_op_ = nullptr;
+    if (fd) {
+      if (stopping_) { ::close(*fd); break; }
+      int one = 1;
+      ::setsockopt(*fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+      unio::spawn(connection::serve(std::make_unique<connection>(*this, *fd, peer)));
+      continue;
+    }
+    if (stopping_) break;
+    auto ec = fd.error();
+    if (ec == std::errc::connection_aborted || ec == std::errc::interrupted) continue;
+    // Out of fds (or another failure): the connection stays in the backlog. Back off on a
+    // timer instead of spinning, then retry; never give up.
+    if (!is_fd_exhaustion(ec))
+      std::fprintf(stderr, "unio-serve: accept: %s\n", ec.message().c_str());
+    auto nap = lp_->async_sleep(accept_backoff);
+    accept_op_ = &nap.get_op();
+    (void)co_await nap;
+    accept_op_ = nullptr;
+  }
+  ::close(listen_fd_);
+  listen_fd_ = -1;
+}
+
+// ---- connection: lifetime and watchdog ----
+
+connection::connection(worker& w, int fd, const unio::endpoint& peer) : w_(w), fd_(fd), peer_(peer) {
+  w_.add(this);
+}
+
+connection::~connection() { w_.remove(this); }
+
+unio::task<void> connection::serve(std::unique_ptr<connection> c) {
+  co_await c->run();
+}
+
+void connection::on_stop() {
+  if (idle_ && current_) w_.lp().cancel(*current_);
+  set_deadline(std::min(deadline_, w_.lp().now() + w_.cfg().grace));
+}
+
+void connection::set_deadline(clock::time_point t) {
+  deadline_ = t;
+  if (wd_op_.busy() && t < armed_until_) w_.lp().cancel(wd_op_);  // the handler re-arms
+}
+
+void connection::arm_watchdog() {
+  auto now = w_.lp().now();
+  armed_until_ = deadline_;
+  w_.lp().timeout(wd_op_, std::max(deadline_ - now, clock::duration(0)),
+                  [this](unio::op& o) { on_watchdog(o); });
+}
+
+void connection::on_watchdog(unio::op&) {
+  if (finished_) {
+    if (wd_waiter_) std::exchange(wd_waiter_, {}).resume();  // may free *this
+    return;
+  }
+  auto now = w_.lp().now();
+  if (now >= deadline_) {
+    if (current_) w_.lp().cancel(*current_);  // a file read in flight is waited for instead
+    deadline_ = now + std::min(w_.cfg().timeout, w_.cfg().grace);
+  }
+  arm_watchdog();
+}
+
+unio::task<void> connection::stop_watchdog() {
+  finished_ = true;
+  if (!wd_op_.busy()) co_return;
+  w_.lp().cancel(wd_op_);
+  struct until_done {
+    connection& c;
+    bool await_ready() const noexcept { return !c.wd_op_.busy(); }
+    void await_suspend(std::coroutine_handle<> h) noexcept { c.wd_waiter_ = h; }
+    void await_resume() const noexcept {}
+  };
+  co_await until_done{*this};
+}
+
+// ---- connection: the request loop ----
+
+unio::task<void> connection::run() {
+  touch();
+  arm_watchdog();
+  bool linger = false;
+  for (;;) {
+    if (pos_ < end_) pos_ += parser_.feed(in_ + pos_, end_ - pos_);
+    auto st = parser_.status();
+    if (st == request_parser::state::complete) {
+      bool keep = co_await respond(parser_.current());
+      log(&parser_.current());
+      if (!keep) { linger = true; break; }
+      parser_.next();
+      continue;
+    }
+    if (st == request_parser::state::error) {
+      (void)co_await reply_error(nullptr, parser_.error_status(), false);
+      log(nullptr);
+      linger = true;
+      break;
+    }
+    pos_ = end_ = 0;  // the parser consumed everything it was given
+    if (w_.stopping()) break;
+    auto aw = w_.lp().async_recv(fd_, in_, sizeof in_);
+    current_ = &aw.get_op();
+    idle_ = true;
+    auto n = co_await aw;
+    current_ = nullptr;
+    idle_ = false;
+    if (!n || *n == 0) break;  // error, timeout (ECANCELED) or the client closed its side
+    touch();
+    end_ = *n;
+  }
+  if (linger) co_await linger_close();
+  ::close(fd_);
+  co_await stop_watchdog();
+}
+
+// After a response with "Connection: close", reads (and drops) what the client still sends for
+// a short while, so that closing with unread data (a TCP reset) cannot destroy the response
+// before the client has read it.
+unio::task<void> connection::linger_close() {
+  ::shutdown(fd_, SHUT_WR);
+  set_deadline(std::min(deadline_, w_.lp().now() + std::chrono::seconds(1)));
+  for (std::size_t drained = 0; drained < linger_bytes;) {
+    auto aw = w_.lp().async_recv(fd_, in_, sizeof in_);
+    current_ = &aw.get_op();
+    idle_ = true;
+    auto n = co_await aw;
+    current_ = nullptr;
+    idle_ = false;
+    if (!n || *n == 0) break;
+    drained += *n;
+  }
+}
+
+unio::task<bool> connection::send_all(const char* p, std::size_t n) {
+  while (n > 0) {
+    auto aw = w_.lp().async_send(fd_, p, n);
+    current_ = &aw.get_op();
+    auto r = co_await aw;
+    current_ = nullptr;
+    if (!r || *r == 0) co_return false;  // EPIPE/ECONNRESET/timeout: this connection only
+    touch();
+    p += *r;
+    n -= *r;
+  }
+  co_return true;
+}
+
+unio::task<bool> connection::reply_error(const request* rq, int status, bool keep,
+                                         std::string_view extra) {
+  head_.clear();
+  append_error(head_, status, keep, rq && rq->method == HTTP_HEAD, extra);
+  status_ = status;
+  body_sent_ = 0;
+  bool ok = co_await send_all(head_.data(), head_.size());
+  co_return ok && keep;
+}
+
+// ---- connection: files ----
+
+unio::task<bool> connection::respond(const request& rq) {
+  bool keep = rq.keep_alive && !rq.upgrade && !w_.stopping();
+  if (rq.method != HTTP_GET && rq.method != HTTP_HEAD)
+    co_return co_await reply_error(&rq, 405, keep && !rq.upgrade, "Allow: GET, HEAD\r\n");
+  auto path = request_path(rq.target);
+  if (!path) co_return co_await reply_error(&rq, 400, false);
+  file f;
+  int st = co_await open_file(*path, f);
+  if (st != 200) co_return co_await reply_error(&rq, st, keep);
+  bool ok = co_await send_file(rq, f, keep);
+  ::close(f.fd);  // a regular file opened for reading: close does not block
+  co_return ok && keep;
+}
+
+// Opens path below the root; a directory gives its index.html. Returns 200 or an error status.
+unio::task<int> connection::open_file(std::string& path, file& f) {
+  int st = co_await open_one(path, f);
+  if (st != 200 || !S_ISDIR(f.st.stx_mode)) co_return st;
+  ::close(f.fd);
+  f.fd = -1;
+  if (path == ".") path = "index.html";
+  else path += path.back() == '/' ? "index.html" : "/index.html";
+  st = co_await open_one(path, f);
+  if (st == 200 && !S_ISREG(f.st.stx_mode)) {
+    ::close(f.fd);
+    f.fd = -1;
+    st = 404;
+  }
+  co_return st;
+}
+
+unio::task<int> connection::open_one(const std::string& path, file& f) {
+  // The kernel refuses every escape (.., absolute paths, symlinks leading outside): EXDEV.
+  unio::open_how how{.flags = O_RDONLY,
+                     .resolve = unio::resolve::beneath | unio::resolve::no_magiclinks};
+  auto fd = co_await w_.lp().async_open(w_.cfg().root_fd, path.c_str(), how);
+  if (!fd) co_return status_for(fd.error());
+  f.fd = *fd;
+  auto s = co_await w_.lp().async_stat(f.fd, "", AT_EMPTY_PATH,
+                                       STATX_TYPE | STATX_MODE | STATX_SIZE | STATX_MTIME, &f.st);
+  int st = !s ? 500 : (S_ISREG(f.st.stx_mode) || S_ISDIR(f.st.stx_mode)) ? 200 : 403;
+  if (st != 200) {
+    ::close(f.fd);
+    f.fd = -1;
+  }
+  co_return st;
+}
+
+unio::task<bool> connection::send_file(const request& rq, const file& f, bool keep) {
+  std::uint64_t size = f.st.stx_size;
+  std::time_t mtime = f.st.stx_mtime.tv_sec;
+  std::string modified = "Last-Modified: " + http_date(mtime) + "\r\n";
+  if (!rq.if_modified_since.empty()) {
+    auto since = parse_http_date(rq.if_modified_since);
+    if (since && mtime <= *since) {
+      head_.clear();
+      append_head(head_, 304, keep, modified);
+      status_ = 304;
+      body_sent_ = 0;
+      co_return co_await send_all(head_.data(), head_.size()) && keep;
+    }
+  }
+  auto range = rq.range.empty() ? byte_range{} : parse_range(rq.range, size);
+  if (range.kind == byte_range::unsatisfiable)
+    co_return co_await reply_error(&rq, 416, keep,
+                                   "Content-Range: bytes */" + std::to_string(size) + "\r\n");
+  std::uint64_t first = 0, len = size;
+  std::string extra = "Content-Type: ";
+  extra += content_type(rq.target.substr(0, rq.target.find('?')));
+  extra += "\r\nAccept-Ranges: bytes\r\n" + modified;
+  status_ = 200;
+  if (range.kind == byte_range::satisfiable) {
+    first = range.first;
+    len = range.last - range.first + 1;
+    status_ = 206;
+    extra += "Content-Range: bytes " + std::to_string(first) + "-" + std::to_string(range.last) +
+             "/" + std::to_string(size) + "\r\n";
+  }
+  extra += "Content-Length: " + std::to_string(len) + "\r\n";
+  head_.clear();
+  append_head(head_, status_, keep, extra);
+  body_sent_ = 0;
+  if (rq.method == HTTP_HEAD || len == 0) co_return co_await send_all(head_.data(), head_.size());
+  co_return co_await send_body(f, first, len);
+}
+
+void connection::reserve(std::size_t n) {
+  if (n <= cap_) return;
+  buf_.reset(new char[n]);  // not zeroed: it is always filled before it is sent
+  cap_ = n;
+}
+
+// Sends head_ and then len bytes of the file from `first`, in chunks: the first chunk shares
+// one send with the head; memory stays at head + chunk_bytes however large the file is.
+unio::task<bool> connection::send_body(const file& f, std::uint64_t first, std::uint64_t len) {
+  std::size_t fill = head_.size();
+  reserve(fill + static_cast<std::size_t>(std::min<std::uint64_t>(len, chunk_bytes)));
+  std::memcpy(buf_.get(), head_.data(), fill);
+  while (len > 0) {
+    std::size_t want = static_cast<std::size_t>(std::min<std::uint64_t>(len, cap_ - fill));
+    auto r = co_await unio::read_exact(w_.lp(), f.fd, buf_.get() + fill, want, first);
+    if (!r) co_return false;  // the file shrank or failed: the length promised cannot be kept
+    if (!co_await send_all(buf_.get(), fill + want)) co_return false;
+    body_sent_ += want;
+    first += want;
+    len -= want;
+    fill = 0;
+  }
+  co_return true;
+}
+
+// One line per response in the Common Log Format, to stdout.
+void connection::log(const request* rq) {
+  if (!w_.cfg().access_log) return;
+  char when[64];
+  std::time_t now = std::time(nullptr);
+  std::tm tm{};
+  gmtime_r(&now, &tm);
+  std::strftime(when, sizeof when, "%d/%b/%Y:%H:%M:%S +0000", &tm);
+  std::string addr = peer_.to_string();
+  addr = addr.substr(0, addr.rfind(':'));
+  if (rq)
+    std::printf("%s - - [%s] \"%s %s HTTP/%u.%u\" %d %llu\n", addr.c_str(), when,
+                http_method_str(rq->method), rq->target.c_str(), rq->major, rq->minor, status_,
+                static_cast<unsigned long long>(body_sent_));
+  else
+    std::printf("%s - - [%s] \"-\" %d 0\n", addr.c_str(), when, status_);
+  std::fflush(stdout);
+}
+
+}  // namespace serve
