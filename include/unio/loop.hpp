@@ -61,6 +61,17 @@ struct loop_options {
   // performs them inside io_submit, on the loop's thread (a cache miss stalls the loop for the
   // disk's latency). Off by default: such ops go to the pool. For benchmarks that show the stall.
   bool aio_buffered = false;
+  // posix_aio: the most helper threads glibc's POSIX AIO may run (aioinit::aio_threads). glibc
+  // serves each fd with at most one thread at a time, so more threads help only with I/O spread
+  // over several files. 0 = glibc's default (20). PROCESS-GLOBAL: glibc keeps one AIO state per
+  // process and aio_init only takes effect before the process's first AIO request, so the first
+  // posix_aio loop of the process applies this value (and aio_num = queue_depth); the values of
+  // later loops are ignored.
+  unsigned posix_aio_threads = 0;
+  // posix_aio: seconds an idle glibc AIO thread waits for new work before it exits
+  // (aioinit::aio_idle_time). 0 = glibc's default (1 s). Process-global, applied once, like
+  // posix_aio_threads.
+  unsigned posix_aio_idle_s = 0;
   // io_uring: set the ring up with SINGLE_ISSUER|DEFER_TASKRUN (Linux 6.1+; else the default
   // COOP_TASKRUN). The kernel then runs completion work only when the loop polls, which saves
   // interrupts under load. REQUIRES: a loop whose thread stops running it with ops still inside

@@ -1,0 +1,480 @@
+// The posix_aio backend: glibc's POSIX AIO (aio_read, aio_write, aio_fsync) for positioned
+// reads and writes on files and for fsync/fdatasync; sockets and pipes through the reactor;
+// everything else on the loop's thread pool.
+//
+// What glibc does underneath (glibc 2.36, sysdeps/pthread/aio_misc.c; BASELINES.md finding 3):
+// POSIX AIO on Linux is a user-space thread pool, not a kernel interface. aio_read takes one
+// process-wide mutex and appends the request to a queue per file descriptor. An fd is served by
+// at most ONE helper thread at a time, which runs the fd's requests one after another with
+// plain pread/pwrite/fsync; a second request on the same fd waits behind the first, so a QD32
+// random read on one file is one thread doing 32 preads in a row. Helper threads are created on
+// demand up to aio_threads (20 by default), are detached, and exit after aio_idle_time (1 s)
+// without work. A pread that fails with ESPIPE (a pipe or socket) is retried by glibc as a plain
+// read() at the current position, which could block a helper forever on an idle pipe, so reads
+// and writes reach glibc only for fds that are not pipes or sockets (one fstat per op).
+// The glibc state is process-global: aio_init is called once per process, before the first
+// request, with loop_options::posix_aio_threads / posix_aio_idle_s (see loop.hpp).
+//
+// Completion design, and why. glibc can notify a completion three ways:
+//  - SIGEV_THREAD: glibc 2.36 starts a NEW detached thread (pthread_create + malloc) for every
+//    completed request (__aio_notify_only). Measured here: 200 completions ran on 200 distinct
+//    threads. At hundreds of thousands of ops per second that is not an option.
+//  - SIGEV_SIGNAL (+ SIGEV_THREAD_ID/signalfd): needs a signal number reserved process-wide and
+//    blocked in every thread; a library must not take one from its host program.
+//  - SIGEV_NONE + aio_error/aio_suspend: what fio's posixaio engine does. Chosen.
+// The loop cannot sleep in aio_suspend itself (it must also wait on epoll for sockets, the
+// pool and wake()), so one reaper thread per backend (started on first use, named
+// "unio-paio-reap") waits in aio_suspend on the aiocbs in flight. It first scans them with
+// aio_error (a plain load) and calls aio_suspend only when none has finished, so under load it
+// rarely sleeps. Finished slots go on a mutex-protected list; the loop takes the whole list once
+// per turn. The reaper writes the completion eventfd (watched by the reactor) only when the loop
+// has announced it is about to sleep (prepare_sleep/after_sleep, the same protocol as the thread
+// pool's), at most once per sleep, never per op: a cross-core wake-up costs 43-55 us on this VM
+// (BASELINES.md finding 4), far more than a cached 4 KiB read.
+//
+// aio_suspend cannot be extended while it waits: an aiocb submitted after the reaper went to
+// sleep is not in its list. The reaper therefore waits with a short timeout (k_rescan, 1 ms) and
+// then picks up the new aiocbs; a condition variable wakes it at once when it was idle (nothing
+// in flight). Trade-off: an op that finishes while the reaper sleeps on OTHER, slower ops (a
+// long fsync, a cache miss on another file) is noticed up to 1 ms late, and while only slow ops
+// are in flight the reaper wakes 1000 times a second (each aio_suspend walks glibc's request
+// lists under its global mutex). The alternatives are worse for a library: a signal to
+// interrupt aio_suspend (EINTR), or a permanently parked "kick" request (an aio_read on a
+// private pipe, which pins one glibc helper thread for the loop's lifetime and costs two
+// wake-ups per kick). Ops on the same fd are served in order by glibc, so a new op behind an
+// in-flight op on the same file never waits for the timeout.
+//
+// Before the loop reuses a finished aiocb the reaper makes sure glibc is done with it: glibc
+// sets the result under its request mutex and keeps touching the aiocb (notification) until it
+// releases that mutex, so after observing a result the reaper calls aio_suspend once on a
+// finished aiocb, which only takes and drops that mutex (a barrier, no wait).
+//
+// readv/writev go to the pool: glibc has no vectored AIO, and lio_listio would turn one iovec
+// into one request per segment (each needs its own slot, glibc runs them as separate preads,
+// a short read in the middle would not stop the rest, and a writev would lose its single-call
+// atomicity against other writers). preadv2/pwritev2 on a pool thread keeps the exact result.
+// Reads and writes at current_position also go to the pool (or the reactor for pipes/sockets):
+// AIO has no "current position".
+//
+// aiocbs come from a fixed table of queue_depth slots (no allocation per op); an op finding no
+// free slot, or refused by glibc with EAGAIN (out of memory or threads), waits for a later turn
+// and is never failed. Cancel: an op not yet handed to glibc completes with ECANCELED; for one
+// in glibc, aio_cancel removes it if no helper has started it (AIO_CANCELED: glibc stores
+// ECANCELED and the reaper hands it back like any completion, so exactly once), else
+// (AIO_NOTCANCELED/AIO_ALLDONE) it completes with its own result. Shutdown cancels what glibc
+// has not started, waits (in the reaper's aio_suspend) for the rest, joins the reaper, then
+// stops the pool.
+#include <aio.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <sys/eventfd.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cerrno>
+#include <condition_variable>
+#include <cstring>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <system_error>
+#include <thread>
+#include <vector>
+
+#include "backend.hpp"
+#include "reactor.hpp"
+#include "sys/syscalls.hpp"
+#include "thread_pool.hpp"
+
+namespace unio::detail {
+namespace {
+
+// How long the reaper sleeps in aio_suspend before it looks for aiocbs added meanwhile.
+constexpr long k_rescan_ns = 1'000'000;
+// How long the loop sleeps at most while ops wait for a retry after glibc said EAGAIN with
+// nothing of ours in flight (no completion would wake it).
+constexpr std::chrono::nanoseconds k_retry_wait{1'000'000};
+
+bool paio_capable(op_code c) noexcept {
+  switch (c) {
+    case op_code::read:
+    case op_code::write:
+    case op_code::fsync:
+    case op_code::fdatasync: return true;
+    default: return false;
+  }
+}
+
+// glibc's AIO tuning is process-global and only applies before the first request.
+void init_glibc_aio(const loop_options& o) {
+  static std::once_flag once;
+  std::call_once(once, [&] {
+    aioinit ai{};
+    ai.aio_threads = o.posix_aio_threads != 0 ? static_cast<int>(std::min(o.posix_aio_threads, 1u << 16)) : 20;
+    ai.aio_num = static_cast<int>(std::clamp(o.queue_depth, 64u, 1u << 16));
+    ai.aio_idle_time = o.posix_aio_idle_s != 0 ? static_cast<int>(std::min(o.posix_aio_idle_s, 1u << 20)) : 1;
+    ::aio_init(&ai);
+  });
+}
+
+class posix_aio_backend final : public backend {
+ public:
+  explicit posix_aio_backend(backend_env& env)
+      : env_(env), reactor_(env), depth_(env.options().queue_depth ? env.options().queue_depth : 256) {
+    init_glibc_aio(env.options());
+    event_fd_ = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (event_fd_ < 0) throw std::system_error(errno, std::generic_category(), "unio: eventfd");
+    reactor_.watch_extra(event_fd_);
+    slots_ = std::make_unique<slot[]>(depth_);
+    free_.reserve(depth_);
+    for (unsigned i = depth_; i > 0; --i) free_.push_back(i - 1);
+    fresh_.reserve(depth_);
+    added_.reserve(depth_);
+    done_.reserve(depth_);
+    taken_.reserve(depth_);
+  }
+
+  ~posix_aio_backend() override {
+    stop_reaper();
+    ::close(event_fd_);
+  }
+
+  std::string_view name() const noexcept override { return "posix_aio"; }
+
+  void submit(op& o) override {
+    if (sys::needs_readiness(o)) reactor_.submit(o);
+    else if (o.code() == op_code::nop) nops_.push(o);
+    else if (goes_to_aio(o)) waiting_.push(o);
+    else delegate(o);
+  }
+
+  void cancel(op& o) override {
+    if (waiting_.remove(o) || nops_.remove(o)) {
+      env_.complete(o, -ECANCELED);
+    } else if ((A::flags(o) & k_in_glibc) != 0) {
+      // AIO_CANCELED: glibc stored ECANCELED and the reaper hands the op back like any other
+      // completion. AIO_NOTCANCELED / AIO_ALLDONE (or -1): it completes with its own result.
+      aiocb& cb = slots_[A::word(o)].cb;
+      (void)::aio_cancel(cb.aio_fildes, &cb);
+    } else if (!reactor_.cancel(o) && pool_ != nullptr) {
+      pool_->cancel(o);
+    }
+  }
+
+  void poll(std::optional<std::chrono::nanoseconds> timeout) override {
+    std::size_t done = complete_nops() + take_finished() + submit_waiting() + drain_pool();
+    if (done > 0) timeout = std::chrono::nanoseconds(0);
+    if (!waiting_.empty() && in_glibc_ == 0 && (!timeout || *timeout > k_retry_wait)) timeout = k_retry_wait;
+    bool zero = timeout && timeout->count() <= 0;
+    bool aio_sleeps = !zero && in_glibc_ > 0 && prepare_sleep();
+    if (!zero && in_glibc_ > 0 && !aio_sleeps) zero = true;
+    bool pool_sleeps = !zero && pool_ != nullptr && pool_->prepare_sleep();
+    if (!zero && pool_ != nullptr && !pool_sleeps) zero = true;
+    if (zero) timeout = std::chrono::nanoseconds(0);
+    (void)reactor_.wait(timeout);
+    if (pool_sleeps) pool_->after_sleep();
+    if (aio_sleeps) after_sleep();
+    take_finished();
+    drain_pool();
+  }
+
+  void wake() noexcept override { reactor_.wake(); }
+
+  void shutdown() override {
+    while (op* o = waiting_.pop()) env_.complete(*o, -ECANCELED);
+    while (op* o = nops_.pop()) env_.complete(*o, -ECANCELED);
+    reactor_.shutdown();
+    // glibc can drop what no helper thread has started; the rest runs to the end.
+    for (unsigned i = 0; i < depth_; ++i) {
+      if (slots_[i].o != nullptr) (void)::aio_cancel(slots_[i].cb.aio_fildes, &slots_[i].cb);
+    }
+    // The reaper leaves once everything handed to glibc has finished (aio_suspend).
+    stop_reaper();
+    take_finished();
+    if (pool_ != nullptr) {
+      pool_->stop();
+      drain_pool();
+    }
+  }
+
+ private:
+  static constexpr std::uint8_t k_in_glibc = 0x40;
+
+  struct slot {
+    aiocb cb{};
+    op* o = nullptr;  // loop thread only
+  };
+
+  bool goes_to_aio(op& o) const noexcept {
+    if (!paio_capable(o.code())) return false;
+    if (o.code() == op_code::fsync || o.code() == op_code::fdatasync) return true;
+    if (A::args(o).offset == current_position) return false;
+    // glibc turns a pread/pwrite that fails with ESPIPE into read()/write() at the current
+    // position (a blocking read on an idle pipe would pin a helper thread forever): pipes and
+    // sockets go to the pool, which reports ESPIPE like the other backends.
+    struct stat st;
+    if (::fstat(A::args(o).fd, &st) != 0) return false;  // the pool reports EBADF
+    return !S_ISFIFO(st.st_mode) && !S_ISSOCK(st.st_mode);
+  }
+
+  void delegate(op& o) {
+    if (pool_ == nullptr) {
+      pool_ = &env_.pool();
+      reactor_.watch_extra(pool_->event_fd());
+    }
+    op_queue one;
+    one.push(o);
+    pool_->submit(one);
+  }
+
+  // Hands one op to glibc; returns 0 or an errno value.
+  static int start(aiocb& cb, op& o) noexcept {
+    const op_args& a = A::args(o);
+    std::memset(&cb, 0, sizeof cb);
+    cb.aio_fildes = a.fd;
+    cb.aio_sigevent.sigev_notify = SIGEV_NONE;
+    int r;
+    switch (o.code()) {
+      case op_code::read:
+      case op_code::write:
+        cb.aio_offset = static_cast<off_t>(a.offset);
+        cb.aio_buf = a.buf;
+        cb.aio_nbytes = a.len;
+        r = o.code() == op_code::read ? ::aio_read(&cb) : ::aio_write(&cb);
+        break;
+      case op_code::fsync: r = ::aio_fsync(O_SYNC, &cb); break;
+      default: r = ::aio_fsync(O_DSYNC, &cb); break;
+    }
+    return r == 0 ? 0 : errno;
+  }
+
+  // Hands waiting ops to glibc while slots are free; returns how many failed at once.
+  std::size_t submit_waiting() {
+    std::size_t failed = 0;
+    while (!waiting_.empty() && !free_.empty()) {
+      op* o = waiting_.pop();
+      unsigned idx = free_.back();
+      free_.pop_back();
+      slot& s = slots_[idx];
+      int e = start(s.cb, *o);
+      if (e == 0) {
+        s.o = o;
+        A::word(*o) = idx;
+        A::flags(*o) |= k_in_glibc;
+        ++in_glibc_;
+        fresh_.push_back(idx);
+        continue;
+      }
+      free_.push_back(idx);
+      if (e == EAGAIN) {
+        // glibc is out of memory or threads for now: retry on a later turn, in order.
+        op_queue rest;
+        rest.push(*o);
+        rest.splice(waiting_);
+        waiting_.splice(rest);
+        break;
+      }
+      env_.complete(*o, -e);  // EBADF from aio_fsync, EINVAL...
+      ++failed;
+    }
+    if (!fresh_.empty()) hand_to_reaper();
+    return failed;
+  }
+
+  void hand_to_reaper() {
+    bool notify;
+    {
+      std::lock_guard lk(mu_);
+      added_.insert(added_.end(), fresh_.begin(), fresh_.end());
+      notify = reaper_idle_;
+    }
+    fresh_.clear();
+    if (!reaper_.joinable()) reaper_ = std::thread([this] { reap_loop(); });
+    else if (notify) cv_.notify_one();
+  }
+
+  // Completes the ops the reaper found finished; returns how many.
+  std::size_t take_finished() {
+    if (done_count_.load(std::memory_order_acquire) == 0) return 0;
+    {
+      std::lock_guard lk(mu_);
+      taken_.swap(done_);
+      done_count_.store(0, std::memory_order_relaxed);
+    }
+    std::size_t n = taken_.size();
+    for (unsigned idx : taken_) {
+      slot& s = slots_[idx];
+      op& o = *s.o;
+      int err = ::aio_error(&s.cb);
+      ssize_t r = ::aio_return(&s.cb);
+      s.o = nullptr;
+      free_.push_back(idx);
+      A::flags(o) &= static_cast<std::uint8_t>(~k_in_glibc);
+      --in_glibc_;
+      env_.complete(o, err == 0 ? static_cast<std::int64_t>(r) : -static_cast<std::int64_t>(err));
+    }
+    taken_.clear();
+    return n;
+  }
+
+  // The loop is about to sleep: false (do not sleep) when finished ops already wait; after a
+  // true return the reaper writes the eventfd for the next finished op.
+  bool prepare_sleep() noexcept {
+    loop_sleeping_.store(true, std::memory_order_seq_cst);
+    if (done_count_.load(std::memory_order_seq_cst) > 0) {
+      loop_sleeping_.store(false, std::memory_order_relaxed);
+      return false;
+    }
+    return true;
+  }
+
+  void after_sleep() noexcept {
+    loop_sleeping_.store(false, std::memory_order_relaxed);
+    std::uint64_t v;
+    while (::read(event_fd_, &v, sizeof v) < 0 && errno == EINTR) {
+    }
+  }
+
+  // ---- the reaper thread ----
+  void reap_loop() {
+    ::pthread_setname_np(::pthread_self(), "unio-paio-reap");
+    std::vector<unsigned> watch;  // slots in glibc, as this thread knows them
+    std::vector<unsigned> finished;
+    std::vector<const aiocb*> list;
+    watch.reserve(depth_);
+    finished.reserve(depth_);
+    list.reserve(depth_);
+    std::unique_lock lk(mu_);
+    for (;;) {
+      if (!added_.empty()) {
+        watch.insert(watch.end(), added_.begin(), added_.end());
+        added_.clear();
+      }
+      if (watch.empty()) {
+        if (stopping_) return;
+        reaper_idle_ = true;
+        cv_.wait(lk);
+        reaper_idle_ = false;
+        continue;
+      }
+      lk.unlock();
+      scan(watch, finished);
+      if (finished.empty()) {
+        list.clear();
+        for (unsigned idx : watch) list.push_back(&slots_[idx].cb);
+        timespec t{0, k_rescan_ns};
+        (void)::aio_suspend(list.data(), static_cast<int>(list.size()), &t);
+        scan(watch, finished);
+      }
+      if (!finished.empty()) {
+        // Barrier: glibc keeps using an aiocb until it drops its request mutex, which this
+        // call takes and releases (the aiocb is finished, so it does not wait).
+        const aiocb* one = &slots_[finished.front()].cb;
+        timespec zero{};
+        (void)::aio_suspend(&one, 1, &zero);
+      }
+      lk.lock();
+      if (!finished.empty()) publish(finished);
+    }
+  }
+
+  // Moves the finished slots of `watch` to `finished`.
+  void scan(std::vector<unsigned>& watch, std::vector<unsigned>& finished) const noexcept {
+    for (std::size_t i = 0; i < watch.size();) {
+      if (::aio_error(&slots_[watch[i]].cb) != EINPROGRESS) {
+        finished.push_back(watch[i]);
+        watch[i] = watch.back();
+        watch.pop_back();
+      } else {
+        ++i;
+      }
+    }
+  }
+
+  // Reaper thread, mu_ held. Wakes the loop only if it announced that it sleeps.
+  void publish(std::vector<unsigned>& finished) {
+    done_.insert(done_.end(), finished.begin(), finished.end());
+    done_count_.fetch_add(finished.size(), std::memory_order_seq_cst);
+    finished.clear();
+    if (loop_sleeping_.load(std::memory_order_seq_cst) && loop_sleeping_.exchange(false)) {
+      std::uint64_t one = 1;
+      while (::write(event_fd_, &one, sizeof one) < 0 && errno == EINTR) {
+      }
+    }
+  }
+
+  void stop_reaper() {
+    if (!reaper_.joinable()) return;
+    {
+      std::lock_guard lk(mu_);
+      stopping_ = true;
+    }
+    cv_.notify_one();
+    reaper_.join();
+  }
+
+  std::size_t complete_nops() {
+    std::size_t n = nops_.size();
+    while (op* o = nops_.pop()) env_.complete(*o, 0);
+    return n;
+  }
+
+  std::size_t drain_pool() {
+    if (pool_ == nullptr) return 0;
+    op_queue got;
+    std::size_t n = pool_->drain(got);
+    while (op* o = got.pop()) env_.complete(*o, A::res(*o));
+    return n;
+  }
+
+  backend_env& env_;
+  reactor reactor_;
+  const unsigned depth_;
+  int event_fd_ = -1;
+  thread_pool* pool_ = nullptr;
+  std::unique_ptr<slot[]> slots_;
+
+  // Loop thread only.
+  std::vector<unsigned> free_;
+  std::vector<unsigned> fresh_;  // handed to glibc this turn, not yet to the reaper
+  std::vector<unsigned> taken_;
+  op_queue waiting_;
+  op_queue nops_;
+  std::size_t in_glibc_ = 0;  // handed to glibc and not yet completed
+
+  // Shared with the reaper.
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::vector<unsigned> added_;  // guarded by mu_: new slots for the reaper to watch
+  std::vector<unsigned> done_;   // guarded by mu_: finished slots for the loop
+  bool reaper_idle_ = false;     // guarded by mu_
+  bool stopping_ = false;        // guarded by mu_
+  std::atomic<std::size_t> done_count_{0};
+  std::atomic<bool> loop_sleeping_{false};
+  std::thread reaper_;
+};
+
+std::array<bool, op_code_count> paio_native() {
+  std::array<bool, op_code_count> a{};
+  for (std::size_t i = 0; i < op_code_count; ++i) a[i] = paio_capable(static_cast<op_code>(i));
+  // Sockets and timers never need the pool: epoll readiness and the loop's timer heap.
+  for (op_code c : {op_code::accept, op_code::connect, op_code::recv, op_code::send, op_code::timeout, op_code::nop})
+    a[static_cast<std::size_t>(c)] = true;
+  return a;
+}
+
+// glibc (2.34+: in libc itself, no -lrt) always provides POSIX AIO; it needs only threads.
+std::string paio_probe() { return {}; }
+
+}  // namespace
+
+extern const backend_descriptor posix_aio_descriptor = {
+    "posix_aio",
+    paio_probe,
+    paio_native,
+    [](backend_env& env) -> std::unique_ptr<backend> { return std::make_unique<posix_aio_backend>(env); },
+};
+
+}  // namespace unio::detail
