@@ -13,6 +13,7 @@ namespace unio::detail {
 extern const backend_descriptor threadpool_descriptor;
 extern const backend_descriptor sync_descriptor;
 extern const backend_descriptor linux_aio_descriptor;
+extern const backend_descriptor posix_aio_descriptor;
 #ifdef UNIO_HAVE_IO_URING
 extern const backend_descriptor io_uring_descriptor;
 #endif
@@ -26,6 +27,7 @@ const backend_descriptor* const k_backends[] = {
 #endif
     &threadpool_descriptor,
     &linux_aio_descriptor,
+    &posix_aio_descriptor,
     &sync_descriptor,
 };
 }  // namespace
