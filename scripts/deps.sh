@@ -11,6 +11,7 @@ pkgs=(
   liburing-dev libaio-dev
   # tests and benchmarks
   libgtest-dev libgmock-dev libbenchmark-dev libseccomp-dev strace util-linux xfsprogs
+  python3 curl  # unio-serve's end-to-end tests
   # tools: unio-bench, unio-serve, peers measured side by side
   libfmt-dev libcli11-dev nlohmann-json3-dev libhttp-parser-dev libuv1-dev gnuplot-nox fio
 )
