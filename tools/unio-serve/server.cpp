@@ -140,7 +140,8 @@ unio::task<void> connection::serve(std::unique_ptr<connection> c) {
 
 void connection::on_stop() {
   if (idle_ && current_) w_.lp().cancel(*current_);
-  set_deadline(std::min(deadline_, w_.lp().now() + w_.cfg().grace));
+  stop_by_ = w_.lp().now() + w_.cfg().grace;
+  set_deadline(std::min(deadline_, stop_by_));
 }
 
 void connection::set_deadline(clock::time_point t) {

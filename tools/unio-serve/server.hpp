@@ -94,7 +94,7 @@ class connection {
 
   // The watchdog: one timeout op per connection that cancels the recv/send in flight once the
   // deadline (last progress + --timeout-ms) has passed.
-  void touch() { deadline_ = w_.lp().now() + w_.cfg().timeout; }
+  void touch() { deadline_ = std::min(w_.lp().now() + w_.cfg().timeout, stop_by_); }
   void set_deadline(clock::time_point t);
   void arm_watchdog();
   void on_watchdog(unio::op& o);
@@ -115,6 +115,7 @@ class connection {
   bool finished_ = false;
   unio::op wd_op_;
   clock::time_point deadline_{}, armed_until_{};
+  clock::time_point stop_by_ = clock::time_point::max();  // shutdown: progress cannot extend past it
   std::coroutine_handle<> wd_waiter_;
 };
 

@@ -392,6 +392,27 @@ def suite_big(binary, backend, base):
     check(st == 206 and body == expect, "1 GiB: last 4 KiB")
     check(srv.stop() == 0, "SIGTERM -> exit 0")
 
+    # SIGTERM during a slow 1 GiB download: the response is cut after the grace period
+    # (min(--timeout-ms, 5 s)) and the server exits 0; the client got a truncated body.
+    srv = Server(binary, root, backend, ["--timeout-ms", "2000"])
+    s = socket.create_connection(("127.0.0.1", srv.port), timeout=30)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
+    s.sendall(b"GET /big.bin HTTP/1.1\r\nHost: x\r\n\r\n")
+    got = len(s.recv(65536))
+    srv.proc.send_signal(signal.SIGTERM)
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < 30:
+        try:
+            b = s.recv(4096)
+        except (ConnectionResetError, socket.timeout):
+            break
+        if not b:
+            break
+        got += len(b)
+        time.sleep(0.01)  # a slow reader: about 400 KB/s
+    s.close()
+    check(srv.stop() == 0 and got < size, "SIGTERM mid-download: exit 0, body cut (%d bytes)" % got)
+
 
 ESCAPES = [
     b"/../etc/passwd",
