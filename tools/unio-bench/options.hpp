@@ -25,6 +25,11 @@ struct run_options {
   std::string vs;                     // "", "fio" or "libuv"
   std::string json;                   // "", "-" or a path
   std::string csv;
+  // Loop tuning, for the experiments of `claims` (and run's --naive-pool etc.); unset = unio's default.
+  std::optional<bool> inline_nowait;  // threadpool: RWF_NOWAIT first on the loop thread
+  std::optional<unsigned> spin_us;    // threadpool: polling before sleeping
+  bool aio_buffered = false;          // linux_aio: buffered files through io_submit too
+  bool nonblock = false;              // open the file with O_NONBLOCK
 
   bool has_reads() const { return rw != "write" && rw != "randwrite"; }
   bool has_writes() const { return rw != "read" && rw != "randread"; }

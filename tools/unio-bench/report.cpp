@@ -186,6 +186,8 @@ std::vector<std::string> csv_cells(const run_options& o, const std::string& kind
           s(stall_max)};
 }
 
+}  // namespace
+
 bool write_text(const std::string& path, const std::string& text) {
   if (path == "-") {
     std::cout << text << std::flush;
@@ -198,7 +200,9 @@ bool write_text(const std::string& path, const std::string& text) {
   return false;
 }
 
-}  // namespace
+nlohmann::json machine_info_json() { return machine_json(); }
+nlohmann::json run_result_json(const run_options& o, const backend_result& r) { return result_json(o, r); }
+std::string load_average() { return loadavg(); }
 
 const std::vector<std::string>& known_backend_names() {
   static const std::vector<std::string> names = {"io_uring", "linux_aio", "posix_aio", "threadpool", "sync"};

@@ -6,6 +6,8 @@
 #include <string>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 #include "options.hpp"
 #include "peers.hpp"
 #include "workload.hpp"
@@ -28,5 +30,12 @@ void print_table(std::FILE* out, const run_report& r);
 // Returns false (after a message on stderr) when the file cannot be written.
 bool write_json(const std::string& path, const run_report& r);
 bool write_csv(const std::string& path, const run_report& r);
+// Writes text to a path, or to stdout for "-". False (after a message) when it cannot.
+bool write_text(const std::string& path, const std::string& text);
+
+// Pieces of the JSON report, shared with `claims`.
+nlohmann::json machine_info_json();
+nlohmann::json run_result_json(const run_options& o, const backend_result& r);
+std::string load_average();
 
 }  // namespace unio_bench

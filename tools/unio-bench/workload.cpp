@@ -197,6 +197,9 @@ void worker_thread(worker& w, phases& ph, const std::string& backend) {
     lo.backend = backend;
     lo.pool_size = w.o.pool;
     lo.queue_depth = std::max(256u, w.o.iodepth + 1);
+    if (w.o.inline_nowait) lo.inline_nowait = *w.o.inline_nowait;
+    if (w.o.spin_us) lo.spin_us = *w.o.spin_us;
+    lo.aio_buffered = w.o.aio_buffered;
     lp = std::make_unique<unio::loop>(lo);
     w.lp = lp.get();
     w.resolved = std::string(lp->backend_name());
@@ -220,7 +223,8 @@ void worker_thread(worker& w, phases& ph, const std::string& backend) {
 }
 
 int open_for(const run_options& o, const test_file& f) {
-  int flags = (o.has_writes() ? O_RDWR : O_RDONLY) | O_CLOEXEC | (o.direct ? O_DIRECT : 0);
+  int flags = (o.has_writes() ? O_RDWR : O_RDONLY) | O_CLOEXEC | (o.direct ? O_DIRECT : 0) |
+              (o.nonblock ? O_NONBLOCK : 0);
   int fd = ::open(f.path.c_str(), flags);
   if (fd < 0) throw std::runtime_error(fmt::format("open {}: {}", f.path, std::strerror(errno)));
   return fd;
@@ -288,6 +292,8 @@ backend_result run_backend(const run_options& o, const std::string& backend, con
   wait_done(ph, o.threads, o, backend);
   r.cpu = sample_rusage() - cpu0;
   r.tasks = sample_tasks() - tasks0;
+  r.tasks_before = tasks0.tasks;
+  r.names_before = tasks0.names;
   ph.release.count_down();
   for (auto& t : threads) t.join();
   ::close(fd);

@@ -28,6 +28,8 @@ struct backend_result {
   latency_ns lat;
   cpu_sample cpu;          // rusage of the whole process over the run
   task_sample tasks;       // the /proc/self/task cross-check
+  int tasks_before = 0;    // threads alive when the run started (loops built)
+  std::string names_before;  // their names, as in task_sample::names
   std::uint64_t stall_p99 = 0, stall_max = 0, stall_samples = 0;
   double resident_before = -1, resident_after = -1;  // page-cache residency, 0..1
   double ns_per_op() const { return ops ? (cpu.user_s + cpu.sys_s) * 1e9 / static_cast<double>(ops) : 0; }
