@@ -11,7 +11,9 @@
 #include <fmt/core.h>
 #include <unio/unio.hpp>
 
+#include "claims.hpp"
 #include "options.hpp"
+#include "plot.hpp"
 #include "peers.hpp"
 #include "report.hpp"
 #include "testfile.hpp"
@@ -41,7 +43,7 @@ namespace {
 
 struct raw_args {
   std::string backend = "auto", bs = "4k", size = "1g";
-  bool fixed_buffers = false, sqpoll = false;
+  bool fixed_buffers = false, sqpoll = false, naive_pool = false;
   std::string plot;
 };
 
@@ -102,7 +104,7 @@ std::string check_sizes(const raw_args& a, run_options& o) {
 std::string check_unsupported(const raw_args& a) {
   if (a.fixed_buffers) return "--fixed-buffers: not supported yet";
   if (a.sqpoll) return "--sqpoll: not supported yet";
-  if (!a.plot.empty()) return "--plot: not supported yet";
+  if (!a.plot.empty() && find_gnuplot().empty()) return "--plot: gnuplot not found on PATH (install gnuplot-nox)";
   return "";
 }
 
@@ -134,7 +136,36 @@ void add_run_options(CLI::App* run, run_options& o, raw_args& a) {
   run->add_option("--csv", o.csv, "write CSV to FILE, or - for stdout");
   run->add_flag("--fixed-buffers", a.fixed_buffers, "io_uring registered buffers (not supported yet)");
   run->add_flag("--sqpoll", a.sqpoll, "io_uring SQPOLL (not supported yet)");
-  run->add_option("--plot", a.plot, "SVG plot (not supported yet)");
+  run->add_option("--plot", a.plot, "SVG plot of IOPS, CPU/op, p99 latency and loop stall per backend (gnuplot)");
+  run->add_flag("--naive-pool", a.naive_pool, "threadpool: no RWF_NOWAIT inline reads, no spinning (a plain pool)");
+  run->add_flag("--aio-buffered", o.aio_buffered, "linux_aio: buffered files through io_submit too");
+  run->add_flag("--nonblock", o.nonblock, "open the file with O_NONBLOCK");
+}
+
+void add_claims_options(CLI::App* claims, claims_options& c) {
+  claims->add_flag("--quick", c.quick, "about 40 s instead of about 3 min (smaller file, shorter runs, no strace)");
+  claims->add_option("--json", c.json, "write JSON to FILE, or - for stdout (the text then goes to stderr)");
+  claims->add_option("--plot", c.plot, "SVG plot of every experiment (gnuplot)");
+  claims->add_option("--file", c.file, "test file (default: a temporary file in the current directory)");
+}
+
+std::vector<plot_row> run_plot_rows(const run_report& rep) {
+  std::vector<plot_row> rows;
+  for (const auto& r : rep.results)
+    rows.push_back({r.backend == r.resolved ? r.resolved : r.backend + "=" + r.resolved, r.iops, r.ns_per_op() / 1000,
+                    static_cast<double>(r.lat.p99) / 1000, static_cast<double>(r.stall_p99) / 1000});
+  return rows;
+}
+
+bool emit_plot(const run_report& rep, const std::string& path) {
+  if (path.empty()) return true;
+  const run_options& o = rep.opts;
+  std::string title = fmt::format("unio-bench run: {} bs={} iodepth={} direct={} cache={}", o.rw, o.bs, o.iodepth,
+                                  o.direct ? 1 : 0, o.cache);
+  std::string err = write_plot(path, title, run_plot_rows(rep));
+  if (err.empty()) return true;
+  fmt::print(stderr, "unio-bench: --plot: {}\n", err);
+  return false;
 }
 
 void run_peer(run_report& rep, const backend_result& r, const test_file& f) {
@@ -175,6 +206,10 @@ int emit(const run_report& rep) {
 
 int cmd_run(run_options& o, const raw_args& a) {
   if (std::string err = validate(a, o); !err.empty()) return fail(err);
+  if (a.naive_pool) {
+    o.inline_nowait = false;
+    o.spin_us = 0;
+  }
   run_report rep;
   rep.opts = o;
   test_file f;
@@ -187,13 +222,8 @@ int cmd_run(run_options& o, const raw_args& a) {
   bool ran = run_all(rep, f);
   remove_test_file(f);
   if (!ran) return 1;
-  return emit(rep);
-}
-
-int cmd_claims() {
-  print_backends(stdout);
-  fmt::print("\nclaims report not implemented yet; see unio-bench backends / run\n");
-  return 0;
+  int rc = emit(rep);
+  return emit_plot(rep, a.plot) ? rc : 1;
 }
 
 }  // namespace
@@ -209,6 +239,9 @@ int main(int argc, char** argv) {
   run_options opts;
   raw_args raw;
   add_run_options(run, opts, raw);
+  claims_options copts;
+  add_claims_options(claims, copts);
+  add_claims_options(&app, copts);  // `unio-bench --quick` = `unio-bench claims --quick`
   CLI11_PARSE(app, argc, argv);
   if (*backends) {
     print_backends(stdout);
@@ -216,5 +249,5 @@ int main(int argc, char** argv) {
   }
   if (*run) return cmd_run(opts, raw);
   (void)claims;
-  return cmd_claims();
+  return cmd_claims(copts);
 }

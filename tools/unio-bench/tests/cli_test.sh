@@ -1,7 +1,10 @@
 #!/bin/bash
 # ctest cases for unio-bench's command line.  usage: cli_test.sh UNIO_BENCH CASE [ARGS...]
 #   backends            every backend name is listed, with auto's choice and the op table
-#   claims              no subcommand: backends output, then the "not implemented yet" note, exit 0
+#   claims_quick        `claims --quick --json - --plot`: every claim id with an allowed verdict in the text
+#                       and in the JSON (which parses and has the claims array), an SVG with the experiments
+#   run_plot            `run --plot x.svg` writes an SVG naming every backend of the run
+#   plot_without_gnuplot  --plot with no gnuplot on PATH: non-zero exit and a clear message
 #   tiny_run            a 1 s run on every backend gives JSON with the DESIGN.md schema keys
 #   bad ARGS...         `run ARGS` exits non-zero with a message and leaves no file behind
 set -u
@@ -21,10 +24,51 @@ case_backends() {
   grep -Eq "^read +(native|delegated)" <<<"$out" || die "no op table"
 }
 
-case_claims() {
-  out=$("$BENCH") || die "default command exited non-zero"
-  grep -q "claims report not implemented yet" <<<"$out" || die "no claims note"
-  grep -q "^auto picks: " <<<"$out" || die "no backends output"
+CLAIM_IDS="1 2 3 4 5 6 7 8a 8b 8c 9 10 11 12 13"
+
+case_claims_quick() {
+  timeout 85 "$BENCH" claims --quick --json - --plot claims.svg >out.json 2>err.txt || { cat err.txt; die "claims --quick failed"; }
+  for id in $CLAIM_IDS; do
+    grep -Eq "^  $id +(confirmed|refuted|partly|not measurable here) " err.txt || die "claim $id: no verdict line"
+  done
+  grep -q "^When to use what on this machine" err.txt || die "no recommendation section"
+  python3 - out.json "$CLAIM_IDS" <<'PY' || die "JSON check failed"
+import json, sys
+j = json.load(open(sys.argv[1]))
+ids = sys.argv[2].split()
+assert isinstance(j["claims"], list), "no claims array"
+got = {c["id"]: c for c in j["claims"]}
+for i in ids:
+    assert i in got, "claim " + i + " missing"
+    c = got[i]
+    assert c["verdict"] in ("confirmed", "refuted", "partly", "not measurable here"), c["verdict"]
+    for k in ("claim", "experiment", "rule", "figures", "reason"):
+        assert k in c, i + ": no " + k
+    if c["verdict"] == "not measurable here":
+        assert c["reason"], i + ": no reason"
+assert j["results"] and j["recommendations"], "no results or recommendations"
+assert j["wall_s"] <= 60, "quick took %.1f s" % j["wall_s"]
+print("ok:", {i: got[i]["verdict"] for i in ids})
+PY
+  grep -q "<svg" claims.svg || die "claims.svg is not an SVG"
+  grep -q "threadpool" claims.svg || die "claims.svg does not name threadpool"
+  [ -z "$(ls -A | grep -v -e '^out.json$' -e '^err.txt$' -e '^claims.svg$')" ] || die "files left behind: $(ls)"
+}
+
+case_run_plot() {
+  "$BENCH" run --size 8m --runtime 0.3 --backend all --plot x.svg >out.txt 2>err.txt || { cat err.txt; die "run --plot failed"; }
+  grep -q "<svg" x.svg || die "x.svg is not an SVG"
+  for b in $("$BENCH" backends | awk '$2 == "yes" {print $1}'); do
+    grep -q ">$b<\|$b" x.svg || die "x.svg does not name backend $b"
+  done
+}
+
+case_plot_without_gnuplot() {
+  PATH=/nonexistent "$BENCH" run --size 8m --runtime 0.3 --backend sync --plot x.svg >out.txt 2>err.txt && die "exit 0"
+  grep -q "gnuplot" err.txt || die "no gnuplot message: $(cat err.txt)"
+  [ ! -e x.svg ] || die "x.svg written"
+  PATH=/nonexistent "$BENCH" claims --quick --plot y.svg >out.txt 2>err.txt && die "claims: exit 0"
+  grep -q "gnuplot" err.txt || die "claims: no gnuplot message"
 }
 
 case_tiny_run() {
@@ -63,7 +107,9 @@ case_bad() {
 
 case "$CASE" in
   backends) case_backends ;;
-  claims) case_claims ;;
+  claims_quick) case_claims_quick ;;
+  run_plot) case_run_plot ;;
+  plot_without_gnuplot) case_plot_without_gnuplot ;;
   tiny_run) case_tiny_run ;;
   bad) case_bad "$@" ;;
   *) die "unknown case $CASE" ;;
