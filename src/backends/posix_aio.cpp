@@ -22,31 +22,38 @@
 //  - SIGEV_SIGNAL (+ SIGEV_THREAD_ID/signalfd): needs a signal number reserved process-wide and
 //    blocked in every thread; a library must not take one from its host program.
 //  - SIGEV_NONE + aio_error/aio_suspend: what fio's posixaio engine does. Chosen.
-// The loop cannot sleep in aio_suspend itself (it must also wait on epoll for sockets, the
-// pool and wake()), so one reaper thread per backend (started on first use, named
-// "unio-paio-reap") waits in aio_suspend on the aiocbs in flight. It first scans them with
-// aio_error (a plain load) and calls aio_suspend only when none has finished, so under load it
-// rarely sleeps. Finished slots go on a mutex-protected list; the loop takes the whole list once
-// per turn. The reaper writes the completion eventfd (watched by the reactor) only when the loop
-// has announced it is about to sleep (prepare_sleep/after_sleep, the same protocol as the thread
-// pool's), at most once per sleep, never per op: a cross-core wake-up costs 43-55 us on this VM
-// (BASELINES.md finding 4), far more than a cached 4 KiB read.
 //
-// aio_suspend cannot be extended while it waits: an aiocb submitted after the reaper went to
-// sleep is not in its list. The reaper therefore waits with a short timeout (k_rescan, 1 ms) and
-// then picks up the new aiocbs; a condition variable wakes it at once when it was idle (nothing
-// in flight). Trade-off: an op that finishes while the reaper sleeps on OTHER, slower ops (a
-// long fsync, a cache miss on another file) is noticed up to 1 ms late, and while only slow ops
-// are in flight the reaper wakes 1000 times a second (each aio_suspend walks glibc's request
-// lists under its global mutex). The alternatives are worse for a library: a signal to
-// interrupt aio_suspend (EINTR), or a permanently parked "kick" request (an aio_read on a
-// private pipe, which pins one glibc helper thread for the loop's lifetime and costs two
-// wake-ups per kick). Ops on the same fd are served in order by glibc, so a new op behind an
-// in-flight op on the same file never waits for the timeout.
+// Who notices a completion. While the loop is awake it finds finished ops itself: every turn it
+// scans its in-flight aiocbs with aio_error (a plain load, no syscall) and completes them, with
+// no other thread involved. The loop cannot SLEEP in aio_suspend (it must also wait on epoll for
+// sockets, the pool and wake()), so when it is about to sleep with ops in glibc it hands their
+// list to a reaper thread (one per backend, started on first use, named "unio-paio-reap"; a
+// condition variable wakes it), which waits in aio_suspend, claims whatever finished, and writes
+// the completion eventfd (watched by the reactor) once for that sleep. The loop then takes the
+// claimed ops as one batch. While the loop is awake the reaper is parked on its condition
+// variable, so glibc's helper does not have to wake it (a futex wake) per completion. The claim
+// protocol: slot::status is changed by the reaper only under mu_ and while loop_sleeping_ is
+// set; the loop sets and clears loop_sleeping_ under mu_, so while it is awake it owns every
+// status and scans without a lock. Measured (unio-bench, QD32 cached randread): polling for
+// completions before sleeping (the thread pool's spin_us) made things worse here, because the
+// spinning loop takes CPU from glibc's helper, the thread that does the reads; so no spinning.
+// A cross-core wake-up costs 43-55 us on this VM (BASELINES.md finding 4), which is why the
+// reaper writes the eventfd at most once per loop sleep, never per op.
 //
-// Before the loop reuses a finished aiocb the reaper makes sure glibc is done with it: glibc
-// sets the result under its request mutex and keeps touching the aiocb (notification) until it
-// releases that mutex, so after observing a result the reaper calls aio_suspend once on a
+// aio_suspend cannot be extended while it waits: if the loop wakes for another reason (a timer,
+// a socket, post), submits more and sleeps again, the reaper may still be waiting on the older
+// list. It therefore waits with a short timeout (k_rescan_ns, 1 ms) and then takes the newer
+// list. Trade-off: in that case an op that finishes while the reaper sleeps on OTHER, slower ops
+// (a long fsync, a cache miss on another file) is noticed up to 1 ms late, and while only slow
+// ops are in flight and the loop sleeps the reaper wakes 1000 times a second (each aio_suspend
+// walks glibc's request lists under its global mutex). The alternatives are worse for a
+// library: a signal to interrupt aio_suspend (EINTR), or a permanently parked "kick" request (an
+// aio_read on a private pipe, which pins one glibc helper thread per loop and costs two wake-ups
+// per kick).
+//
+// Before the loop reuses a finished aiocb, glibc must be done with it: glibc stores the result
+// under its request mutex and keeps touching the aiocb (notification, list removal) until it
+// releases that mutex, so after observing results the harvester calls aio_suspend once on a
 // finished aiocb, which only takes and drops that mutex (a barrier, no wait).
 //
 // readv/writev go to the pool: glibc has no vectored AIO, and lio_listio would turn one iovec
@@ -58,12 +65,13 @@
 //
 // aiocbs come from a fixed table of queue_depth slots (no allocation per op); an op finding no
 // free slot, or refused by glibc with EAGAIN (out of memory or threads), waits for a later turn
-// and is never failed. Cancel: an op not yet handed to glibc completes with ECANCELED; for one
-// in glibc, aio_cancel removes it if no helper has started it (AIO_CANCELED: glibc stores
-// ECANCELED and the reaper hands it back like any completion, so exactly once), else
+// and is never failed. Ops delegated to the pool are handed over once per turn, as one batch.
+// Cancel: an op not yet handed to glibc or the pool completes with ECANCELED; for one in glibc,
+// aio_cancel removes it if no helper has started it (AIO_CANCELED: glibc stores ECANCELED and
+// the op is harvested like any completion, so exactly once), else
 // (AIO_NOTCANCELED/AIO_ALLDONE) it completes with its own result. Shutdown cancels what glibc
-// has not started, waits (in the reaper's aio_suspend) for the rest, joins the reaper, then
-// stops the pool.
+// has not started, joins the reaper, waits for the rest in aio_suspend on the loop's thread,
+// then stops the pool.
 #include <aio.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -72,7 +80,6 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <atomic>
 #include <cerrno>
 #include <condition_variable>
 #include <cstring>
@@ -130,10 +137,11 @@ class posix_aio_backend final : public backend {
     slots_ = std::make_unique<slot[]>(depth_);
     free_.reserve(depth_);
     for (unsigned i = depth_; i > 0; --i) free_.push_back(i - 1);
-    fresh_.reserve(depth_);
-    added_.reserve(depth_);
-    done_.reserve(depth_);
+    inflight_.reserve(depth_);
+    mine_.reserve(depth_);
     taken_.reserve(depth_);
+    sleep_set_.reserve(depth_);
+    done_.reserve(depth_);
   }
 
   ~posix_aio_backend() override {
@@ -147,15 +155,15 @@ class posix_aio_backend final : public backend {
     if (sys::needs_readiness(o)) reactor_.submit(o);
     else if (o.code() == op_code::nop) nops_.push(o);
     else if (goes_to_aio(o)) waiting_.push(o);
-    else delegate(o);
+    else to_pool_.push(o);
   }
 
   void cancel(op& o) override {
-    if (waiting_.remove(o) || nops_.remove(o)) {
+    if (waiting_.remove(o) || nops_.remove(o) || to_pool_.remove(o)) {
       env_.complete(o, -ECANCELED);
     } else if ((A::flags(o) & k_in_glibc) != 0) {
-      // AIO_CANCELED: glibc stored ECANCELED and the reaper hands the op back like any other
-      // completion. AIO_NOTCANCELED / AIO_ALLDONE (or -1): it completes with its own result.
+      // AIO_CANCELED: glibc stored ECANCELED and the op is harvested like any completion.
+      // AIO_NOTCANCELED / AIO_ALLDONE (or -1): it completes with its own result.
       aiocb& cb = slots_[A::word(o)].cb;
       (void)::aio_cancel(cb.aio_fildes, &cb);
     } else if (!reactor_.cancel(o) && pool_ != nullptr) {
@@ -164,19 +172,19 @@ class posix_aio_backend final : public backend {
   }
 
   void poll(std::optional<std::chrono::nanoseconds> timeout) override {
-    std::size_t done = complete_nops() + take_finished() + submit_waiting() + drain_pool();
+    std::size_t done = complete_nops() + submit_waiting() + flush_to_pool() + harvest() + drain_pool();
     if (done > 0) timeout = std::chrono::nanoseconds(0);
     if (!waiting_.empty() && in_glibc_ == 0 && (!timeout || *timeout > k_retry_wait)) timeout = k_retry_wait;
     bool zero = timeout && timeout->count() <= 0;
-    bool aio_sleeps = !zero && in_glibc_ > 0 && prepare_sleep();
-    if (!zero && in_glibc_ > 0 && !aio_sleeps) zero = true;
+    bool aio_sleeps = !zero && in_glibc_ > 0;
+    if (aio_sleeps && !prepare_sleep()) zero = true, aio_sleeps = false;
     bool pool_sleeps = !zero && pool_ != nullptr && pool_->prepare_sleep();
     if (!zero && pool_ != nullptr && !pool_sleeps) zero = true;
     if (zero) timeout = std::chrono::nanoseconds(0);
     (void)reactor_.wait(timeout);
     if (pool_sleeps) pool_->after_sleep();
     if (aio_sleeps) after_sleep();
-    take_finished();
+    harvest();
     drain_pool();
   }
 
@@ -185,14 +193,23 @@ class posix_aio_backend final : public backend {
   void shutdown() override {
     while (op* o = waiting_.pop()) env_.complete(*o, -ECANCELED);
     while (op* o = nops_.pop()) env_.complete(*o, -ECANCELED);
+    while (op* o = to_pool_.pop()) env_.complete(*o, -ECANCELED);
     reactor_.shutdown();
-    // glibc can drop what no helper thread has started; the rest runs to the end.
-    for (unsigned i = 0; i < depth_; ++i) {
-      if (slots_[i].o != nullptr) (void)::aio_cancel(slots_[i].cb.aio_fildes, &slots_[i].cb);
-    }
-    // The reaper leaves once everything handed to glibc has finished (aio_suspend).
     stop_reaper();
-    take_finished();
+    {
+      std::lock_guard lk(mu_);  // normally empty: after_sleep took what the reaper claimed
+      taken_.insert(taken_.end(), done_.begin(), done_.end());
+      done_.clear();
+    }
+    // glibc can drop what no helper thread has started; wait for the rest here.
+    for (unsigned idx : inflight_) (void)::aio_cancel(slots_[idx].cb.aio_fildes, &slots_[idx].cb);
+    for (;;) {
+      harvest();
+      if (inflight_.empty()) break;
+      std::vector<const aiocb*> list;
+      for (unsigned idx : inflight_) list.push_back(&slots_[idx].cb);
+      (void)::aio_suspend(list.data(), static_cast<int>(list.size()), nullptr);
+    }
     if (pool_ != nullptr) {
       pool_->stop();
       drain_pool();
@@ -201,10 +218,16 @@ class posix_aio_backend final : public backend {
 
  private:
   static constexpr std::uint8_t k_in_glibc = 0x40;
+  // slot::status
+  static constexpr std::uint8_t k_free = 0;     // the loop owns the slot (free, or being filled)
+  static constexpr std::uint8_t k_running = 1;  // in glibc; whoever sees it finished claims it
+  static constexpr std::uint8_t k_reaped = 2;   // claimed by the reaper, on done_
 
   struct slot {
     aiocb cb{};
-    op* o = nullptr;  // loop thread only
+    op* o = nullptr;            // loop thread only
+    unsigned pos = 0;           // index in inflight_ (loop thread only)
+    std::uint8_t status = k_free;  // guarded by mu_
   };
 
   bool goes_to_aio(op& o) const noexcept {
@@ -219,14 +242,15 @@ class posix_aio_backend final : public backend {
     return !S_ISFIFO(st.st_mode) && !S_ISSOCK(st.st_mode);
   }
 
-  void delegate(op& o) {
+  // Delegated ops go to the pool once per turn, as one batch (and stay cancellable until then).
+  std::size_t flush_to_pool() {
+    if (to_pool_.empty()) return 0;
     if (pool_ == nullptr) {
       pool_ = &env_.pool();
       reactor_.watch_extra(pool_->event_fd());
     }
-    op_queue one;
-    one.push(o);
-    pool_->submit(one);
+    pool_->submit(to_pool_);
+    return 0;
   }
 
   // Hands one op to glibc; returns 0 or an errno value.
@@ -261,10 +285,12 @@ class posix_aio_backend final : public backend {
       int e = start(s.cb, *o);
       if (e == 0) {
         s.o = o;
+        s.pos = static_cast<unsigned>(inflight_.size());
+        inflight_.push_back(idx);
         A::word(*o) = idx;
         A::flags(*o) |= k_in_glibc;
+        s.status = k_running;
         ++in_glibc_;
-        fresh_.push_back(idx);
         continue;
       }
       free_.push_back(idx);
@@ -279,130 +305,140 @@ class posix_aio_backend final : public backend {
       env_.complete(*o, -e);  // EBADF from aio_fsync, EINVAL...
       ++failed;
     }
-    if (!fresh_.empty()) hand_to_reaper();
     return failed;
   }
 
-  void hand_to_reaper() {
-    bool notify;
-    {
-      std::lock_guard lk(mu_);
-      added_.insert(added_.end(), fresh_.begin(), fresh_.end());
-      notify = reaper_idle_;
-    }
-    fresh_.clear();
-    if (!reaper_.joinable()) reaper_ = std::thread([this] { reap_loop(); });
-    else if (notify) cv_.notify_one();
-  }
-
-  // Completes the ops the reaper found finished; returns how many.
-  std::size_t take_finished() {
-    if (done_count_.load(std::memory_order_acquire) == 0) return 0;
-    {
-      std::lock_guard lk(mu_);
-      taken_.swap(done_);
-      done_count_.store(0, std::memory_order_relaxed);
-    }
-    std::size_t n = taken_.size();
-    for (unsigned idx : taken_) {
+  // Completes every op of ours that glibc has finished: those the reaper claimed while the loop
+  // slept (taken in after_sleep), and those the loop finds itself with aio_error. While the loop
+  // is awake the reaper claims nothing (it only claims while loop_sleeping_ is set, and the loop
+  // sets and clears that under mu_), so this scan needs no lock. Returns how many.
+  std::size_t harvest() {
+    if (in_glibc_ == 0) return 0;
+    for (unsigned idx : inflight_) {
       slot& s = slots_[idx];
-      op& o = *s.o;
-      int err = ::aio_error(&s.cb);
-      ssize_t r = ::aio_return(&s.cb);
-      s.o = nullptr;
-      free_.push_back(idx);
-      A::flags(o) &= static_cast<std::uint8_t>(~k_in_glibc);
-      --in_glibc_;
-      env_.complete(o, err == 0 ? static_cast<std::int64_t>(r) : -static_cast<std::int64_t>(err));
+      if (s.status == k_running && ::aio_error(&s.cb) != EINPROGRESS) {
+        s.status = k_free;
+        mine_.push_back(idx);
+      }
     }
+    if (!mine_.empty()) barrier(mine_.front());
+    std::size_t n = taken_.size() + mine_.size();
+    for (unsigned idx : taken_) finish(idx);
+    for (unsigned idx : mine_) finish(idx);
     taken_.clear();
+    mine_.clear();
     return n;
   }
 
-  // The loop is about to sleep: false (do not sleep) when finished ops already wait; after a
-  // true return the reaper writes the eventfd for the next finished op.
-  bool prepare_sleep() noexcept {
-    loop_sleeping_.store(true, std::memory_order_seq_cst);
-    if (done_count_.load(std::memory_order_seq_cst) > 0) {
-      loop_sleeping_.store(false, std::memory_order_relaxed);
-      return false;
+  // glibc stores the result under its request mutex and keeps using the aiocb until it drops
+  // that mutex; aio_suspend on a finished aiocb takes and releases it without waiting.
+  void barrier(unsigned idx) const noexcept {
+    const aiocb* one = &slots_[idx].cb;
+    timespec zero{};
+    (void)::aio_suspend(&one, 1, &zero);
+  }
+
+  void finish(unsigned idx) {
+    slot& s = slots_[idx];
+    op& o = *s.o;
+    int err = ::aio_error(&s.cb);
+    ssize_t r = ::aio_return(&s.cb);
+    s.o = nullptr;
+    s.status = k_free;  // k_reaped slots: the reaper no longer looks at them (done_ was taken)
+    unsigned last = inflight_.back();
+    inflight_[s.pos] = last;
+    slots_[last].pos = s.pos;
+    inflight_.pop_back();
+    free_.push_back(idx);
+    A::flags(o) &= static_cast<std::uint8_t>(~k_in_glibc);
+    --in_glibc_;
+    env_.complete(o, err == 0 ? static_cast<std::int64_t>(r) : -static_cast<std::int64_t>(err));
+  }
+
+  // The loop is about to sleep with ops in glibc: the reaper watches them and writes the eventfd
+  // for the first one that finishes. False: something finished meanwhile, do not sleep.
+  bool prepare_sleep() {
+    bool notify;
+    {
+      std::lock_guard lk(mu_);
+      for (unsigned idx : inflight_) {
+        const slot& s = slots_[idx];
+        if (s.status == k_running && ::aio_error(&s.cb) != EINPROGRESS) return false;
+      }
+      sleep_set_.assign(inflight_.begin(), inflight_.end());
+      ++sleep_gen_;
+      loop_sleeping_ = true;
+      notify = reaper_idle_;
     }
+    if (!reaper_.joinable()) reaper_ = std::thread([this] { reap_loop(); });
+    else if (notify) cv_.notify_one();
     return true;
   }
 
   void after_sleep() noexcept {
-    loop_sleeping_.store(false, std::memory_order_relaxed);
+    {
+      std::lock_guard lk(mu_);
+      loop_sleeping_ = false;
+      taken_.swap(done_);  // harvest() completes them
+    }
     std::uint64_t v;
     while (::read(event_fd_, &v, sizeof v) < 0 && errno == EINTR) {
     }
   }
 
-  // ---- the reaper thread ----
+  // ---- the reaper thread: watches the ops in glibc while the loop sleeps ----
   void reap_loop() {
     ::pthread_setname_np(::pthread_self(), "unio-paio-reap");
-    std::vector<unsigned> watch;  // slots in glibc, as this thread knows them
-    std::vector<unsigned> finished;
+    std::vector<unsigned> watch;
     std::vector<const aiocb*> list;
+    std::uint64_t gen = 0;
     watch.reserve(depth_);
-    finished.reserve(depth_);
     list.reserve(depth_);
     std::unique_lock lk(mu_);
     for (;;) {
-      if (!added_.empty()) {
-        watch.insert(watch.end(), added_.begin(), added_.end());
-        added_.clear();
-      }
-      if (watch.empty()) {
-        if (stopping_) return;
+      while (!stopping_ && !loop_sleeping_) {
         reaper_idle_ = true;
         cv_.wait(lk);
         reaper_idle_ = false;
-        continue;
       }
+      if (stopping_) return;
+      if (gen != sleep_gen_) {
+        watch = sleep_set_;
+        gen = sleep_gen_;
+      }
+      if (claim(watch) > 0) continue;
+      list.clear();
+      for (unsigned idx : watch)
+        if (slots_[idx].status == k_running) list.push_back(&slots_[idx].cb);
       lk.unlock();
-      scan(watch, finished);
-      if (finished.empty()) {
-        list.clear();
-        for (unsigned idx : watch) list.push_back(&slots_[idx].cb);
-        timespec t{0, k_rescan_ns};
-        (void)::aio_suspend(list.data(), static_cast<int>(list.size()), &t);
-        scan(watch, finished);
-      }
-      if (!finished.empty()) {
-        // Barrier: glibc keeps using an aiocb until it drops its request mutex, which this
-        // call takes and releases (the aiocb is finished, so it does not wait).
-        const aiocb* one = &slots_[finished.front()].cb;
-        timespec zero{};
-        (void)::aio_suspend(&one, 1, &zero);
-      }
+      // Wakes on the first completion in the list, or after k_rescan_ns to pick up a newer
+      // sleep set (the loop may have woken for another reason, submitted more and slept again).
+      timespec t{0, k_rescan_ns};
+      if (!list.empty()) (void)::aio_suspend(list.data(), static_cast<int>(list.size()), &t);
       lk.lock();
-      if (!finished.empty()) publish(finished);
+      if (!stopping_ && loop_sleeping_ && gen == sleep_gen_) claim(watch);
     }
   }
 
-  // Moves the finished slots of `watch` to `finished`.
-  void scan(std::vector<unsigned>& watch, std::vector<unsigned>& finished) const noexcept {
-    for (std::size_t i = 0; i < watch.size();) {
-      if (::aio_error(&slots_[watch[i]].cb) != EINPROGRESS) {
-        finished.push_back(watch[i]);
-        watch[i] = watch.back();
-        watch.pop_back();
-      } else {
-        ++i;
+  // Reaper thread, mu_ held: claims the finished ops of `watch` and, if there are any, hands
+  // them to the sleeping loop (one eventfd write per sleep). Returns how many.
+  std::size_t claim(const std::vector<unsigned>& watch) {
+    std::size_t n = 0;
+    for (unsigned idx : watch) {
+      slot& s = slots_[idx];
+      if (s.status == k_running && ::aio_error(&s.cb) != EINPROGRESS) {
+        s.status = k_reaped;
+        done_.push_back(idx);
+        ++n;
       }
     }
-  }
-
-  // Reaper thread, mu_ held. Wakes the loop only if it announced that it sleeps.
-  void publish(std::vector<unsigned>& finished) {
-    done_.insert(done_.end(), finished.begin(), finished.end());
-    done_count_.fetch_add(finished.size(), std::memory_order_seq_cst);
-    finished.clear();
-    if (loop_sleeping_.load(std::memory_order_seq_cst) && loop_sleeping_.exchange(false)) {
-      std::uint64_t one = 1;
-      while (::write(event_fd_, &one, sizeof one) < 0 && errno == EINTR) {
-      }
+    if (n == 0) return 0;
+    barrier(done_.back());
+    loop_sleeping_ = false;
+    std::uint64_t one = 1;
+    while (::write(event_fd_, &one, sizeof one) < 0 && errno == EINTR) {
     }
+    return n;
   }
 
   void stop_reaper() {
@@ -438,21 +474,23 @@ class posix_aio_backend final : public backend {
 
   // Loop thread only.
   std::vector<unsigned> free_;
-  std::vector<unsigned> fresh_;  // handed to glibc this turn, not yet to the reaper
+  std::vector<unsigned> inflight_;  // slots in glibc (k_running or k_reaped)
+  std::vector<unsigned> mine_;
   std::vector<unsigned> taken_;
   op_queue waiting_;
   op_queue nops_;
+  op_queue to_pool_;
   std::size_t in_glibc_ = 0;  // handed to glibc and not yet completed
 
-  // Shared with the reaper.
+  // Shared with the reaper, guarded by mu_ (and slot::status).
   std::mutex mu_;
   std::condition_variable cv_;
-  std::vector<unsigned> added_;  // guarded by mu_: new slots for the reaper to watch
-  std::vector<unsigned> done_;   // guarded by mu_: finished slots for the loop
-  bool reaper_idle_ = false;     // guarded by mu_
-  bool stopping_ = false;        // guarded by mu_
-  std::atomic<std::size_t> done_count_{0};
-  std::atomic<bool> loop_sleeping_{false};
+  std::vector<unsigned> sleep_set_;  // what the reaper watches while the loop sleeps
+  std::uint64_t sleep_gen_ = 0;
+  std::vector<unsigned> done_;       // claimed by the reaper, for the loop
+  bool loop_sleeping_ = false;
+  bool reaper_idle_ = false;
+  bool stopping_ = false;
   std::thread reaper_;
 };
 
