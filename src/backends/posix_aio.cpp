@@ -410,11 +410,15 @@ class posix_aio_backend final : public backend {
       list.clear();
       for (unsigned idx : watch)
         if (slots_[idx].status == k_running) list.push_back(&slots_[idx].cb);
+      if (list.empty()) {  // not expected (a sleep set holds running ops); never busy-loop
+        cv_.wait_for(lk, std::chrono::nanoseconds(k_rescan_ns));
+        continue;
+      }
       lk.unlock();
       // Wakes on the first completion in the list, or after k_rescan_ns to pick up a newer
       // sleep set (the loop may have woken for another reason, submitted more and slept again).
       timespec t{0, k_rescan_ns};
-      if (!list.empty()) (void)::aio_suspend(list.data(), static_cast<int>(list.size()), &t);
+      (void)::aio_suspend(list.data(), static_cast<int>(list.size()), &t);
       lk.lock();
       if (!stopping_ && loop_sleeping_ && gen == sleep_gen_) claim(watch);
     }

@@ -309,8 +309,8 @@ TEST_F(posix_aio_test, completions_come_back_in_batches) {
   EXPECT_EQ(r.done, 8192u);
   EXPECT_EQ(r.bad, 0u);
   std::printf("[          ] 8192 reads at depth 32: %zu turns, %ld loop sleeps\n", turns, sleeps);
-  EXPECT_LT(turns, 8192u / 4);
-  EXPECT_LT(sleeps, 8192 / 4);
+  EXPECT_LT(turns, 8192u / 2);
+  EXPECT_LT(sleeps, 8192 / 2);  // typically 1 sleep per 5-30 ops, depending on machine load
 }
 
 }  // namespace
