@@ -102,6 +102,8 @@ constexpr std::uint64_t k_tag_cancel = 2;        // an ASYNC_CANCEL request: its
 constexpr std::uint64_t k_tag_wake = 3;          // POLL_ADD on the wake eventfd
 constexpr std::uint64_t k_tag_pool = 4;          // POLL_ADD on the thread pool's eventfd
 constexpr std::uint64_t k_tag_ignore = 5;        // a dropped SQE (shutdown); also LIBURING_UDATA_TIMEOUT (7)
+// op flag (A::flags): the op's SQE is a POLL_ADD(POLLOUT); the write itself follows from user space.
+constexpr std::uint8_t k_poll_then_write = 0x01;
 
 // ---- where an op is (op.backend_word_: state in bits 0-3, flags, SQ position in bits 32-63) ----
 constexpr std::uintptr_t k_state_mask = 0xf;
@@ -364,13 +366,8 @@ class uring_backend final : public backend {
       to_pool_.push(o);
       return;
     }
-    io_uring_sqe* sqe = backlog_.empty() ? get_sqe() : nullptr;
-    if (sqe == nullptr) {
-      set_state(o, k_backlog);
-      backlog_.push(o);
-      return;
-    }
-    place(sqe, o);
+    if (is_stream_write(o)) A::flags(o) |= k_poll_then_write;
+    enqueue(o);
   }
 
   void cancel(op& o) override {
@@ -562,6 +559,38 @@ class uring_backend final : public backend {
     return to_pool && !(cur && sys::needs_readiness(o));
   }
 
+  // Gives `o` an SQE now, or queues it in the backlog when the SQ is full.
+  void enqueue(op& o) {
+    io_uring_sqe* sqe = backlog_.empty() ? get_sqe() : nullptr;
+    if (sqe == nullptr) {
+      set_state(o, k_backlog);
+      backlog_.push(o);
+      return;
+    }
+    place(sqe, o);
+  }
+
+  // A write at the current position of a pipe or socket whose reader is gone raises SIGPIPE in
+  // whichever context the kernel runs it -- with io_uring that can be task work run on return
+  // from any syscall of the loop's thread, where unio cannot block the signal. So such writes
+  // wait for POLLOUT on the ring and are then made from user space with SIGPIPE blocked
+  // (sys::attempt_nonblocking), the same way on every backend. send() is not affected: it
+  // carries MSG_NOSIGNAL.
+  static bool is_stream_write(op& o) noexcept {
+    return (o.code() == op_code::write || o.code() == op_code::writev) && sys::needs_readiness(o);
+  }
+
+  // The POLLOUT stage of a stream write finished: try the write, or wait again.
+  void on_poll_write_ready(op& o, std::int32_t poll_res) {
+    if (poll_res < 0 || shutting_down_) {
+      complete(o, poll_res < 0 ? poll_res : -ECANCELED);
+      return;
+    }
+    std::int64_t r = sys::attempt_nonblocking(o);
+    if (r == -EAGAIN) enqueue(o);
+    else complete(o, r);
+  }
+
   void place(io_uring_sqe* sqe, op& o) {
     unsigned index = static_cast<unsigned>(sqe - ring_.sq.sqes);
     prep(sqe, o, slot_how_[index]);
@@ -579,6 +608,10 @@ class uring_backend final : public backend {
     const op_args& a = A::args(o);
     std::uint64_t off = a.offset == current_position ? ~std::uint64_t{0} : a.offset;
     auto len32 = static_cast<unsigned>(std::min(a.len, k_max_rw));
+    if ((A::flags(o) & k_poll_then_write) != 0) {
+      io_uring_prep_poll_add(sqe, a.fd, POLLOUT);
+      return;
+    }
     switch (o.code()) {
       case op_code::nop: io_uring_prep_nop(sqe); break;
       case op_code::open:
@@ -829,6 +862,10 @@ class uring_backend final : public backend {
     bool cancel_asked = (A::word(o) & (k_cancel_sent | k_cancel_queued)) != 0;
     untrack(o);
     if (cancelled) res = -ECANCELED;
+    if ((A::flags(o) & k_poll_then_write) != 0) {
+      on_poll_write_ready(o, res);
+      return;
+    }
     if (res == -EOPNOTSUPP && !cancel_asked && !shutting_down_ && pool_can_retry(o.code())) {
       set_state(o, k_to_pool);
       to_pool_.push(o);
