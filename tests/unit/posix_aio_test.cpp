@@ -88,13 +88,13 @@ struct random_reader {
   std::size_t total;
   std::size_t issued = 0, done = 0, bad = 0;
   std::mt19937 rng{7};
-  std::function<void()> at_half;
+  std::function<void()> at_half{};
   struct slot {
     unio::op op;
     std::uint64_t off = 0;
     char buf[4096];
   };
-  std::vector<std::unique_ptr<slot>> slots;
+  std::vector<std::unique_ptr<slot>> slots{};
 
   void issue(slot& s) {
     if (issued == total) return;
