@@ -162,7 +162,7 @@ class op_handler {
 
 }  // namespace detail
 
-class op {
+class UNIO_API op {
  public:
   op() = default;
   op(const op&) = delete;

@@ -98,7 +98,8 @@ TEST_P(cancel, cancelling_one_of_several_leaves_the_others) {
 }
 
 TEST_P(cancel, recv_waiting_on_a_socket) {
-  auto [x, y] = unio::test::socket_pair();
+  auto xy_pair = unio::test::socket_pair();
+  int x = xy_pair.first, y = xy_pair.second;
   ASSERT_GE(x, 0);
   auto lp = make_loop();
   unio::op r, t;
@@ -285,7 +286,8 @@ TEST_P(cancel, op_completed_in_the_same_turn_completes_once) {
 }
 
 TEST_P(cancel, double_cancel_completes_once) {
-  auto [x, y] = unio::test::socket_pair();
+  auto xy_pair = unio::test::socket_pair();
+  int x = xy_pair.first, y = xy_pair.second;
   ASSERT_GE(x, 0);
   auto lp = make_loop();
   unio::op r;
@@ -303,7 +305,8 @@ TEST_P(cancel, double_cancel_completes_once) {
 }
 
 TEST_P(cancel, resubmit_from_the_cancelled_handler) {
-  auto [x, y] = unio::test::socket_pair();
+  auto xy_pair = unio::test::socket_pair();
+  int x = xy_pair.first, y = xy_pair.second;
   ASSERT_GE(x, 0);
   auto lp = make_loop();
   unio::op r;
@@ -321,7 +324,8 @@ TEST_P(cancel, resubmit_from_the_cancelled_handler) {
 }
 
 TEST_P(cancel, awaited_op_cancelled_from_elsewhere) {
-  auto [x, y] = unio::test::socket_pair();
+  auto xy_pair = unio::test::socket_pair();
+  int x = xy_pair.first, y = xy_pair.second;
   ASSERT_GE(x, 0);
   auto lp = make_loop();
   unio::op* target = nullptr;
@@ -346,7 +350,8 @@ TEST_P(cancel, fd_number_reused_after_cancel_and_close) {
   // A recv waits on fd N, is cancelled, N is closed and reused by a new socket: ops on the new
   // socket must see its readiness (no stale registration for the old one).
   auto lp = make_loop();
-  auto [x, y] = unio::test::socket_pair();
+  auto xy_pair = unio::test::socket_pair();
+  int x = xy_pair.first, y = xy_pair.second;
   ASSERT_GE(x, 0);
   unio::op r;
   probe pr;
@@ -358,7 +363,8 @@ TEST_P(cancel, fd_number_reused_after_cancel_and_close) {
   ASSERT_EQ(pr.res, neg(ECANCELED));
   EXPECT_EQ(unio::test::run_one(*lp, [&](unio::op& o, auto h) { lp->close(o, x, h); }), 0);
   ::close(y);
-  auto [x2, y2] = unio::test::socket_pair();
+  auto x2y2_pair = unio::test::socket_pair();
+  int x2 = x2y2_pair.first, y2 = x2y2_pair.second;
   ASSERT_GE(x2, 0);
   // Normally x2 == x (lowest free number); if not, the test still checks a fresh socket.
   const int reader = (y2 == x) ? y2 : x2;

@@ -164,7 +164,7 @@ TEST_P(coroutine, read_exact_on_a_pipe_collects_pieces) {
 }
 
 unio::task<int> leaf(unio::loop& lp, int v) {
-  co_await lp.async_nop();
+  (void)co_await lp.async_nop();
   co_return v * 2;
 }
 unio::task<int> middle(unio::loop& lp) {
@@ -181,7 +181,7 @@ TEST_P(coroutine, nested_tasks_return_values) {
 TEST_P(coroutine, exception_propagates_through_sync_wait) {
   auto lp = make_loop();
   auto t = [](unio::loop& lp) -> unio::task<int> {
-    co_await lp.async_nop();
+    (void)co_await lp.async_nop();
     throw std::runtime_error("boom");
   }(*lp);
   EXPECT_THROW(unio::sync_wait(*lp, std::move(t)), std::runtime_error);
@@ -199,7 +199,7 @@ TEST_P(coroutine, spawned_tasks_run_concurrently) {
   std::vector<int> order;
   for (int i = 0; i < 3; ++i) {
     unio::spawn([](unio::loop& lp, int i, std::vector<int>& order) -> unio::task<void> {
-      co_await lp.async_sleep(std::chrono::milliseconds(3 - i));
+      (void)co_await lp.async_sleep(std::chrono::milliseconds(3 - i));
       order.push_back(i);
     }(*lp, i, order));
   }

@@ -131,7 +131,7 @@ unio::task<void> echo_server(unio::loop& lp, int listener, int& served) {
     }
     served += static_cast<int>(*n);
   }
-  co_await lp.async_close(fd);
+  (void)co_await lp.async_close(fd);
 }
 
 unio::task<std::string> echo_client(unio::loop& lp, const unio::endpoint& at, int count) {
@@ -159,7 +159,7 @@ unio::task<std::string> echo_client(unio::loop& lp, const unio::endpoint& at, in
     }
     if (got != msg) co_return "message " + std::to_string(i) + " came back as '" + got + "'";
   }
-  co_await lp.async_close(fd);
+  (void)co_await lp.async_close(fd);
   co_return "";
 }
 

@@ -24,7 +24,7 @@ struct counts {
 };
 counts g;
 
-template <std::size_t Size, bool NothrowMove = true, std::size_t Align = alignof(int)>
+template <std::size_t Size, bool NothrowMove = true, std::size_t Align = alignof(int*)>
 struct alignas(Align) probe {
   std::array<unsigned char, Size> payload{};
   int* hits = nullptr;
