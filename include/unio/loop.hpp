@@ -55,7 +55,9 @@ struct loop_options {
   bool inline_nowait = true;
   // threadpool: how long an idle worker polls for new work, and the waiting loop for
   // completions, before sleeping. A cross-core wake-up costs tens of microseconds on a VM;
-  // polling briefly avoids paying it per op. 0 disables polling.
+  // polling briefly avoids paying it per op. 0 disables polling. posix_aio: how long the loop
+  // waits in aio_suspend itself (glibc's helper wakes it directly) before it hands the wait to
+  // its reaper thread; 0 = always the reaper.
   unsigned spin_us = 50;
   // linux_aio: submit ops on files opened without O_DIRECT through AIO as well. The kernel then
   // performs them inside io_submit, on the loop's thread (a cache miss stalls the loop for the

@@ -25,18 +25,22 @@
 //
 // Who notices a completion. While the loop is awake it finds finished ops itself: every turn it
 // scans its in-flight aiocbs with aio_error (a plain load, no syscall) and completes them, with
-// no other thread involved. The loop cannot SLEEP in aio_suspend (it must also wait on epoll for
-// sockets, the pool and wake()), so when it is about to sleep with ops in glibc it hands their
-// list to a reaper thread (one per backend, started on first use, named "unio-paio-reap"; a
+// no other thread involved. When it finds none, it first waits in aio_suspend itself for at most
+// loop_options::spin_us (50 us): glibc's helper then wakes the loop directly, one wake-up, as in
+// fio's posixaio engine (wake(), post and parked sockets wait at most that long meanwhile). The
+// loop cannot sleep LONGER in aio_suspend (it must also wait on epoll for sockets, the pool and
+// wake()), so when nothing finished by then and it is about to sleep with ops in glibc, it hands
+// their list to a reaper thread (one per backend, started on first use, named "unio-paio-reap"; a
 // condition variable wakes it), which waits in aio_suspend, claims whatever finished, and writes
 // the completion eventfd (watched by the reactor) once for that sleep. The loop then takes the
 // claimed ops as one batch. While the loop is awake the reaper is parked on its condition
 // variable, so glibc's helper does not have to wake it (a futex wake) per completion. The claim
 // protocol: slot::status is changed by the reaper only under mu_ and while loop_sleeping_ is
 // set; the loop sets and clears loop_sleeping_ under mu_, so while it is awake it owns every
-// status and scans without a lock. Measured (unio-bench, QD32 cached randread): polling for
-// completions before sleeping (the thread pool's spin_us) made things worse here, because the
-// spinning loop takes CPU from glibc's helper, the thread that does the reads; so no spinning.
+// status and scans without a lock. Measured (unio-bench, QD32 cached randread, 2 loaded vCPUs):
+// busy-polling aio_error for spin_us before sleeping made things worse (0.63-0.67x fio against
+// 0.75-0.79x without), because the spinning loop takes CPU from glibc's helper, the thread that
+// does the reads; the short aio_suspend wait instead raised it to 0.69-1.01x (median 0.89x).
 // A cross-core wake-up costs 43-55 us on this VM (BASELINES.md finding 4), which is why the
 // reaper writes the eventfd at most once per loop sleep, never per op.
 //
@@ -140,6 +144,7 @@ class posix_aio_backend final : public backend {
     inflight_.reserve(depth_);
     mine_.reserve(depth_);
     taken_.reserve(depth_);
+    list_.reserve(depth_);
     sleep_set_.reserve(depth_);
     done_.reserve(depth_);
   }
@@ -176,6 +181,7 @@ class posix_aio_backend final : public backend {
     if (done > 0) timeout = std::chrono::nanoseconds(0);
     if (!waiting_.empty() && in_glibc_ == 0 && (!timeout || *timeout > k_retry_wait)) timeout = k_retry_wait;
     bool zero = timeout && timeout->count() <= 0;
+    if (!zero && in_glibc_ > 0 && wait_briefly(timeout) > 0) zero = true;
     bool aio_sleeps = !zero && in_glibc_ > 0;
     if (aio_sleeps && !prepare_sleep()) zero = true, aio_sleeps = false;
     bool pool_sleeps = !zero && pool_ != nullptr && pool_->prepare_sleep();
@@ -355,6 +361,21 @@ class posix_aio_backend final : public backend {
     env_.complete(o, err == 0 ? static_cast<std::int64_t>(r) : -static_cast<std::int64_t>(err));
   }
 
+  // Before handing the wait to the reaper (two or three cross-core wake-ups), the loop waits
+  // in aio_suspend itself for up to spin_us: glibc's helper then wakes the loop directly, one
+  // wake-up, as in fio's posixaio engine. Not spinning: the helper needs the CPU. Meanwhile
+  // wake() (post, stop) and parked sockets wait at most spin_us. Returns how many completed.
+  std::size_t wait_briefly(std::optional<std::chrono::nanoseconds> timeout) {
+    std::int64_t ns = static_cast<std::int64_t>(env_.options().spin_us) * 1000;
+    if (timeout && timeout->count() < ns) ns = timeout->count();
+    if (ns <= 0) return 0;
+    list_.clear();
+    for (unsigned idx : inflight_) list_.push_back(&slots_[idx].cb);
+    timespec t{ns / 1'000'000'000, ns % 1'000'000'000};
+    (void)::aio_suspend(list_.data(), static_cast<int>(list_.size()), &t);
+    return harvest();
+  }
+
   // The loop is about to sleep with ops in glibc: the reaper watches them and writes the eventfd
   // for the first one that finishes. False: something finished meanwhile, do not sleep.
   bool prepare_sleep() {
@@ -481,6 +502,7 @@ class posix_aio_backend final : public backend {
   std::vector<unsigned> inflight_;  // slots in glibc (k_running or k_reaped)
   std::vector<unsigned> mine_;
   std::vector<unsigned> taken_;
+  std::vector<const aiocb*> list_;
   op_queue waiting_;
   op_queue nops_;
   op_queue to_pool_;

@@ -127,7 +127,9 @@ TEST_F(posix_aio_test, reads_at_depth_32_go_through_glibc_helpers_with_correct_d
   // No op of this test is delegated, so the loop's pool was never created: the unnamed threads
   // are glibc's AIO helpers (one per fd at a time; they linger aio_idle_time after use).
   EXPECT_GE(helpers, 1) << "no glibc AIO helper thread seen while reads were in flight";
-  EXPECT_TRUE(reaper) << "no unio-paio-reap thread";
+  // The reaper starts only the first time the loop has to sleep longer than spin_us with ops in
+  // glibc, which a busy depth-32 run may never do; its presence is not required.
+  (void)reaper;
 }
 
 TEST_F(posix_aio_test, backend_info_lists_native_and_delegated_ops) {
