@@ -7,7 +7,9 @@
 //  - with loop_options::inline_nowait, reads are first tried on the loop's thread with
 //    preadv2(RWF_NOWAIT), which the kernel completes only from the page cache and refuses
 //    (EAGAIN) when it would have to wait. A page-cache hit then costs one syscall and no
-//    hand-off. With more than one read in a batch, half go to the pool, so both cores work;
+//    hand-off. With more than one read in a batch, two thirds go to the pool, so both cores
+//    work while the loop's thread also runs the handlers (measured against 1/2 and 1/4 at
+//    depth 128 with a pool of 4: 1/3 inline was best);
 //  - finished ops come back in batches, and the loop polls briefly before it sleeps.
 #include <memory>
 
@@ -70,7 +72,7 @@ class threadpool_backend final : public backend {
     std::size_t completed = 0;
     op_queue batch;
     std::size_t n = pending_.size();
-    std::size_t inline_budget = n <= 1 ? n : n / 2;
+    std::size_t inline_budget = n <= 1 ? n : n / 3;
     while (op* o = pending_.pop()) {
       if (inline_nowait_ && inline_budget > 0 && is_read(o->code())) {
         --inline_budget;
