@@ -57,12 +57,12 @@ void thread_pool::submit(op_queue& batch) {
     std::lock_guard lk(queue_mu_);
     queue_.splice(batch);
     queued_.fetch_add(n, std::memory_order_release);
-    // A polling worker will pick up one op by itself; wake sleepers for the rest.
-    std::size_t want = n;
-    if (spinners_.load(std::memory_order_acquire) > 0) --want;
-    wake = static_cast<unsigned>(std::min<std::size_t>(want, sleepers_));
+    // A polling worker picks the batch up by itself. Otherwise wake one sleeper; it wakes the
+    // next if work remains (take), so the futex wake-ups are spread over the workers instead of
+    // all being paid by the loop's thread.
+    if (spinners_.load(std::memory_order_acquire) == 0 && sleepers_ > 0) wake = 1;
   }
-  for (unsigned i = 0; i < wake; ++i) queue_cv_.notify_one();
+  if (wake != 0) queue_cv_.notify_one();
 }
 
 bool thread_pool::cancel(op& o) {
@@ -176,6 +176,9 @@ bool thread_pool::take(op_queue& out) {
     out.push(*o);
   }
   queued_.fetch_sub(n, std::memory_order_release);
+  bool chain = !queue_.empty() && sleepers_ > 0 && spinners_.load(std::memory_order_acquire) == 0;
+  lk.unlock();
+  if (chain) queue_cv_.notify_one();
   return true;
 }
 
