@@ -121,7 +121,7 @@ class linux_aio_backend final : public backend {
   }
 
   void cancel(op& o) override {
-    if (waiting_.remove(o) || nops_.remove(o)) {
+    if (waiting_.remove(o) || nops_.remove(o) || to_pool_.remove(o)) {
       env_.complete(o, -ECANCELED);
     } else if (A::flags(o) & k_in_kernel) {
       io_event ev{};
@@ -133,7 +133,9 @@ class linux_aio_backend final : public backend {
   }
 
   void poll(std::optional<std::chrono::nanoseconds> timeout) override {
-    std::size_t done = complete_nops() + submit_waiting() + reap() + drain_pool();
+    std::size_t done = complete_nops() + submit_waiting();  // may delegate (fsync EINVAL)
+    hand_over_to_pool();
+    done += reap() + drain_pool();
     if (done > 0) timeout = std::chrono::nanoseconds(0);
     bool zero = timeout && timeout->count() <= 0;
     bool pool_sleeps = !zero && pool_ != nullptr && pool_->prepare_sleep();
@@ -150,6 +152,7 @@ class linux_aio_backend final : public backend {
   void shutdown() override {
     while (op* o = waiting_.pop()) env_.complete(*o, -ECANCELED);
     while (op* o = nops_.pop()) env_.complete(*o, -ECANCELED);
+    while (op* o = to_pool_.pop()) env_.complete(*o, -ECANCELED);
     reactor_.shutdown();
     // The kernel cannot be told to drop buffered or direct I/O it has started: wait for it.
     while (in_kernel_ > 0) {
@@ -174,14 +177,17 @@ class linux_aio_backend final : public backend {
     return fl >= 0 && (fl & O_DIRECT) != 0;
   }
 
-  void delegate(op& o) {
+  // Queued until the next poll(), so a cancel right after submission stops the op before any
+  // pool thread can start it (spec item 5).
+  void delegate(op& o) { to_pool_.push(o); }
+
+  void hand_over_to_pool() {
+    if (to_pool_.empty()) return;
     if (pool_ == nullptr) {
       pool_ = &env_.pool();
       reactor_.watch_extra(pool_->event_fd());
     }
-    op_queue one;
-    one.push(o);
-    pool_->submit(one);
+    pool_->submit(to_pool_);
   }
 
   void fill(iocb& cb, op& o) const noexcept {
@@ -319,6 +325,7 @@ class linux_aio_backend final : public backend {
   std::vector<unsigned> free_;
   op_queue waiting_;
   op_queue nops_;
+  op_queue to_pool_;  // delegated ops, handed to the pool once per turn
   std::size_t in_kernel_ = 0;
 };
 
