@@ -12,8 +12,10 @@
 namespace unio::detail {
 namespace {
 
-// Marks an op as taken by a worker, so cancel() knows it can no longer stop it.
-constexpr std::uint8_t k_running = 0x80;
+// The pool's marks in an op's cancel byte, both written only under queue_mu_ (the op's flags byte
+// belongs to the backend, which reads it without the pool's lock):
+constexpr std::uint8_t k_cancel = 0x01;  // cancel() asked: complete with ECANCELED, never run
+constexpr std::uint8_t k_taken = 0x02;   // a worker has the op: too late to stop it
 
 inline void cpu_relax() noexcept {
 #if defined(__x86_64__) || defined(__i386__)
@@ -67,9 +69,9 @@ void thread_pool::submit(op_queue& batch) {
 
 bool thread_pool::cancel(op& o) {
   std::lock_guard lk(queue_mu_);
-  if ((A::flags(o) & k_running) != 0) return false;
+  if ((A::cancel_requested(o) & k_taken) != 0) return false;
   if (A::state(o) != op_submitted) return false;
-  A::cancel_requested(o) = 1;
+  A::cancel_requested(o) |= k_cancel;
   return true;
 }
 
@@ -137,7 +139,7 @@ void thread_pool::work() {
   while (take(mine)) {
     op_queue finished;
     while (op* o = mine.pop()) {
-      A::res(*o) = A::cancel_requested(*o) != 0 ? -ECANCELED : sys::perform(*o);
+      A::res(*o) = (A::cancel_requested(*o) & k_cancel) != 0 ? -ECANCELED : sys::perform(*o);
       finished.push(*o);
     }
     publish(finished);
@@ -172,7 +174,7 @@ bool thread_pool::take(op_queue& out) {
   std::size_t n = queue_.size() >= 16 ? 4 : 1;
   for (std::size_t i = 0; i < n; ++i) {
     op* o = queue_.pop();
-    A::flags(*o) |= k_running;
+    A::cancel_requested(*o) |= k_taken;
     out.push(*o);
   }
   queued_.fetch_sub(n, std::memory_order_release);
@@ -190,7 +192,7 @@ void thread_pool::finish(op& o, std::int64_t res) {
 }
 
 void thread_pool::publish(op_queue& finished) {
-  // k_running stays set: the loop resets the op's flags when it is next submitted, after
+  // k_taken stays set: the loop resets the op's cancel byte when it is next submitted, after
   // drain() has synchronised with this thread.
   std::size_t n = finished.size();
   {
