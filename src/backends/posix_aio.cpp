@@ -398,8 +398,14 @@ class posix_aio_backend final : public backend {
 
   void after_sleep() noexcept {
     {
-      std::lock_guard lk(mu_);
+      std::unique_lock lk(mu_);
       loop_sleeping_ = false;
+      // The reaper may be inside aio_suspend on aiocbs that harvest() is about to free and
+      // submit_waiting() to reuse; glibc's aio_suspend reads the aiocbs again when it returns
+      // (a reused one looks in progress and glibc follows a freed request: SEGV seen under
+      // ASan). So wait until it is out: at most its k_rescan_ns timeout, and only when the loop
+      // woke for something other than the reaper's own eventfd write.
+      suspend_done_.wait(lk, [this] { return !reaper_suspending_; });
       taken_.swap(done_);  // harvest() completes them
     }
     std::uint64_t v;
@@ -435,12 +441,15 @@ class posix_aio_backend final : public backend {
         cv_.wait_for(lk, std::chrono::nanoseconds(k_rescan_ns));
         continue;
       }
+      reaper_suspending_ = true;
       lk.unlock();
       // Wakes on the first completion in the list, or after k_rescan_ns to pick up a newer
       // sleep set (the loop may have woken for another reason, submitted more and slept again).
       timespec t{0, k_rescan_ns};
       (void)::aio_suspend(list.data(), static_cast<int>(list.size()), &t);
       lk.lock();
+      reaper_suspending_ = false;
+      suspend_done_.notify_all();
       if (!stopping_ && loop_sleeping_ && gen == sleep_gen_) claim(watch);
     }
   }
@@ -516,6 +525,8 @@ class posix_aio_backend final : public backend {
   std::vector<unsigned> done_;       // claimed by the reaper, for the loop
   bool loop_sleeping_ = false;
   bool reaper_idle_ = false;
+  bool reaper_suspending_ = false;          // the reaper is inside aio_suspend (guarded by mu_)
+  std::condition_variable suspend_done_;   // signalled when it leaves
   bool stopping_ = false;
   std::thread reaper_;
 };
