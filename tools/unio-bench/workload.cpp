@@ -21,6 +21,7 @@
 #include <unio/unio.hpp>
 
 #include "histogram.hpp"
+#include "progress.hpp"
 #include "testfile.hpp"
 
 namespace unio_bench {
@@ -64,6 +65,7 @@ struct worker {
   unio::aligned_buffer scratch;  // --verify reference reads (aligned for O_DIRECT)
   histogram lat, stall;
   std::uint64_t ops = 0, errors = 0, verify_errors = 0;
+  std::atomic<std::uint64_t> shown_ops{0};  // ops, published each timer tick for the progress line
   std::string first_error;
   std::uint64_t rng, cursor = 0, blocks = 0;
   bool random = false, mixed = false, writes = false;  // --rw, decoded once (no string compares per op)
@@ -174,6 +176,7 @@ void worker::arm_timer() {
 void worker::on_timer() {
   std::uint64_t t = now_ns();
   stall.record(t > timer_due_ns ? t - timer_due_ns : 0);
+  shown_ops.store(ops, std::memory_order_relaxed);
   if (t >= deadline_ns) stopping = true;
   if (!stopping) arm_timer();
 }
@@ -230,14 +233,25 @@ int open_for(const run_options& o, const test_file& f) {
   return fd;
 }
 
-// Waits for every worker to finish; a loop that does not drain within a minute after the
-// deadline is a unio bug, reported as such (the process exits: the hung threads cannot be
-// joined).
-void wait_done(phases& ph, unsigned n, const run_options& o, const std::string& backend) {
+// Waits for every worker to finish, redrawing the progress line meanwhile. A loop that does not
+// drain within a minute after the deadline is a unio bug, reported as such (the process exits:
+// the hung threads cannot be joined).
+void wait_done(phases& ph, const std::vector<std::unique_ptr<worker>>& ws, const run_options& o,
+               const std::string& backend) {
+  progress_line progress(backend, o.runtime_s);
+  auto start = std::chrono::steady_clock::now();
+  auto limit = start + std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+                           std::chrono::duration<double>(o.runtime_s) + 60s);
   std::unique_lock lk(ph.mu);
-  auto limit = std::chrono::duration<double>(o.runtime_s) + 60s;
-  if (ph.cv.wait_for(lk, limit, [&] { return ph.done == n; })) return;
-  fmt::print(stderr, "unio-bench: backend {} did not finish {} s after its deadline (loop hang, a unio bug)\n",
+  auto all_done = [&] { return ph.done == ws.size(); };
+  while (!all_done() && std::chrono::steady_clock::now() < limit) {
+    std::uint64_t ops = 0;
+    for (auto& w : ws) ops += w->shown_ops.load(std::memory_order_relaxed);
+    progress.update(std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count(), ops);
+    ph.cv.wait_for(lk, progress.enabled() ? 250ms : 1s, all_done);
+  }
+  if (all_done()) return;
+  fmt::print(stderr, "\nunio-bench: backend {} did not finish {} s after its deadline (loop hang, a unio bug)\n",
              backend, 60);
   remove_temp_file_now();
   std::_Exit(3);
@@ -289,7 +303,7 @@ backend_result run_backend(const run_options& o, const std::string& backend, con
   cpu_sample cpu0 = sample_rusage();
   task_sample tasks0 = sample_tasks();
   ph.go.arrive_and_wait();
-  wait_done(ph, o.threads, o, backend);
+  wait_done(ph, ws, o, backend);
   r.cpu = sample_rusage() - cpu0;
   r.tasks = sample_tasks() - tasks0;
   r.tasks_before = tasks0.tasks;

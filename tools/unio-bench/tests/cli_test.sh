@@ -6,6 +6,8 @@
 #   run_plot            `run --plot x.svg` writes an SVG naming every backend of the run
 #   plot_without_gnuplot  --plot with no gnuplot on PATH: non-zero exit and a clear message
 #   tiny_run            a 1 s run on every backend gives JSON with the DESIGN.md schema keys
+#   progress            on a terminal (a pty from script(1)) a run draws its progress line on stderr;
+#                       with stderr redirected to a file it draws none
 #   bad ARGS...         `run ARGS` exits non-zero with a message and leaves no file behind
 set -u
 BENCH=$1; CASE=$2; shift 2
@@ -71,6 +73,17 @@ case_plot_without_gnuplot() {
   grep -q "gnuplot" err.txt || die "claims: no gnuplot message"
 }
 
+case_progress() {
+  command -v script >/dev/null || { echo "SKIP: script(1) not installed"; exit 0; }
+  # The line is drawn once when the run starts, so this does not depend on timing.
+  script -qec "$BENCH run --size 8m --runtime 0.5 --backend threadpool >/dev/null" /dev/null >tty.txt 2>&1 \
+    || { cat tty.txt; die "run under a pty failed"; }
+  grep -q "threadpool: [0-9.]* s elapsed, [0-9.]* s left, [0-9]* IOPS" tty.txt || die "no progress line on a tty: $(cat -v tty.txt)"
+  "$BENCH" run --size 8m --runtime 0.5 --backend threadpool >out.txt 2>err.txt || { cat err.txt; die "run failed"; }
+  ! grep -q "elapsed" err.txt out.txt || die "progress line written to a non-terminal: $(cat -v err.txt)"
+  grep -q "threadpool" out.txt || die "no report on stdout"
+}
+
 case_tiny_run() {
   "$BENCH" run --size 8m --runtime 1 --backend all --json - >out.json 2>err.txt || { cat err.txt; die "run failed"; }
   python3 - out.json <<'PY' || die "JSON check failed"
@@ -111,6 +124,7 @@ case "$CASE" in
   run_plot) case_run_plot ;;
   plot_without_gnuplot) case_plot_without_gnuplot ;;
   tiny_run) case_tiny_run ;;
+  progress) case_progress ;;
   bad) case_bad "$@" ;;
   *) die "unknown case $CASE" ;;
 esac
