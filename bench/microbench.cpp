@@ -4,7 +4,9 @@
 //   BM_pread_cached/<backend>/<depth> 4 KiB reads at random offsets of a 64 MiB file in /tmp
 //                                     that is read once before (page-cache hits)
 //
-// items_per_second is completed ops per second. Backends: sync, threadpool, auto.
+// items_per_second is completed ops per second. Backends: every backend built in, by registry
+// index (the label names it); one that is unavailable here is skipped with its reason. Compare
+// BM_nop/io_uring/32 with micro.c's "io_uring NOP, batch 32" (raw liburing) run right after.
 #include <fcntl.h>
 #include <unistd.h>
 
@@ -21,7 +23,12 @@ namespace {
 
 constexpr std::size_t k_file_size = 64u << 20;
 constexpr std::size_t k_bs = 4096;
-const char* const k_backends[] = {"sync", "threadpool", "auto"};
+
+// The registry's backends, in its order.
+const std::vector<unio::backend_info>& backends() {
+  static const std::vector<unio::backend_info> all = unio::probe_backends();
+  return all;
+}
 
 // The 64 MiB data file, created on first use and removed at exit.
 class data_file {
@@ -103,9 +110,11 @@ struct pipeline {
 };
 
 void run_pipeline(benchmark::State& state, bool reads) {
-  const char* backend = k_backends[state.range(0)];
+  const unio::backend_info& info = backends().at(static_cast<std::size_t>(state.range(0)));
+  const char* backend = info.name.c_str();
   auto depth = static_cast<int>(state.range(1));
   state.SetLabel(backend);
+  if (!info.available) return state.SkipWithError(("unavailable: " + info.reason).c_str());
   pipeline p(backend, depth, reads);
   std::uint64_t start = p.done;
   for (auto _ : state) p.run_for(static_cast<std::uint64_t>(depth));
@@ -117,7 +126,7 @@ void BM_pread_cached(benchmark::State& state) { run_pipeline(state, true); }
 
 void args(benchmark::internal::Benchmark* b) {
   b->ArgNames({"backend", "depth"});
-  for (int backend = 0; backend < 3; ++backend)
+  for (int backend = 0; backend < static_cast<int>(backends().size()); ++backend)
     for (int depth : {1, 32, 128}) b->Args({backend, depth});
   b->UseRealTime();
 }
