@@ -9,11 +9,14 @@
 //    (EAGAIN) when it would have to wait. A page-cache hit then costs one syscall and no
 //    hand-off. With more than one read in a batch, two thirds go to the pool, so both cores
 //    work while the loop's thread also runs the handlers (measured against 1/2 and 1/4 at
-//    depth 128 with a pool of 4: 1/3 inline was best);
+//    depth 128 with a pool of 4: 1/3 inline was best). When the tries keep missing (a cold
+//    working set), src/nowait_policy.hpp thins them out, since a miss makes the loop's thread
+//    start the readahead I/O;
 //  - finished ops come back in batches, and the loop polls briefly before it sleeps.
 #include <memory>
 
 #include "backend.hpp"
+#include "nowait_policy.hpp"
 #include "reactor.hpp"
 #include "sys/syscalls.hpp"
 #include "thread_pool.hpp"
@@ -74,12 +77,14 @@ class threadpool_backend final : public backend {
     std::size_t n = pending_.size();
     std::size_t inline_budget = n <= 1 ? n : n / 3;
     while (op* o = pending_.pop()) {
-      if (inline_nowait_ && inline_budget > 0 && is_read(o->code())) {
+      if (inline_nowait_ && inline_budget > 0 && is_read(o->code()) && nowait_.should_try()) {
         --inline_budget;
         std::int64_t r = sys::try_read_nowait(*o);
         // Only a full read (or end of file) is final; a partial one may have stopped at an
         // uncached page, so the pool redoes it rather than return a surprising short read.
-        if (r == 0 || (r > 0 && static_cast<std::uint64_t>(r) == requested(*o))) {
+        bool hit = r == 0 || (r > 0 && static_cast<std::uint64_t>(r) == requested(*o));
+        nowait_.record(hit);
+        if (hit) {
           env_.complete(*o, r);
           ++completed;
           continue;
@@ -111,6 +116,7 @@ class threadpool_backend final : public backend {
   reactor reactor_;
   thread_pool& pool_;
   const bool inline_nowait_;
+  nowait_policy nowait_;
   op_queue pending_;
 };
 
