@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "backend.hpp"
+#include "direct_io.hpp"
 #include "registry.hpp"
 #include "thread_pool.hpp"
 #include "timer_heap.hpp"
@@ -34,7 +35,7 @@ unsigned default_pool_size() noexcept {
   return n < 2 ? 2 : n;
 }
 
-struct loop_impl final : backend_env {
+struct loop_impl final : backend_env, direct_env {
   explicit loop_impl(loop_options o) : opts(std::move(o)) {
     if (opts.pool_size == 0) opts.pool_size = default_pool_size();
     const backend_descriptor& d = resolve_backend(opts.backend, reason);
@@ -53,6 +54,32 @@ struct loop_impl final : backend_env {
     return *pool_;
   }
   const loop_options& options() const noexcept override { return opts; }
+
+  // direct_env: the O_DIRECT layer's internal ops and the user ops it finishes.
+  void submit_inner(op& o) override {
+    A::state(o) = op_submitted;
+    ++pending;
+    if (shutting_down_) complete(o, -ECANCELED);
+    else be->submit(o);
+  }
+  void cancel_inner(op& o) override { cancel(o); }
+  void finish_now(op& o, std::int64_t res) override {
+    A::res(o) = res;
+    A::state(o) = op_idle;
+    --pending;
+    op_handler h;
+    h.take(A::handler(o));
+    h(o);
+  }
+  void post_internal(std::function<void()> fn) override {
+    {
+      std::lock_guard lk(post_mu);
+      posted.push_back(std::move(fn));
+      has_posted.store(true, std::memory_order_release);
+    }
+    be->wake();
+  }
+  bool shutting_down() const noexcept override { return shutting_down_; }
 
   bool alive() const noexcept {
     return pending > 0 || has_posted.load(std::memory_order_acquire) ||
@@ -117,7 +144,7 @@ struct loop_impl final : backend_env {
   void submit(op& o) {
     A::state(o) = op_submitted;
     ++pending;
-    if (shutting_down) {
+    if (shutting_down_) {
       complete(o, -ECANCELED);
       return;
     }
@@ -126,6 +153,7 @@ struct loop_impl final : backend_env {
       timers.push(o);
       return;
     }
+    if (direct_io::candidate(o, opts.direct_fallback) && direct.take(o)) return;
     be->submit(o);
   }
 
@@ -135,11 +163,13 @@ struct loop_impl final : backend_env {
       if (timers.remove(o)) complete(o, -ECANCELED);
       return;
     }
+    if (direct_io::holds(o)) return direct.cancel(o);
     be->cancel(o);
   }
 
   void shut_down() {
-    shutting_down = true;
+    shutting_down_ = true;
+    direct.shutdown();
     while (op* o = timers.pop()) complete(*o, -ECANCELED);
     be->shutdown();
     if (pool_) {
@@ -163,11 +193,12 @@ struct loop_impl final : backend_env {
   std::string reason;
   std::unique_ptr<thread_pool> pool_;  // before be: the backend may hold a reference to it
   std::unique_ptr<backend> be;
+  direct_io direct{*this};  // after be: destroyed first, with nothing left in flight
   op_queue ready;
   timer_heap timers;
   std::size_t pending = 0;  // submitted ops whose handler has not run yet
   std::int64_t now_ns = 0;
-  bool shutting_down = false;
+  bool shutting_down_ = false;
   std::atomic<bool> stop_requested{false};
   std::atomic<int> keepalive{0};
   std::mutex post_mu;
@@ -222,6 +253,7 @@ std::chrono::steady_clock::time_point loop::now() const noexcept {
 }
 
 void loop::submit_prepared(op& o) { impl_->submit(o); }
+std::uint64_t loop::direct_fallbacks() const noexcept { return impl_->direct.fallbacks(); }
 void loop::cancel(op& target) { impl_->cancel(target); }
 
 detail::op_handler& loop::handler_of(op& o) noexcept { return A::handler(o); }

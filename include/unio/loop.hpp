@@ -80,6 +80,11 @@ struct loop_options {
   // the kernel (a pending accept or recv) is destroyed on that same thread; moving an idle loop
   // between threads is fine. Violations abort with a message (the kernel refuses other threads).
   bool io_uring_defer_taskrun = false;
+  // An open with O_DIRECT that the file system refuses (EINVAL: ramfs, some FUSE and network
+  // file systems) is retried without O_DIRECT, and the retry's result is the open's result; each
+  // such success is counted by loop::direct_fallbacks(). A refused O_CREAT has already created
+  // the file, so the retry drops O_EXCL. Off: the open completes with EINVAL.
+  bool direct_fallback = false;
 };
 
 class loop;
@@ -287,6 +292,10 @@ class UNIO_API loop {
     return make<std::size_t>([=, this](op& o) { prep_send(o, fd, buf, len, flags); });
   }
   auto async_sleep(std::chrono::nanoseconds d) { return make<void>([=, this](op& o) { prep_timeout(o, d); }); }
+
+  // How many opens loop_options::direct_fallback has turned into buffered opens (the file
+  // system refused O_DIRECT). Loop thread only.
+  std::uint64_t direct_fallbacks() const noexcept;
 
   // Internal: submits a prepared op. Use the named operations above.
   void submit_prepared(op& o);
