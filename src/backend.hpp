@@ -32,7 +32,10 @@
 //  7. Capabilities. native(code) tells whether the backend performs an op itself (true) or
 //     delegates it to env.pool() (false). timeout ops never reach a backend: the loop keeps the
 //     timers and passes the next deadline to poll().
-//  8. Errors at creation. A backend that cannot work here (the kernel refuses a ring, a library
+//  8. Registered resources. set_buffers()/set_files() receive input the loop has validated
+//     (loop::register_buffers/register_files; an empty span unregisters). A backend that has no
+//     use for them keeps the default: accept and ignore. Results of ops must not change.
+//  9. Errors at creation. A backend that cannot work here (the kernel refuses a ring, a library
 //     is missing) is reported by its descriptor's probe() with a reason, before create().
 #pragma once
 
@@ -41,8 +44,10 @@
 #include <cstdint>
 #include <memory>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
+#include <system_error>
 
 #include "unio/loop.hpp"
 #include "unio/op.hpp"
@@ -146,6 +151,17 @@ class backend {
   virtual void poll(std::optional<std::chrono::nanoseconds> timeout) = 0;
   virtual void wake() noexcept = 0;
   virtual void shutdown() = 0;
+  // Spec item 8. Loop thread only.
+  virtual std::error_code set_buffers(std::span<const iovec>) { return {}; }
+  virtual std::error_code set_files(std::span<const int>) { return {}; }
+  // Test hook (tests/unit only): a backend's internal counters and test actions by name; 0 for
+  // names it does not know.
+  virtual std::int64_t test_hook(std::string_view, std::int64_t) { return 0; }
+};
+
+// The backend a loop owns, for tests of backend internals.
+struct loop_access {
+  static backend& backend_of(loop& lp) noexcept;
 };
 
 // How the registry knows a backend.

@@ -35,6 +35,36 @@ unsigned default_pool_size() noexcept {
   return n < 2 ? 2 : n;
 }
 
+// The kernel's limits for io_uring registration (IORING_MAX_REG_BUFFERS, the 1 GiB cap per
+// buffer, and the fixed-file table size of Linux 5.x), checked the same way on every backend.
+constexpr std::size_t k_max_registered_buffers = 1u << 14;
+constexpr std::size_t k_max_buffer_len = std::size_t{1} << 30;
+constexpr std::size_t k_max_registered_files = 1u << 15;
+
+std::error_code validate_buffers(std::span<const iovec> bufs) {
+  const auto invalid = std::make_error_code(std::errc::invalid_argument);
+  if (bufs.empty() || bufs.size() > k_max_registered_buffers) return invalid;
+  std::vector<iovec> sorted(bufs.begin(), bufs.end());
+  for (const iovec& v : sorted)
+    if (v.iov_base == nullptr || v.iov_len == 0 || v.iov_len > k_max_buffer_len) return invalid;
+  auto base = [](const iovec& v) { return reinterpret_cast<std::uintptr_t>(v.iov_base); };
+  std::sort(sorted.begin(), sorted.end(), [&](const iovec& a, const iovec& b) { return base(a) < base(b); });
+  for (std::size_t i = 1; i < sorted.size(); ++i)
+    if (base(sorted[i - 1]) + sorted[i - 1].iov_len > base(sorted[i])) return invalid;
+  return {};
+}
+
+std::error_code validate_files(std::span<const int> fds) {
+  if (fds.empty() || fds.size() > k_max_registered_files) return std::make_error_code(std::errc::invalid_argument);
+  for (int fd : fds)
+    if (fd < 0 || ::fcntl(fd, F_GETFD) < 0) return std::make_error_code(std::errc::bad_file_descriptor);
+  std::vector<int> sorted(fds.begin(), fds.end());
+  std::sort(sorted.begin(), sorted.end());
+  if (std::adjacent_find(sorted.begin(), sorted.end()) != sorted.end())
+    return std::make_error_code(std::errc::invalid_argument);
+  return {};
+}
+
 struct loop_impl final : backend_env, direct_env {
   explicit loop_impl(loop_options o) : opts(std::move(o)) {
     if (opts.pool_size == 0) opts.pool_size = default_pool_size();
@@ -167,6 +197,34 @@ struct loop_impl final : backend_env, direct_env {
     be->cancel(o);
   }
 
+  std::error_code register_buffers(std::span<const iovec> bufs) {
+    if (std::error_code ec = validate_buffers(bufs)) return ec;
+    if (buffers_registered) return std::make_error_code(std::errc::device_or_resource_busy);
+    if (std::error_code ec = be->set_buffers(bufs)) return ec;
+    buffers_registered = true;
+    return {};
+  }
+
+  std::error_code unregister_buffers() {
+    if (!buffers_registered) return std::make_error_code(std::errc::no_such_device_or_address);
+    buffers_registered = false;
+    return be->set_buffers({});
+  }
+
+  std::error_code register_files(std::span<const int> fds) {
+    if (std::error_code ec = validate_files(fds)) return ec;
+    if (files_registered) return std::make_error_code(std::errc::device_or_resource_busy);
+    if (std::error_code ec = be->set_files(fds)) return ec;
+    files_registered = true;
+    return {};
+  }
+
+  std::error_code unregister_files() {
+    if (!files_registered) return std::make_error_code(std::errc::no_such_device_or_address);
+    files_registered = false;
+    return be->set_files({});
+  }
+
   void shut_down() {
     shutting_down_ = true;
     direct.shutdown();
@@ -199,6 +257,8 @@ struct loop_impl final : backend_env, direct_env {
   std::size_t pending = 0;  // submitted ops whose handler has not run yet
   std::int64_t now_ns = 0;
   bool shutting_down_ = false;
+  bool buffers_registered = false;
+  bool files_registered = false;
   std::atomic<bool> stop_requested{false};
   std::atomic<int> keepalive{0};
   std::mutex post_mu;
@@ -254,6 +314,13 @@ std::chrono::steady_clock::time_point loop::now() const noexcept {
 
 void loop::submit_prepared(op& o) { impl_->submit(o); }
 std::uint64_t loop::direct_fallbacks() const noexcept { return impl_->direct.fallbacks(); }
+
+std::error_code loop::register_buffers(std::span<const iovec> bufs) { return impl_->register_buffers(bufs); }
+std::error_code loop::unregister_buffers() { return impl_->unregister_buffers(); }
+std::error_code loop::register_files(std::span<const int> fds) { return impl_->register_files(fds); }
+std::error_code loop::unregister_files() { return impl_->unregister_files(); }
+
+detail::backend& detail::loop_access::backend_of(loop& lp) noexcept { return *lp.impl_->be; }
 void loop::cancel(op& target) { impl_->cancel(target); }
 
 detail::op_handler& loop::handler_of(op& o) noexcept { return A::handler(o); }

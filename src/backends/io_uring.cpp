@@ -54,12 +54,29 @@
 //    loop's thread pool. EINVAL is never retried: the probe already showed that the opcode
 //    exists, so EINVAL is the kernel's verdict on the arguments, the same the syscall would give.
 //
-// Test knob: UNIO_IO_URING_DELEGATE="stat,ftruncate" (op names as in to_string(op_code)) or
+// Test knobs: UNIO_IO_URING_REFUSE="sqpoll,restrict" makes setup answer as a kernel that refuses
+// those options would (EPERM, EINVAL). UNIO_IO_URING_DELEGATE="stat,ftruncate" (op names as in to_string(op_code)) or
 // "files" (every file op) treats those opcodes as missing from the probe, so the delegation path
 // can be tested (and the conformance suite run through it) on a kernel that has every opcode.
 //
-// Not done yet (later work): registered (fixed) buffers and files, SQPOLL, ring restrictions
-// (IORING_REGISTER_RESTRICTIONS), linked timeouts, multishot accept/recv, provided buffers.
+// Options and registrations (docs/design.md has when to use them):
+//  - SQPOLL (loop_options::io_uring_sqpoll_idle_ms, any kernel with io_uring; unprivileged since
+//    5.11). liburing's submit sets IORING_ENTER_SQ_WAKEUP when the poller sleeps. The kernel
+//    thread may read a published SQE at any time: cancel rewrites only unpublished SQEs (the
+//    others get ASYNC_CANCEL), shutdown drops only unpublished ones, and a CQE that arrives
+//    before the SQ head moved frees its slot itself (untrack). SQPOLL refuses COOP_TASKRUN and
+//    DEFER_TASKRUN, so only the plain mode sets up with it. A refusal is an exception naming
+//    the option, never a silent ring without it.
+//  - Restrictions (loop_options::io_uring_restrict, 5.10): the ring is set up R_DISABLED,
+//    IORING_REGISTER_RESTRICTIONS allows unio's opcodes, IOSQE_FIXED_FILE and the buffer/file
+//    register calls, then ENABLE_RINGS (a SINGLE_ISSUER ring is enabled by its first poll, as
+//    before). Other opcodes complete with -EACCES.
+//  - Fixed buffers and files (loop::register_buffers/register_files): applied when an SQE is
+//    prepared (use_registered). Unregistering turns SQEs still in the SQ back into their plain
+//    form; closing a registered fd through the loop empties its table slot once the close has
+//    completed; everything is registered again on a recreated ring.
+//
+// Not done yet (later work): linked SQEs, multishot accept/recv, provided buffers.
 #include <liburing.h>
 #include <linux/openat2.h>
 #include <poll.h>
@@ -102,6 +119,7 @@ constexpr std::uint64_t k_tag_cancel = 2;        // an ASYNC_CANCEL request: its
 constexpr std::uint64_t k_tag_wake = 3;          // POLL_ADD on the wake eventfd
 constexpr std::uint64_t k_tag_pool = 4;          // POLL_ADD on the thread pool's eventfd
 constexpr std::uint64_t k_tag_ignore = 5;        // a dropped SQE (shutdown); also LIBURING_UDATA_TIMEOUT (7)
+constexpr std::uint64_t k_tag_raw = 6;           // test_hook("raw_sqe"): its result is kept
 // op flag (A::flags): the op's SQE is a POLL_ADD(POLLOUT); the write itself follows from user space.
 constexpr std::uint8_t k_poll_then_write = 0x01;
 
@@ -335,10 +353,12 @@ class uring_backend final : public backend {
     if (!rep.why_not.empty()) throw std::system_error(ENOTSUP, std::generic_category(), "unio: io_uring: " + rep.why_not);
     native_ = rep.native;
     entries_ = std::clamp(env.options().queue_depth, 1u, 32768u);
+    sqpoll_idle_ms_ = env.options().io_uring_sqpoll_idle_ms;
+    restrict_ = env.options().io_uring_restrict;
     wake_fd_ = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     if (wake_fd_ < 0) throw std::system_error(errno, std::generic_category(), "unio: io_uring: eventfd");
     try {
-      create_ring(env.options().io_uring_defer_taskrun ? 0 : 1);
+      create_ring(env.options().io_uring_defer_taskrun && sqpoll_idle_ms_ == 0 ? 0 : 1);
     } catch (...) {
       ::close(wake_fd_);
       throw;
@@ -360,7 +380,10 @@ class uring_backend final : public backend {
       finished_.push(o);
       return;
     }
-    if (o.code() == op_code::close) forget_fd(A::args(o).fd);
+    if (o.code() == op_code::close) {
+      forget_fd(A::args(o).fd);
+      unregister_closing_fd(o);
+    }
     if (wants_pool(o)) {
       set_state(o, k_to_pool);
       to_pool_.push(o);
@@ -382,7 +405,15 @@ class uring_backend final : public backend {
         return;
       case k_in_pool: pool_->cancel(o); return;
       case k_finished: return;  // already has its result
-      case k_in_sq: cancel_unsubmitted(o); return;
+      case k_in_sq:
+        // With SQPOLL the kernel thread may be reading a published SQE right now: only an SQE
+        // not yet published can be rewritten; a published one is cancelled like one inside.
+        if (sqpoll_idle_ms_ > 0 && published(o)) {
+          if ((A::word(o) & (k_cancel_sent | k_cancel_queued)) == 0) send_cancel(o);
+        } else {
+          cancel_unsubmitted(o);
+        }
+        return;
       case k_in_kernel:
         if ((A::word(o) & (k_cancel_sent | k_cancel_queued)) == 0) send_cancel(o);
         return;
@@ -433,20 +464,112 @@ class uring_backend final : public backend {
   // ---- the ring ----
 
   void create_ring(std::size_t first_mode) {
+    int last = EINVAL;
     for (std::size_t m = first_mode; m < std::size(k_modes); ++m) {
       io_uring_params p{};
-      p.flags = k_modes[m].flags;
-      int r = io_uring_queue_init_params(entries_, &ring_, &p);
+      p.flags = k_modes[m].flags | extra_setup_flags();
+      p.sq_thread_idle = sqpoll_idle_ms_;
+      int r = simulated_refusal(p.flags);
+      if (r == 0) r = io_uring_queue_init_params(entries_, &ring_, &p);
       if (r == -EINVAL) continue;
-      if (r < 0) throw std::system_error(-r, std::generic_category(), "unio: io_uring: " + setup_refusal(-r));
+      if (r < 0) {
+        last = -r;
+        break;
+      }
       mode_ = m;
       single_issuer_ = k_modes[m].single_issuer;
       features_ = p.features;
       ring_ready_ = true;
       reset_sq_tracking();
+      try {
+        configure_ring((p.flags & IORING_SETUP_R_DISABLED) != 0);
+      } catch (...) {
+        io_uring_queue_exit(&ring_);
+        ring_ready_ = false;
+        throw;
+      }
       return;
     }
-    throw std::system_error(EINVAL, std::generic_category(), "unio: io_uring: no setup flags accepted");
+    throw std::system_error(last, std::generic_category(), "unio: io_uring: " + option_refusal(last));
+  }
+
+  unsigned extra_setup_flags() const noexcept {
+    return (sqpoll_idle_ms_ > 0 ? IORING_SETUP_SQPOLL : 0u) | (restrict_ ? IORING_SETUP_R_DISABLED : 0u);
+  }
+
+  // Why setup failed, naming the loop option the kernel refused (the plain ring worked in the
+  // probe, so an option it refuses is the cause).
+  std::string option_refusal(int err) const {
+    std::string why = std::strerror(err);
+    if (sqpoll_idle_ms_ > 0)
+      return "SQPOLL refused by the kernel (" + why +
+             "; before Linux 5.11 it needs CAP_SYS_ADMIN): set loop_options::io_uring_sqpoll_idle_ms = 0";
+    if (restrict_)
+      return "a disabled ring for restrictions refused by the kernel (" + why +
+             "; needs Linux 5.10): set loop_options::io_uring_restrict = false";
+    return err == EINVAL ? std::string("no setup flags accepted") : setup_refusal(err);
+  }
+
+  // The UNIO_IO_URING_REFUSE test knob ("sqpoll", "restrict"): setup answers as a kernel that
+  // refuses the option would (EPERM for SQPOLL as before Linux 5.11, EINVAL for R_DISABLED).
+  static int simulated_refusal(unsigned flags) {
+    const char* env = std::getenv("UNIO_IO_URING_REFUSE");
+    if (env == nullptr) return 0;
+    std::string v = env;
+    if ((flags & IORING_SETUP_SQPOLL) != 0 && v.find("sqpoll") != std::string::npos) return -EPERM;
+    if ((flags & IORING_SETUP_R_DISABLED) != 0 && v.find("restrict") != std::string::npos) return -EINVAL;
+    return 0;
+  }
+
+  // After setup: restrictions (only possible while the ring is disabled), enabling, and the
+  // registrations of the loop (again, when the ring is recreated). SINGLE_ISSUER rings stay
+  // disabled until the first poll() binds them to the loop's thread.
+  void configure_ring(bool disabled) {
+    if (restrict_) register_restrictions();
+    if (disabled && !single_issuer_) {
+      int r = io_uring_register(static_cast<unsigned>(ring_.ring_fd), IORING_REGISTER_ENABLE_RINGS, nullptr, 0);
+      if (r < 0) throw std::system_error(-r, std::generic_category(), "unio: io_uring: IORING_REGISTER_ENABLE_RINGS");
+    }
+    if (!reg_bufs_.empty() && io_uring_register_buffers(&ring_, reg_bufs_.data(), static_cast<unsigned>(reg_bufs_.size())) < 0)
+      clear_buffer_table();
+    if (!reg_fds_.empty() && io_uring_register_files(&ring_, reg_fds_.data(), static_cast<unsigned>(reg_fds_.size())) < 0)
+      clear_file_table();
+  }
+
+  // IORING_REGISTER_RESTRICTIONS: the opcodes unio submits (those of opcode_of, the ring's own
+  // POLL_ADD and ASYNC_CANCEL, and READ_FIXED/WRITE_FIXED for registered buffers), the one SQE
+  // flag it sets (FIXED_FILE), and the register operations of loop::register_buffers and
+  // register_files (registration must stay possible after enabling: the loop's API allows it
+  // at any time). Nothing else: no personalities, no eventfd, no probe.
+  void register_restrictions() {
+    std::vector<io_uring_restriction> res;
+    auto allow_op = [&](int opcode) {
+      io_uring_restriction r{};
+      r.opcode = IORING_RESTRICTION_SQE_OP;
+      r.sqe_op = static_cast<std::uint8_t>(opcode);
+      res.push_back(r);
+    };
+    for (std::size_t i = 0; i < op_code_count; ++i)
+      if (int opc = opcode_of(static_cast<op_code>(i)); opc >= 0) allow_op(opc);
+    for (int opc : {IORING_OP_POLL_ADD, IORING_OP_ASYNC_CANCEL, IORING_OP_READ_FIXED, IORING_OP_WRITE_FIXED})
+      allow_op(opc);
+    for (int reg : {IORING_REGISTER_BUFFERS, IORING_UNREGISTER_BUFFERS, IORING_REGISTER_FILES,
+                    IORING_UNREGISTER_FILES, IORING_REGISTER_FILES_UPDATE}) {
+      io_uring_restriction r{};
+      r.opcode = IORING_RESTRICTION_REGISTER_OP;
+      r.register_op = static_cast<std::uint8_t>(reg);
+      res.push_back(r);
+    }
+    io_uring_restriction flags{};
+    flags.opcode = IORING_RESTRICTION_SQE_FLAGS_ALLOWED;
+    flags.sqe_flags = IOSQE_FIXED_FILE;
+    res.push_back(flags);
+    int r = io_uring_register(static_cast<unsigned>(ring_.ring_fd), IORING_REGISTER_RESTRICTIONS, res.data(),
+                              static_cast<unsigned>(res.size()));
+    if (r < 0)
+      throw std::system_error(-r, std::generic_category(),
+                              std::string("unio: io_uring: IORING_REGISTER_RESTRICTIONS refused (") + std::strerror(-r) +
+                                  "; needs Linux 5.10): set loop_options::io_uring_restrict = false");
   }
 
   void reset_sq_tracking() {
@@ -594,6 +717,7 @@ class uring_backend final : public backend {
   void place(io_uring_sqe* sqe, op& o) {
     unsigned index = static_cast<unsigned>(sqe - ring_.sq.sqes);
     prep(sqe, o, slot_how_[index]);
+    use_registered(sqe, o);
     sqe->user_data = user_data(o, k_tag_op);
     unsigned pos = ring_.sq.sqe_tail - 1;  // the SQE just taken
     A::word(o) = (static_cast<std::uintptr_t>(pos) << 32) | k_in_sq;
@@ -663,6 +787,184 @@ class uring_backend final : public backend {
     }
   }
 
+  // ---- registered buffers and files (loop::register_buffers/register_files) ----
+
+  // Turns a prepared SQE into its fixed form: READ/WRITE inside a registered buffer become
+  // READ_FIXED/WRITE_FIXED with the buffer's index; an op on a registered fd names the file by
+  // its table index (IOSQE_FIXED_FILE). The POLL_ADD stage of a stream write stays as it is.
+  void use_registered(io_uring_sqe* sqe, op& o) noexcept {
+    if ((A::flags(o) & k_poll_then_write) != 0) return;
+    const op_args& a = A::args(o);
+    if (!fixed_bufs_.empty() && (o.code() == op_code::read || o.code() == op_code::write) &&
+        a.offset != current_position) {
+      if (int idx = buffer_index(a.buf, sqe->len); idx >= 0) {
+        sqe->opcode = o.code() == op_code::read ? IORING_OP_READ_FIXED : IORING_OP_WRITE_FIXED;
+        sqe->buf_index = static_cast<std::uint16_t>(idx);
+        ++fixed_buffer_sqes_;
+      }
+    }
+    if (names_fd(o.code()) && a.fd >= 0 && static_cast<std::size_t>(a.fd) < fixed_file_.size() &&
+        fixed_file_[static_cast<std::size_t>(a.fd)] >= 0) {
+      sqe->fd = fixed_file_[static_cast<std::size_t>(a.fd)];
+      sqe->flags |= IOSQE_FIXED_FILE;
+      ++fixed_file_sqes_;
+    }
+  }
+
+  // Ops whose SQE takes the file in sqe->fd (close does not: it needs the fd itself).
+  static bool names_fd(op_code c) noexcept {
+    switch (c) {
+      case op_code::read:
+      case op_code::write:
+      case op_code::readv:
+      case op_code::writev:
+      case op_code::fsync:
+      case op_code::fdatasync:
+      case op_code::fallocate:
+      case op_code::ftruncate:
+      case op_code::accept:
+      case op_code::connect:
+      case op_code::recv:
+      case op_code::send: return true;
+      default: return false;
+    }
+  }
+
+  // The registered buffer that holds [buf, buf+len), or -1 (binary search over sorted ranges).
+  int buffer_index(const void* buf, std::uint64_t len) const noexcept {
+    auto b = reinterpret_cast<std::uintptr_t>(buf);
+    auto it = std::upper_bound(fixed_bufs_.begin(), fixed_bufs_.end(), b,
+                               [](std::uintptr_t x, const fixed_buffer& f) { return x < f.begin; });
+    if (it == fixed_bufs_.begin()) return -1;
+    --it;
+    return b < it->end && len <= it->end - b ? static_cast<int>(it->index) : -1;
+  }
+
+  std::error_code set_buffers(std::span<const iovec> bufs) override {
+    if (bufs.empty()) {
+      unfix_unconsumed_sqes();
+      clear_buffer_table();
+      return errc(io_uring_unregister_buffers(&ring_));
+    }
+    int r = io_uring_register_buffers(&ring_, bufs.data(), static_cast<unsigned>(bufs.size()));
+    if (r < 0) return errc(r);
+    reg_bufs_.assign(bufs.begin(), bufs.end());
+    for (std::size_t i = 0; i < bufs.size(); ++i) {
+      auto b = reinterpret_cast<std::uintptr_t>(bufs[i].iov_base);
+      fixed_bufs_.push_back({b, b + bufs[i].iov_len, static_cast<unsigned>(i)});
+    }
+    std::sort(fixed_bufs_.begin(), fixed_bufs_.end(), [](auto& x, auto& y) { return x.begin < y.begin; });
+    return {};
+  }
+
+  std::error_code set_files(std::span<const int> fds) override {
+    if (fds.empty()) {
+      unfix_unconsumed_sqes();
+      clear_file_table();
+      return errc(io_uring_unregister_files(&ring_));
+    }
+    int r = io_uring_register_files(&ring_, fds.data(), static_cast<unsigned>(fds.size()));
+    if (r < 0) return errc(r);
+    reg_fds_.assign(fds.begin(), fds.end());
+    int top = *std::max_element(fds.begin(), fds.end());
+    fixed_file_.assign(static_cast<std::size_t>(top) + 1, -1);
+    for (std::size_t i = 0; i < fds.size(); ++i) fixed_file_[static_cast<std::size_t>(fds[i])] = static_cast<std::int32_t>(i);
+    return {};
+  }
+
+  static std::error_code errc(int r) noexcept { return r < 0 ? std::error_code(-r, std::generic_category()) : std::error_code(); }
+
+  void clear_buffer_table() noexcept {
+    reg_bufs_.clear();
+    fixed_bufs_.clear();
+  }
+  void clear_file_table() noexcept {
+    reg_fds_.clear();
+    fixed_file_.clear();
+    closing_.clear();
+  }
+
+  // Before unregistering: SQEs that still wait in the SQ go back to their plain form (they
+  // would otherwise reach the kernel after the table is gone and fail). With SQPOLL the kernel
+  // thread is first given a moment to consume what was published already.
+  void unfix_unconsumed_sqes() {
+    unsigned from = seen_head_;
+    if (sqpoll_idle_ms_ > 0) {
+      flush_sq();
+      for (int i = 0; i < 100000 && io_uring_smp_load_acquire(ring_.sq.khead) != ring_.sq.sqe_head; ++i)
+        std::this_thread::yield();
+      note_consumed();
+      from = ring_.sq.sqe_head;
+    }
+    for (unsigned pos = from; pos != ring_.sq.sqe_tail; ++pos) {
+      op* o = slot_op_[pos & ring_.sq.ring_mask];
+      io_uring_sqe* sqe = &ring_.sq.sqes[pos & ring_.sq.ring_mask];
+      if (o == nullptr || (A::word(*o) & k_cancel_sent) != 0) continue;
+      if (sqe->opcode == IORING_OP_READ_FIXED) sqe->opcode = IORING_OP_READ;
+      if (sqe->opcode == IORING_OP_WRITE_FIXED) sqe->opcode = IORING_OP_WRITE;
+      sqe->buf_index = 0;
+      if ((sqe->flags & IOSQE_FIXED_FILE) != 0) {
+        sqe->flags &= static_cast<std::uint8_t>(~IOSQE_FIXED_FILE);
+        sqe->fd = A::args(*o).fd;
+      }
+    }
+  }
+
+  // A registered fd is being closed through the loop: later ops on that number use the plain
+  // fd (it may be reused), and once the close has completed -- every SQE submitted before it
+  // has been consumed by then -- the kernel's table slot is emptied, which drops the table's
+  // reference so the file is really closed.
+  void unregister_closing_fd(op& close_op) {
+    int fd = A::args(close_op).fd;
+    if (fd < 0 || static_cast<std::size_t>(fd) >= fixed_file_.size() || fixed_file_[static_cast<std::size_t>(fd)] < 0) return;
+    closing_.push_back({&close_op, fixed_file_[static_cast<std::size_t>(fd)]});
+    fixed_file_[static_cast<std::size_t>(fd)] = -1;
+  }
+
+  void on_close_done(op& close_op) {
+    for (std::size_t i = 0; i < closing_.size(); ++i) {
+      if (closing_[i].first != &close_op) continue;
+      clear_file_slot(closing_[i].second);
+      closing_.erase(closing_.begin() + static_cast<std::ptrdiff_t>(i));
+      return;
+    }
+  }
+
+  void clear_file_slot(std::int32_t index) {
+    int none = -1;
+    io_uring_register_files_update(&ring_, static_cast<unsigned>(index), &none, 1);
+  }
+
+  // An open or accept returned this number, so the registered file that had it was closed
+  // behind the loop's back: forget the mapping and drop the kernel's reference.
+  void forget_fixed_fd(std::int64_t fd) {
+    if (fd < 0 || static_cast<std::size_t>(fd) >= fixed_file_.size() || fixed_file_[static_cast<std::size_t>(fd)] < 0) return;
+    clear_file_slot(fixed_file_[static_cast<std::size_t>(fd)]);
+    fixed_file_[static_cast<std::size_t>(fd)] = -1;
+  }
+
+  // ---- test hooks (tests/unit/io_uring_test.cpp) ----
+
+  std::int64_t test_hook(std::string_view name, std::int64_t arg) override {
+    if (name == "fixed_buffer_sqes") return static_cast<std::int64_t>(fixed_buffer_sqes_);
+    if (name == "fixed_file_sqes") return static_cast<std::int64_t>(fixed_file_sqes_);
+    if (name == "sqpoll") return (ring_.flags & IORING_SETUP_SQPOLL) != 0;
+    if (name == "raw_sqe") return raw_sqe(static_cast<unsigned>(arg));
+    return 0;
+  }
+
+  // Submits an SQE with a raw opcode (fd -1, no buffer) and waits up to a second for its result.
+  std::int64_t raw_sqe(unsigned opcode) {
+    bind_to_this_thread();
+    io_uring_sqe* sqe = get_sqe();
+    if (sqe == nullptr) return -EBUSY;
+    io_uring_prep_rw(static_cast<int>(opcode), sqe, -1, nullptr, 0, 0);
+    sqe->user_data = k_tag_raw;
+    raw_done_ = false;
+    for (int i = 0; i < 1000 && !raw_done_; ++i) wait_for_events(std::chrono::milliseconds(1));
+    return raw_done_ ? raw_res_ : -ETIME;
+  }
+
   // ---- the list of ops with an SQE (in the SQ or in the kernel), through next_/prev_ ----
 
   void link(op& o) noexcept {
@@ -673,7 +975,22 @@ class uring_backend final : public backend {
     ++held_;
   }
 
+  // Whether the op's SQE is visible to the kernel (the SQ tail was published past it).
+  bool published(op& o) const noexcept {
+    unsigned pos = static_cast<unsigned>(A::word(o) >> 32);
+    return static_cast<int>(ring_.sq.sqe_head - pos) > 0;
+  }
+
   void untrack(op& o) noexcept {
+    // Its SQE slot, if note_consumed() has not freed it yet: with SQPOLL the kernel thread may
+    // post an op's CQE before it advances the SQ head.
+    if (state_of(o) == k_in_sq) {
+      op*& slot = slot_op_[static_cast<unsigned>(A::word(o) >> 32) & ring_.sq.ring_mask];
+      if (slot == &o) {
+        slot = nullptr;
+        --in_sq_;
+      }
+    }
     op* p = A::prev(o);
     op* n = A::next(o);
     if (p != nullptr) A::next(*p) = n;
@@ -768,9 +1085,12 @@ class uring_backend final : public backend {
     for (;;) {
       // Without an armed wake poll (no SQE was free for it) a wake() could be missed: sleep in
       // short steps until it is armed again.
-      bool bounded = timeout.has_value() || !wake_armed_;
+      // With SQPOLL a full SQ frees up when the kernel thread consumes it, which posts no CQE:
+      // retry the backlog in the same short steps.
+      bool short_steps = !wake_armed_ || (sqpoll_idle_ms_ > 0 && !backlog_.empty());
+      bool bounded = timeout.has_value() || short_steps;
       auto left = timeout ? std::chrono::nanoseconds(deadline - clock::now()) : std::chrono::nanoseconds(1000000);
-      if (!wake_armed_) left = std::min<std::chrono::nanoseconds>(left, std::chrono::milliseconds(1));
+      if (short_steps) left = std::min<std::chrono::nanoseconds>(left, std::chrono::milliseconds(1));
       __kernel_timespec ts = to_timespec(left);
       io_uring_cqe* cqe = nullptr;
       int r = io_uring_submit_and_wait_timeout(&ring_, &cqe, 1, bounded ? &ts : nullptr, nullptr);
@@ -854,6 +1174,10 @@ class uring_backend final : public backend {
         pool_armed_ = false;
         woken_ = true;
         break;
+      case k_tag_raw:
+        raw_res_ = c.res;
+        raw_done_ = true;
+        break;
       default: break;  // cancel requests' own results, dropped SQEs
     }
   }
@@ -876,7 +1200,11 @@ class uring_backend final : public backend {
 
   void complete(op& o, std::int64_t res) {
     // A new fd number may be a reused one: what was known about the old file no longer holds.
-    if ((o.code() == op_code::open || o.code() == op_code::accept) && res >= 0) forget_fd(res);
+    if ((o.code() == op_code::open || o.code() == op_code::accept) && res >= 0) {
+      forget_fd(res);
+      forget_fixed_fd(res);
+    }
+    if (o.code() == op_code::close && !closing_.empty()) on_close_done(o);
     ++completed_;
     env_.complete(o, res);
   }
@@ -915,18 +1243,18 @@ class uring_backend final : public backend {
   // ---- shutdown ----
 
   // Ops whose SQE never reached the kernel complete as cancelled now; their SQEs become NOPs.
+  // With SQPOLL only the SQEs not yet published may be rewritten (the others are cancelled
+  // inside the kernel by cancel_and_reap_all).
   void drop_unsubmitted() {
-    for (unsigned pos = seen_head_; pos != ring_.sq.sqe_tail; ++pos) {
-      op*& slot = slot_op_[pos & ring_.sq.ring_mask];
+    unsigned from = sqpoll_idle_ms_ > 0 ? ring_.sq.sqe_head : seen_head_;
+    for (unsigned pos = from; pos != ring_.sq.sqe_tail; ++pos) {
+      op* slot = slot_op_[pos & ring_.sq.ring_mask];
       io_uring_sqe* sqe = &ring_.sq.sqes[pos & ring_.sq.ring_mask];
       if (slot == nullptr) continue;
       io_uring_prep_nop(sqe);
       sqe->user_data = k_tag_ignore;
-      op& o = *slot;
-      slot = nullptr;
-      --in_sq_;
-      untrack(o);
-      env_.complete(o, -ECANCELED);
+      untrack(*slot);  // frees the slot
+      env_.complete(*slot, -ECANCELED);
     }
   }
 
@@ -952,6 +1280,8 @@ class uring_backend final : public backend {
   std::array<bool, op_code_count> native_{};
   unsigned entries_ = 0;
   int wake_fd_ = -1;
+  unsigned sqpoll_idle_ms_ = 0;  // loop_options::io_uring_sqpoll_idle_ms; 0 = no SQPOLL
+  bool restrict_ = false;        // loop_options::io_uring_restrict
 
   io_uring ring_{};
   bool ring_ready_ = false;
@@ -979,6 +1309,22 @@ class uring_backend final : public backend {
   op_queue pool_batch_;
   std::vector<op*> cancel_backlog_;  // ASYNC_CANCEL requests waiting for SQ space
   thread_pool* pool_ = nullptr;      // env_.pool(), once something was delegated
+
+  // Registered buffers (sorted by address) and files (per fd: its table index, -1 none), with
+  // what was registered, to register it again on a recreated ring.
+  struct fixed_buffer {
+    std::uintptr_t begin, end;
+    unsigned index;
+  };
+  std::vector<fixed_buffer> fixed_bufs_;
+  std::vector<iovec> reg_bufs_;
+  std::vector<std::int32_t> fixed_file_;
+  std::vector<int> reg_fds_;
+  std::vector<std::pair<op*, std::int32_t>> closing_;  // close ops of registered fds, with the slot
+  std::uint64_t fixed_buffer_sqes_ = 0;  // SQEs made READ_FIXED/WRITE_FIXED (test_hook)
+  std::uint64_t fixed_file_sqes_ = 0;    // SQEs with IOSQE_FIXED_FILE (test_hook)
+  std::int64_t raw_res_ = 0;
+  bool raw_done_ = false;
 
   bool wake_armed_ = false;
   bool pool_armed_ = false;

@@ -195,7 +195,7 @@ class direct_io : public ::testing::TestWithParam<dio_param> {
  protected:
   void SetUp() override {
     for (const auto& b : unio::probe_backends()) {
-      if (b.name == GetParam().backend && !b.available)
+      if (b.name == unio::test::backend_of(GetParam().backend) && !b.available)
         GTEST_SKIP() << GetParam().backend << " unavailable: " << b.reason;
     }
     const scratch_fs& fs = get_fs(GetParam().fs);
@@ -213,11 +213,7 @@ class direct_io : public ::testing::TestWithParam<dio_param> {
     if (!dir_.empty()) std::filesystem::remove_all(dir_, ec);
   }
 
-  unio::loop_options options() const {
-    unio::loop_options o;
-    o.backend = GetParam().backend;
-    return o;
-  }
+  unio::loop_options options() const { return unio::test::options_for(GetParam().backend); }
   std::unique_ptr<unio::loop> make_loop() const { return std::make_unique<unio::loop>(options()); }
   std::string path(const std::string& name) const { return dir_ + "/" + name; }
   const std::string& dir() const { return dir_; }

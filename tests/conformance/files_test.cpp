@@ -298,7 +298,7 @@ TEST_P(files, backend_name_matches_request) {
     EXPECT_EQ(lp->backend_name(), unio::auto_backend());
     EXPECT_FALSE(lp->backend_reason().empty());
   } else {
-    EXPECT_EQ(lp->backend_name(), GetParam());
+    EXPECT_EQ(lp->backend_name(), unio::test::backend_of(GetParam()));
   }
 }
 

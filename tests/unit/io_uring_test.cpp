@@ -1,6 +1,7 @@
 // Tests specific to the io_uring backend: the probe and its capability table, auto's choice,
 // refusal by seccomp (fallback and a clear error), CQ overflow, cancel races, thread changes of
-// a SINGLE_ISSUER ring, and delegation to the pool (forced with UNIO_IO_URING_DELEGATE).
+// a SINGLE_ISSUER ring, delegation to the pool (forced with UNIO_IO_URING_DELEGATE), the fixed
+// path of registered buffers and files, restricted rings and SQPOLL.
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <sys/socket.h>
@@ -16,6 +17,10 @@
 #include <thread>
 #include <vector>
 
+#include <linux/io_uring.h>
+#include <sys/uio.h>
+
+#include "backend.hpp"
 #include "unio/unio.hpp"
 
 #if defined(UNIO_TEST_HAVE_SECCOMP) && __has_include(<seccomp.h>)
@@ -422,6 +427,194 @@ TEST(io_uring, delegated_ops_run_on_the_pool) {
   }
   ::unsetenv("UNIO_IO_URING_DELEGATE");
   ::unlink(p.c_str());
+}
+
+}  // namespace
+
+namespace {
+
+// The backend's test hook (counters and test actions, see uring_backend::test_hook).
+std::int64_t hook(unio::loop& lp, const char* name, std::int64_t arg = 0) {
+  return unio::detail::loop_access::backend_of(lp).test_hook(name, arg);
+}
+
+// Runs one read through the loop; returns its raw result.
+std::int64_t read_at(unio::loop& lp, int fd, void* buf, std::size_t len, std::uint64_t off) {
+  unio::op o;
+  std::int64_t res = 1234567;
+  lp.read(o, fd, buf, len, off, [&](unio::op& x) { res = x.raw_result(); });
+  lp.run();
+  return res;
+}
+
+TEST(io_uring, registered_buffers_and_files_take_the_fixed_path) {
+  REQUIRE_IO_URING();
+  unio::loop lp(uring());
+  std::string p = temp_file("0123456789abcdef");
+  int fd = ::open(p.c_str(), O_RDWR | O_CLOEXEC);
+  ASSERT_GE(fd, 0);
+  std::vector<char> buf(4096);
+  iovec v{buf.data(), 2048};  // the first half only
+  ASSERT_FALSE(lp.register_buffers({&v, 1}));
+  int fds[] = {fd};
+  ASSERT_FALSE(lp.register_files(fds));
+
+  EXPECT_EQ(read_at(lp, fd, buf.data() + 10, 4, 2), 4);
+  EXPECT_EQ(std::string(buf.data() + 10, 4), "2345");
+  EXPECT_EQ(hook(lp, "fixed_buffer_sqes"), 1);
+  EXPECT_EQ(hook(lp, "fixed_file_sqes"), 1);
+
+  char outside[4];
+  EXPECT_EQ(read_at(lp, fd, outside, 4, 4), 4);
+  EXPECT_EQ(read_at(lp, fd, buf.data() + 2046, 4, 0), 4);  // runs past the registered end
+  EXPECT_EQ(hook(lp, "fixed_buffer_sqes"), 1);
+  EXPECT_EQ(hook(lp, "fixed_file_sqes"), 3);
+
+  ASSERT_FALSE(lp.unregister_buffers());
+  ASSERT_FALSE(lp.unregister_files());
+  EXPECT_EQ(read_at(lp, fd, buf.data(), 4, 0), 4);
+  EXPECT_EQ(hook(lp, "fixed_buffer_sqes"), 1);
+  EXPECT_EQ(hook(lp, "fixed_file_sqes"), 3);
+  ::close(fd);
+  ::unlink(p.c_str());
+}
+
+// An SQE prepared in its fixed form but not yet submitted when the registration goes away is
+// turned back into its plain form: the op still succeeds.
+TEST(io_uring, unregistering_with_fixed_sqes_queued) {
+  REQUIRE_IO_URING();
+  unio::loop lp(uring());
+  std::string p = temp_file("abcdefgh");
+  int fd = ::open(p.c_str(), O_RDONLY | O_CLOEXEC);
+  ASSERT_GE(fd, 0);
+  std::vector<char> buf(64);
+  iovec v{buf.data(), buf.size()};
+  ASSERT_FALSE(lp.register_buffers({&v, 1}));
+  int fds[] = {fd};
+  ASSERT_FALSE(lp.register_files(fds));
+  unio::op o;
+  std::int64_t res = -1;
+  lp.read(o, fd, buf.data(), 8, 0, [&](unio::op& x) { res = x.raw_result(); });
+  EXPECT_EQ(hook(lp, "fixed_buffer_sqes"), 1);
+  ASSERT_FALSE(lp.unregister_buffers());
+  ASSERT_FALSE(lp.unregister_files());
+  lp.run();
+  EXPECT_EQ(res, 8);
+  EXPECT_EQ(std::string(buf.data(), 8), "abcdefgh");
+  ::close(fd);
+  ::unlink(p.c_str());
+}
+
+// A read on a registered fd submitted in the same turn as the fd's close still reads the file.
+TEST(io_uring, read_then_close_of_a_registered_fd_in_one_batch) {
+  REQUIRE_IO_URING();
+  unio::loop lp(uring());
+  std::string p = temp_file("abcdefgh");
+  int fd = ::open(p.c_str(), O_RDONLY | O_CLOEXEC);
+  ASSERT_GE(fd, 0);
+  int fds[] = {fd};
+  ASSERT_FALSE(lp.register_files(fds));
+  char buf[8];
+  unio::op r, c;
+  std::int64_t rres = -1, cres = -1;
+  lp.read(r, fd, buf, 8, 0, [&](unio::op& x) { rres = x.raw_result(); });
+  lp.close(c, fd, [&](unio::op& x) { cres = x.raw_result(); });
+  lp.run();
+  EXPECT_EQ(rres, 8);
+  EXPECT_EQ(cres, 0);
+  EXPECT_EQ(hook(lp, "fixed_file_sqes"), 1);
+  ::unlink(p.c_str());
+}
+
+TEST(io_uring, restricted_ring_refuses_other_opcodes) {
+  REQUIRE_IO_URING();
+  unio::loop_options o = uring();
+  o.io_uring_restrict = true;
+  unio::loop lp(o);
+  EXPECT_EQ(hook(lp, "raw_sqe", IORING_OP_OPENAT), -EACCES);  // unio uses OPENAT2, never OPENAT
+  EXPECT_EQ(hook(lp, "raw_sqe", IORING_OP_TEE), -EACCES);
+  EXPECT_EQ(hook(lp, "raw_sqe", IORING_OP_NOP), 0);
+  std::string p = temp_file("restricted");
+  EXPECT_EQ(read_through(lp, p), "restricted");
+
+  // Registration stays possible on the enabled, restricted ring, and the fixed path works.
+  int fd = ::open(p.c_str(), O_RDONLY | O_CLOEXEC);
+  ASSERT_GE(fd, 0);
+  std::vector<char> buf(64);
+  iovec v{buf.data(), buf.size()};
+  ASSERT_FALSE(lp.register_buffers({&v, 1}));
+  int fds[] = {fd};
+  ASSERT_FALSE(lp.register_files(fds));
+  EXPECT_EQ(read_at(lp, fd, buf.data(), 10, 0), 10);
+  EXPECT_EQ(hook(lp, "fixed_buffer_sqes"), 1);
+  EXPECT_EQ(hook(lp, "fixed_file_sqes"), 1);
+  unio::op c;
+  std::int64_t cres = -1;
+  lp.close(c, fd, [&](unio::op& x) { cres = x.raw_result(); });  // empties the table slot too
+  lp.run();
+  EXPECT_EQ(cres, 0);
+  ::unlink(p.c_str());
+
+  // Without restrictions the same opcode reaches its own argument checks instead.
+  unio::loop plain(uring());
+  EXPECT_NE(hook(plain, "raw_sqe", IORING_OP_OPENAT), -EACCES);
+}
+
+TEST(io_uring, restricted_defer_taskrun_ring_works) {
+  REQUIRE_IO_URING();
+  unio::loop_options o = uring(256, true);
+  o.io_uring_restrict = true;
+  unio::loop lp(o);
+  std::string p = temp_file("deferred");
+  EXPECT_EQ(read_through(lp, p), "deferred");
+  EXPECT_EQ(hook(lp, "raw_sqe", IORING_OP_OPENAT), -EACCES);
+  ::unlink(p.c_str());
+}
+
+TEST(io_uring, sqpoll_ring_runs_ops_and_wakes_its_poller) {
+  REQUIRE_IO_URING();
+  unio::loop_options o = uring();
+  o.io_uring_sqpoll_idle_ms = 1;
+  unio::loop lp(o);
+  EXPECT_EQ(hook(lp, "sqpoll"), 1);
+  std::string p = temp_file("polled");
+  EXPECT_EQ(read_through(lp, p), "polled");
+  // After the idle time the poller sleeps (IORING_SQ_NEED_WAKEUP); the next submission must
+  // wake it. The test passes whether or not it was asleep; it never waits on a timing.
+  std::this_thread::sleep_for(20ms);
+  EXPECT_EQ(read_through(lp, p), "polled");
+  ::unlink(p.c_str());
+}
+
+// A refused option is a clear error naming it (never a silent fallback). The refusal is
+// simulated with the UNIO_IO_URING_REFUSE knob (this kernel grants both options), in a child so
+// the environment change cannot reach other tests' threads.
+void expect_refusal(const char* knob, unio::loop_options o, const char* words) {
+  pid_t pid = ::fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    ::setenv("UNIO_IO_URING_REFUSE", knob, 1);
+    try {
+      unio::loop lp(o);
+      std::_Exit(2);
+    } catch (const std::system_error& e) {
+      std::_Exit(std::string(e.what()).find(words) != std::string::npos ? 0 : 3);
+    }
+  }
+  int status = 0;
+  ASSERT_EQ(::waitpid(pid, &status, 0), pid);
+  ASSERT_TRUE(WIFEXITED(status));
+  EXPECT_EQ(WEXITSTATUS(status), 0) << "2: the loop was created, 3: the message does not name " << words;
+}
+
+TEST(io_uring, refused_sqpoll_or_restrictions_are_clear_errors) {
+  REQUIRE_IO_URING();
+  unio::loop_options sq = uring();
+  sq.io_uring_sqpoll_idle_ms = 10;
+  expect_refusal("sqpoll", sq, "io_uring_sqpoll_idle_ms");
+  unio::loop_options re = uring();
+  re.io_uring_restrict = true;
+  expect_refusal("restrict", re, "io_uring_restrict");
 }
 
 }  // namespace

@@ -344,13 +344,13 @@ claim claim8b(lab& l) {
 
 claim claim8c(lab&) {
   claim c{"8c", "SQPOLL mode can eliminate system calls entirely.", "io_uring with IORING_SETUP_SQPOLL", "-"};
-  return not_measurable(c, "unio does not support SQPOLL yet (unio-bench run --sqpoll: not supported yet)"), c;
+  return not_measurable(c, "claims does not run SQPOLL (it keeps a core busy); measure it with: unio-bench run --backend io_uring --sqpoll"), c;
 }
 
 claim claim9(lab&) {
   claim c{"9", "Fixed (registered) buffers and files cut per-op cost.",
           "io_uring with registered buffers and files vs plain io_uring", "-"};
-  return not_measurable(c, "unio does not support registered buffers/files yet (--fixed-buffers: not supported yet)"), c;
+  return not_measurable(c, "claims does not compare fixed buffers yet; measure with: unio-bench run --backend io_uring [--fixed-buffers]"), c;
 }
 
 claim claim10(lab& l) {

@@ -30,6 +30,10 @@ struct run_options {
   std::optional<unsigned> spin_us;    // threadpool: polling before sleeping
   bool aio_buffered = false;          // linux_aio: buffered files through io_submit too
   bool nonblock = false;              // open the file with O_NONBLOCK
+  // io_uring only (other backends: a note on stderr, no effect): register the run's buffers and
+  // file (fixed buffers and files), and SQPOLL with a 100 ms idle time.
+  bool fixed_buffers = false;
+  bool sqpoll = false;
 
   bool has_reads() const { return rw != "write" && rw != "randwrite"; }
   bool has_writes() const { return rw != "read" && rw != "randread"; }

@@ -1,6 +1,7 @@
 #include "workload.hpp"
 
 #include <fcntl.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -193,6 +194,29 @@ struct phases {
   std::latch release;
 };
 
+// --sqpoll: long enough that a steady run never lets the poller sleep.
+constexpr unsigned k_sqpoll_idle_ms = 100;
+
+// --fixed-buffers: one registered buffer (all slots) and the file. A refusal (RLIMIT_MEMLOCK)
+// is reported and the run goes on without.
+void register_run(worker& w, unio::loop& lp) {
+  iovec all{w.buffers.data(), w.buffers.size()};
+  if (std::error_code ec = lp.register_buffers({&all, 1}))
+    fmt::print(stderr, "unio-bench: --fixed-buffers: register_buffers: {} (running without)\n", ec.message());
+  int fds[] = {w.fd};
+  if (std::error_code ec = lp.register_files(fds))
+    fmt::print(stderr, "unio-bench: --fixed-buffers: register_files: {} (running without)\n", ec.message());
+}
+
+// The io_uring-only flags do nothing on other backends: say so once per backend.
+void note_io_uring_flags(const run_options& o, const std::string& backend) {
+  if (!o.fixed_buffers && !o.sqpoll) return;
+  std::string name = backend == "auto" ? unio::auto_backend() : backend;
+  if (name == "io_uring") return;
+  fmt::print(stderr, "unio-bench: note: {}{} apply to io_uring only; no effect on {}\n",
+             o.fixed_buffers ? "--fixed-buffers " : "", o.sqpoll ? "--sqpoll" : "", name);
+}
+
 void worker_thread(worker& w, phases& ph, const std::string& backend) {
   std::unique_ptr<unio::loop> lp;
   try {
@@ -203,10 +227,12 @@ void worker_thread(worker& w, phases& ph, const std::string& backend) {
     if (w.o.inline_nowait) lo.inline_nowait = *w.o.inline_nowait;
     if (w.o.spin_us) lo.spin_us = *w.o.spin_us;
     lo.aio_buffered = w.o.aio_buffered;
+    if (w.o.sqpoll) lo.io_uring_sqpoll_idle_ms = k_sqpoll_idle_ms;
     lp = std::make_unique<unio::loop>(lo);
     w.lp = lp.get();
     w.resolved = std::string(lp->backend_name());
     w.setup_slots();
+    if (w.o.fixed_buffers) register_run(w, *lp);
   } catch (const std::exception& e) {
     w.loop_error = e.what();
   }
@@ -285,6 +311,7 @@ void collect(backend_result& r, std::vector<std::unique_ptr<worker>>& ws) {
 backend_result run_backend(const run_options& o, const std::string& backend, const test_file& file) {
   backend_result r;
   r.backend = backend;
+  note_io_uring_flags(o, backend);
   int fd = open_for(o, file);
   std::vector<std::unique_ptr<worker>> ws;
   for (unsigned i = 0; i < o.threads; ++i) {

@@ -8,6 +8,8 @@
 #   tiny_run            a 1 s run on every backend gives JSON with the DESIGN.md schema keys
 #   progress            on a terminal (a pty from script(1)) a run draws its progress line on stderr;
 #                       with stderr redirected to a file it draws none
+#   io_uring_flags      `run --fixed-buffers --sqpoll` on io_uring (when available) and threadpool: both
+#                       run, the threadpool gets a "no effect" note, io_uring does not
 #   bad ARGS...         `run ARGS` exits non-zero with a message and leaves no file behind
 set -u
 BENCH=$1; CASE=$2; shift 2
@@ -107,6 +109,25 @@ PY
   [ -z "$(ls -A | grep -v -e '^out.json$' -e '^err.txt$')" ] || die "files left behind: $(ls)"
 }
 
+case_io_uring_flags() {
+  list=threadpool
+  "$BENCH" backends | grep -Eq "^io_uring +yes" && list=io_uring,threadpool
+  "$BENCH" run --size 8m --runtime 0.3 --backend $list --fixed-buffers --sqpoll --json - >out.json 2>err.txt \
+    || { cat err.txt; die "run failed"; }
+  grep -q "no effect on threadpool" err.txt || die "no note for threadpool: $(cat err.txt)"
+  ! grep -q "no effect on io_uring" err.txt || die "io_uring got the note"
+  ! grep -q "running without" err.txt || die "registration refused: $(cat err.txt)"
+  python3 - out.json "$list" <<'PY' || die "JSON check failed"
+import json, sys
+j = json.load(open(sys.argv[1]))
+got = [r["backend"] for r in j["results"]]
+assert got == sys.argv[2].split(","), got
+for r in j["results"]:
+    assert r["ops"] > 0, r["backend"]
+print("ok:", got)
+PY
+}
+
 case_bad() {
   local size=(--size 8m)
   [[ " $* " == *" --size "* ]] && size=()
@@ -125,6 +146,7 @@ case "$CASE" in
   plot_without_gnuplot) case_plot_without_gnuplot ;;
   tiny_run) case_tiny_run ;;
   progress) case_progress ;;
+  io_uring_flags) case_io_uring_flags ;;
   bad) case_bad "$@" ;;
   *) die "unknown case $CASE" ;;
 esac
