@@ -4,7 +4,8 @@
 #   bench/serve/compare.sh [path/to/unio-serve]       (default: build/release/tools/unio-serve/unio-serve)
 #
 # Environment: DUR (seconds per wrk run, default 30), ROUNDS (default 3), CONNS (default 256),
-# THREADS (wrk threads, default 4), BACKEND (unio-serve --backend, default auto),
+# THREADS (wrk threads, default 4), BACKEND (unio-serve --backend, default auto), UNIO_ARGS
+# (more unio-serve flags, e.g. "--sendfile-min 0" to send the 4 KiB file with sendfile too),
 # KEEP=1 keeps the temporary directory (configs, logs, wrk outputs).
 #
 # Installs wrk, nginx-light and nodejs with apt-get when they are missing. Creates a root with a
@@ -66,7 +67,8 @@ wait_port() {
 
 # ---- servers ----
 unio_port=$(free_port)
-"$unio_bin" --root "$root" --port "$unio_port" --threads 1 --backend "$BACKEND" \
+# shellcheck disable=SC2086 # UNIO_ARGS is a list of flags
+"$unio_bin" --root "$root" --port "$unio_port" --threads 1 --backend "$BACKEND" ${UNIO_ARGS:-} \
   >"$tmp/unio.out" 2>"$tmp/unio.err" &
 pids+=($!)
 
@@ -108,7 +110,7 @@ pids+=($!)
 wait_port "$unio_port" unio-serve
 wait_port "$nginx_port" nginx
 wait_port "$node_port" node
-echo "unio-serve: $(head -1 "$tmp/unio.err" 2>/dev/null)"
+echo "$(head -1 "$tmp/unio.err" 2>/dev/null) ${UNIO_ARGS:-}"
 echo "nginx: $("$nginx_bin" -v 2>&1 | sed 's/^nginx version: //'); node: $(node --version)"
 echo "wrk -t$THREADS -c$CONNS -d${DUR}s --latency, $ROUNDS rounds, $(nproc) cores, load: $(cut -d' ' -f1-3 /proc/loadavg)"
 echo

@@ -357,19 +357,23 @@ void connection::reserve(std::size_t n) {
   cap_ = n;
 }
 
-// Sends head_ and then len bytes of the file from `first`. The body goes out with sendfile (no
-// copy through user space); the head is sent with MSG_MORE so the kernel puts it in the same
-// segment as the body's first bytes. A file that sendfile cannot read (EINVAL: a file system
-// without splice support) is sent with reads instead.
+// Sends head_ and then len bytes of the file from `first`. Bodies of at least
+// cfg.sendfile_min bytes go out with sendfile (no copy through user space); the head is sent
+// with MSG_MORE so the kernel puts it in the same segment as the body's first bytes. Smaller
+// bodies are read and sent together with the head in one send (a copy of a few KiB costs less
+// than handing the transfer to a pool thread or io-wq). A file that sendfile cannot read
+// (EINVAL: a file system without splice support) is sent with reads too.
 unio::task<bool> connection::send_body(const file& f, std::uint64_t first, std::uint64_t len) {
+  if (len < w_.cfg().sendfile_min) co_return co_await read_and_send(f, first, len, true);
   if (!co_await send_all(head_.data(), head_.size(), MSG_MORE)) co_return false;
   while (len > 0) {
-    auto aw = w_.lp().async_sendfile(fd_, f.fd, first, static_cast<std::size_t>(std::min<std::uint64_t>(len, sendfile_bytes)));
+    auto aw = w_.lp().async_sendfile(fd_, f.fd, first,
+                                     static_cast<std::size_t>(std::min<std::uint64_t>(len, sendfile_bytes)));
     current_ = &aw.get_op();
     auto r = co_await aw;
     current_ = nullptr;
     if (!r && body_sent_ == 0 && (r.error() == unio::errno_code(EINVAL) || r.error() == unio::errno_code(ENOSYS)))
-      co_return co_await read_and_send(f, first, len);
+      co_return co_await read_and_send(f, first, len, false);
     // An error, a timeout, or 0: the file shrank, and the length promised cannot be kept.
     if (!r || *r == 0) co_return false;
     touch();
@@ -380,17 +384,22 @@ unio::task<bool> connection::send_body(const file& f, std::uint64_t first, std::
   co_return true;
 }
 
-// The body with reads and sends, in chunks: memory stays at chunk_bytes however large the file.
-unio::task<bool> connection::read_and_send(const file& f, std::uint64_t first, std::uint64_t len) {
-  reserve(static_cast<std::size_t>(std::min<std::uint64_t>(len, chunk_bytes)));
+// The body (after head_ when with_head) with reads and sends, in chunks: the first chunk shares
+// one send with the head; memory stays at head + chunk_bytes however large the file is.
+unio::task<bool> connection::read_and_send(const file& f, std::uint64_t first, std::uint64_t len,
+                                           bool with_head) {
+  std::size_t fill = with_head ? head_.size() : 0;
+  reserve(fill + static_cast<std::size_t>(std::min<std::uint64_t>(len, chunk_bytes)));
+  if (with_head) std::memcpy(buf_.get(), head_.data(), fill);
   while (len > 0) {
-    std::size_t want = static_cast<std::size_t>(std::min<std::uint64_t>(len, cap_));
-    auto r = co_await unio::read_exact(w_.lp(), f.fd, buf_.get(), want, first);
+    std::size_t want = static_cast<std::size_t>(std::min<std::uint64_t>(len, cap_ - fill));
+    auto r = co_await unio::read_exact(w_.lp(), f.fd, buf_.get() + fill, want, first);
     if (!r) co_return false;  // the file shrank or failed: the length promised cannot be kept
-    if (!co_await send_all(buf_.get(), want)) co_return false;
+    if (!co_await send_all(buf_.get(), fill + want)) co_return false;
     body_sent_ += want;
     first += want;
     len -= want;
+    fill = 0;
   }
   co_return true;
 }
