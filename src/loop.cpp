@@ -452,6 +452,13 @@ void loop::prep_send(op& o, int fd, const void* buf, std::size_t len, int flags)
   a.len = len;
   a.flags = static_cast<std::uint32_t>(flags);
 }
+void loop::prep_sendfile(op& o, int out_fd, int in_fd, std::uint64_t in_offset, std::size_t len) {
+  auto& a = begin(o, op_code::sendfile);
+  a.fd = out_fd;
+  a.fd_in = in_fd;
+  a.offset = in_offset;
+  a.len = len;
+}
 void loop::prep_timeout(op& o, std::chrono::nanoseconds d) {
   begin(o, op_code::timeout).timeout_ns = d.count() < 0 ? 0 : d.count();
 }

@@ -10,6 +10,7 @@ const char* to_string(op_code c) noexcept {
       "nop",       "open",      "close",  "read",   "write", "readv",   "writev",
       "fsync",     "fdatasync", "fallocate", "ftruncate", "stat", "rename", "unlink",
       "mkdir",     "rmdir",     "accept", "connect", "recv", "send",   "timeout",
+      "sendfile",
   };
   static_assert(sizeof k_names / sizeof k_names[0] == op_code_count);
   auto i = static_cast<std::size_t>(c);

@@ -1,6 +1,7 @@
 #include "reactor.hpp"
 
 #include <fcntl.h>
+#include <poll.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
@@ -20,6 +21,9 @@ constexpr std::uint64_t k_wake_tag = 1ull << 40;
 constexpr std::uint64_t k_extra_tag = 2ull << 40;
 // backend_word_ of a connect op whose non-blocking connect() is in progress.
 constexpr std::uintptr_t k_connecting = 1;
+// op flag (A::flags; no backend that uses the reactor has another use for it): cancel() was asked
+// for a sendfile the reactor did not hold (it was on the pool).
+constexpr std::uint8_t k_cancel_asked = 0x80;
 
 bool is_reader(op_code c) noexcept {
   return c == op_code::accept || c == op_code::recv || c == op_code::read || c == op_code::readv;
@@ -89,7 +93,28 @@ bool reactor::cancel(op& o) {
     }
   }
   if (found) done(o, -ECANCELED);
+  else if (o.code() == op_code::sendfile) A::flags(o) |= k_cancel_asked;
   return found;
+}
+
+bool reactor::take_back(op& o) {
+  if (o.code() != op_code::sendfile || A::res(o) != -EAGAIN) return false;
+  if ((A::flags(o) & k_cancel_asked) != 0 || stopped_) {
+    A::res(o) = -ECANCELED;
+    return false;
+  }
+  submit(o);
+  return true;
+}
+
+// A sendfile whose out_fd is writable (or in error: the call reports it) leaves for the pool.
+bool reactor::hand_off(op& o) {
+  pollfd p{A::args(o).fd, POLLOUT, 0};
+  if (::poll(&p, 1, 0) == 0) return false;
+  --held_;
+  ++completed_in_attempt_;  // the backend must not sleep before it passes the op on
+  delegate_->push(o);
+  return true;
 }
 
 unsigned reactor::watch_extra(int fd) {
@@ -118,7 +143,9 @@ bool reactor::attempt(op& o) {
     socklen_t len = sizeof err;
     res = ::getsockopt(a.fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0 ? -errno : -err;
   } else {
-    if (o.code() == op_code::accept || o.code() == op_code::connect) ensure_nonblocking(a.fd);
+    if (o.code() == op_code::accept || o.code() == op_code::connect || o.code() == op_code::sendfile)
+      ensure_nonblocking(a.fd);
+    if (o.code() == op_code::sendfile && delegate_ != nullptr) return hand_off(o);
     res = sys::attempt_nonblocking(o);
   }
   if (res == -EAGAIN || res == -EWOULDBLOCK) return false;
@@ -234,6 +261,7 @@ void reactor::wake() noexcept {
 }
 
 void reactor::shutdown() {
+  stopped_ = true;
   while (op* o = fresh_.pop()) done(*o, -ECANCELED);
   for (auto& [fd, st] : fds_) {
     while (op* o = st.readers.pop()) done(*o, -ECANCELED);

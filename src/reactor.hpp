@@ -7,6 +7,12 @@
 // again. Ops on one fd and direction complete in submission order. Each fd is registered with
 // EPOLLONESHOT and re-armed only while ops wait on it.
 //
+// sendfile waits for its out_fd to be writable here like send; then, with a delegate queue set
+// (delegate_to: every backend with a pool), it leaves the reactor for that queue and runs on the
+// pool, since sendfile(2) may block on reading the file (never on the socket: the reactor makes
+// out_fd non-blocking). Without one (sync) it runs inline. An op handed off no longer keeps the
+// order of its fd's queue.
+//
 // REQUIRES: an fd with parked ops is not closed behind the reactor's back (close it with
 // loop::close after the ops completed or were cancelled).
 #pragma once
@@ -33,6 +39,13 @@ class reactor {
   // Loop thread. Cancels a queued or parked op (completes it with ECANCELED); returns whether
   // the reactor held it.
   bool cancel(op& o);
+  // Loop thread. Sets the queue that ready sendfile ops go to (see the top of the file).
+  void delegate_to(op_queue& q) noexcept { delegate_ = &q; }
+  // Loop thread. A delegated op came back from the pool with its result in A::res. Returns true
+  // when the reactor took it back to wait for writability again (the socket filled up between
+  // readiness and the call: EAGAIN). A cancel asked meanwhile turns that EAGAIN into ECANCELED
+  // (false: the caller completes the op with A::res).
+  bool take_back(op& o);
   // Loop thread. Watches an extra fd for readability (a pool's or a kernel queue's eventfd);
   // returns its bit in the mask wait() returns. At most 8 extra fds.
   unsigned watch_extra(int fd);
@@ -60,6 +73,7 @@ class reactor {
   void on_ready(int fd, std::uint32_t events);
   void run_queue(op_queue& q);
   void done(op& o, std::int64_t res);
+  bool hand_off(op& o);
 
   backend_env& env_;
   int epfd_ = -1;
@@ -69,6 +83,8 @@ class reactor {
   std::unordered_map<int, fd_state> fds_;
   std::size_t held_ = 0;
   std::size_t completed_in_attempt_ = 0;
+  op_queue* delegate_ = nullptr;
+  bool stopped_ = false;
 };
 
 }  // namespace unio::detail

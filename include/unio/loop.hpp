@@ -245,6 +245,16 @@ class UNIO_API loop {
   template <class H> void send(op& o, int fd, const void* buf, std::size_t len, int flags, H&& h) {
     prep_send(o, fd, buf, len, flags); submit(o, std::forward<H>(h));
   }
+  // Copies up to len bytes of the regular file in_fd, from in_offset, to out_fd (a socket or a
+  // pipe) without a copy through user space (sendfile(2), or splice on io_uring). The file's
+  // position is neither used nor changed. Result: bytes that reached out_fd, which may be fewer
+  // than len (like send: loop for the rest); 0 when in_offset is at or past the end of the file.
+  // Never raises SIGPIPE (EPIPE instead). out_fd is made non-blocking (O_NONBLOCK) if it is not:
+  // the op waits for writability on the loop, never on a thread. docs/ops.md has the details.
+  template <class H>
+  void sendfile(op& o, int out_fd, int in_fd, std::uint64_t in_offset, std::size_t len, H&& h) {
+    prep_sendfile(o, out_fd, in_fd, in_offset, len); submit(o, std::forward<H>(h));
+  }
   // Completes with success after `d` (measured on the loop's clock), or ECANCELED.
   template <class H> void timeout(op& o, std::chrono::nanoseconds d, H&& h) {
     prep_timeout(o, d); submit(o, std::forward<H>(h));
@@ -340,6 +350,9 @@ class UNIO_API loop {
   auto async_send(int fd, const void* buf, std::size_t len, int flags = 0) {
     return make<std::size_t>([=, this](op& o) { prep_send(o, fd, buf, len, flags); });
   }
+  auto async_sendfile(int out_fd, int in_fd, std::uint64_t in_offset, std::size_t len) {
+    return make<std::size_t>([=, this](op& o) { prep_sendfile(o, out_fd, in_fd, in_offset, len); });
+  }
   auto async_sleep(std::chrono::nanoseconds d) { return make<void>([=, this](op& o) { prep_timeout(o, d); }); }
 
   // How many opens loop_options::direct_fallback has turned into buffered opens (the file
@@ -378,6 +391,7 @@ class UNIO_API loop {
   void prep_recv(op& o, int fd, void* buf, std::size_t len, int flags);
   void prep_send(op& o, int fd, const void* buf, std::size_t len, int flags);
   void prep_timeout(op& o, std::chrono::nanoseconds d);
+  void prep_sendfile(op& o, int out_fd, int in_fd, std::uint64_t in_offset, std::size_t len);
   detail::op_handler& handler_of(op& o) noexcept;
 
   std::unique_ptr<detail::loop_impl> impl_;

@@ -54,6 +54,7 @@ enum class op_code : std::uint8_t {
   recv,
   send,
   timeout,
+  sendfile,
   count_  // not an operation: the number of operations
 };
 inline constexpr std::size_t op_code_count = static_cast<std::size_t>(op_code::count_);
@@ -87,6 +88,7 @@ struct op_args {
   int fd = -1;
   int dirfd = -100;   // AT_FDCWD
   int dirfd2 = -100;  // rename: new directory
+  int fd_in = -1;     // sendfile: the file read from (fd is the socket or pipe written to)
   int iovcnt = 0;
   std::uint32_t flags = 0;  // open flags, msg flags, unlink/rename/statx flags, fallocate mode
   std::uint32_t mode = 0;   // open/mkdir mode; statx mask

@@ -101,6 +101,7 @@ class linux_aio_backend final : public backend {
       throw std::system_error(e, std::generic_category(), "unio: eventfd");
     }
     aio_bit_ = reactor_.watch_extra(event_fd_);
+    reactor_.delegate_to(to_pool_);  // sendfile, once its socket is writable
     slots_.resize(depth_);
     free_.reserve(depth_);
     for (unsigned i = depth_; i > 0; --i) free_.push_back(i - 1);
@@ -304,7 +305,8 @@ class linux_aio_backend final : public backend {
     if (pool_ == nullptr) return 0;
     op_queue got;
     std::size_t n = pool_->drain(got);
-    while (op* o = got.pop()) env_.complete(*o, A::res(*o));
+    while (op* o = got.pop())
+      if (!reactor_.take_back(*o)) env_.complete(*o, A::res(*o));
     return n;
   }
 

@@ -138,6 +138,7 @@ class posix_aio_backend final : public backend {
     event_fd_ = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     if (event_fd_ < 0) throw std::system_error(errno, std::generic_category(), "unio: eventfd");
     reactor_.watch_extra(event_fd_);
+    reactor_.delegate_to(to_pool_);  // sendfile, once its socket is writable
     slots_ = std::make_unique<slot[]>(depth_);
     free_.reserve(depth_);
     for (unsigned i = depth_; i > 0; --i) free_.push_back(i - 1);
@@ -495,7 +496,8 @@ class posix_aio_backend final : public backend {
     if (pool_ == nullptr) return 0;
     op_queue got;
     std::size_t n = pool_->drain(got);
-    while (op* o = got.pop()) env_.complete(*o, A::res(*o));
+    while (op* o = got.pop())
+      if (!reactor_.take_back(*o)) env_.complete(*o, A::res(*o));
     return n;
   }
 

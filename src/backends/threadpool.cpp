@@ -31,6 +31,7 @@ class threadpool_backend final : public backend {
   explicit threadpool_backend(backend_env& env)
       : env_(env), reactor_(env), pool_(env.pool()), inline_nowait_(env.options().inline_nowait) {
     reactor_.watch_extra(pool_.event_fd());
+    reactor_.delegate_to(pending_);  // sendfile, once its socket is writable
   }
 
   std::string_view name() const noexcept override { return "threadpool"; }
@@ -108,7 +109,8 @@ class threadpool_backend final : public backend {
   std::size_t drain() {
     op_queue got;
     std::size_t n = pool_.drain(got);
-    while (op* o = got.pop()) env_.complete(*o, A::res(*o));
+    while (op* o = got.pop())
+      if (!reactor_.take_back(*o)) env_.complete(*o, A::res(*o));
     return n;
   }
 

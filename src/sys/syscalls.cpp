@@ -1,6 +1,7 @@
 #include "sys/syscalls.hpp"
 
 #include <linux/openat2.h>
+#include <sys/sendfile.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -22,7 +23,7 @@ long real_openat2(int dirfd, const char* path, void* how, size_t size) {
 const table k_real = {
     ::pread,     ::pwrite,    ::read,      ::write,     ::preadv2,    ::pwritev2, ::fsync,
     ::fdatasync, ::fallocate, ::ftruncate, ::statx,     ::renameat2,  ::unlinkat, ::mkdirat,
-    real_openat2, ::close,    ::accept4,   ::connect,   ::recv,       ::send,
+    real_openat2, ::close,    ::accept4,   ::connect,   ::recv,       ::send,     ::sendfile,
 };
 
 std::atomic<const table*> g_table{&k_real};
@@ -104,7 +105,8 @@ bool needs_readiness(op& o) noexcept {
     case op_code::accept:
     case op_code::connect:
     case op_code::recv:
-    case op_code::send: return true;
+    case op_code::send:
+    case op_code::sendfile: return true;
     case op_code::read:
     case op_code::write:
     case op_code::readv:
@@ -120,15 +122,17 @@ bool needs_readiness(op& o) noexcept {
 
 namespace {
 
-// A write to a pipe whose reader has gone raises SIGPIPE, which kills the process by default.
-// send() has MSG_NOSIGNAL; a pipe write has nothing alike, so SIGPIPE is blocked on this thread
-// for the call, and the one it raised is consumed, leaving EPIPE as the op's result.
-std::int64_t write_without_sigpipe(int fd, const iovec* iov, int cnt) noexcept {
+// A write to a pipe whose reader has gone raises SIGPIPE, which kills the process by default, and
+// so does sendfile(2) to a closed socket. send() has MSG_NOSIGNAL; these calls have nothing alike,
+// so SIGPIPE is blocked on this thread for the call, and the one it raised is consumed, leaving
+// EPIPE as the op's result.
+template <class F>
+std::int64_t without_sigpipe(F call) noexcept {
   sigset_t pipe_only, old;
   sigemptyset(&pipe_only);
   sigaddset(&pipe_only, SIGPIPE);
   pthread_sigmask(SIG_BLOCK, &pipe_only, &old);
-  std::int64_t r = retry([&] { return current().pwritev2(fd, iov, cnt, -1, RWF_NOWAIT); });
+  std::int64_t r = retry(call);
   if (r == -EPIPE && !sigismember(&old, SIGPIPE)) {
     timespec zero{};
     while (sigtimedwait(&pipe_only, nullptr, &zero) < 0 && errno == EINTR) {
@@ -136,6 +140,19 @@ std::int64_t write_without_sigpipe(int fd, const iovec* iov, int cnt) noexcept {
   }
   pthread_sigmask(SIG_SETMASK, &old, nullptr);
   return r;
+}
+
+std::int64_t write_without_sigpipe(int fd, const iovec* iov, int cnt) noexcept {
+  return without_sigpipe([&] { return current().pwritev2(fd, iov, cnt, -1, RWF_NOWAIT); });
+}
+
+// sendfile(2) from an explicit offset: a local copy, so the file's position is never used.
+std::int64_t do_sendfile(const op_args& a) noexcept {
+  if (a.offset > static_cast<std::uint64_t>(INT64_MAX)) return -EINVAL;
+  return without_sigpipe([&] {
+    off_t off = off_of(a);
+    return current().sendfile(a.fd, a.fd_in, &off, static_cast<size_t>(a.len));
+  });
 }
 
 }  // namespace
@@ -194,6 +211,7 @@ std::int64_t perform(op& o) noexcept {
       return retry([&] {
         return t.send(a.fd, a.buf, a.len, static_cast<int>(a.flags) | MSG_DONTWAIT | MSG_NOSIGNAL);
       });
+    case op_code::sendfile: return do_sendfile(a);
     case op_code::timeout:
     case op_code::count_: break;
   }

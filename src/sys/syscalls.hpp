@@ -44,6 +44,7 @@ struct table {
   int (*connect)(int fd, const sockaddr* addr, socklen_t len);
   ssize_t (*recv)(int fd, void* buf, size_t len, int flags);
   ssize_t (*send)(int fd, const void* buf, size_t len, int flags);
+  ssize_t (*sendfile)(int out_fd, int in_fd, off_t* offset, size_t len);
 };
 
 // The real system calls.
@@ -64,7 +65,7 @@ std::int64_t perform(op& o) noexcept;
 std::int64_t try_read_nowait(op& o) noexcept;
 
 // True for ops that must wait for readiness rather than block a thread: socket ops (accept,
-// connect, recv, send), and reads and writes at current_position on a pipe or socket, which
+// connect, recv, send, sendfile: its out_fd), and reads and writes at current_position on a pipe or socket, which
 // could otherwise block forever (an idle pipe) and keep the loop from shutting down.
 bool needs_readiness(op& o) noexcept;
 

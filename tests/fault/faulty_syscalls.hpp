@@ -5,6 +5,7 @@
 // set_table() and puts the real table back in its destructor (RAII). Each wrapped call has a
 // `fault` plan that says what to do to it:
 //   eintr      fail with EINTR this many times, then behave normally;
+//   eagain     then fail with EAGAIN this many times (a socket that filled up again);
 //   cap        transfer at most this many bytes per call (a short read or write);
 //   fail_errno fail with this errno once `fail_after` calls have succeeded (ENOSPC, EIO, ...).
 // and counts the calls it saw, so a test can prove that EINTR was retried (N + 1 calls) or
@@ -33,6 +34,7 @@ namespace sys = unio::detail::sys;
 // What to inject into one system call. Defaults inject nothing.
 struct fault {
   std::atomic<int> eintr{0};       // fail with EINTR this many more times
+  std::atomic<int> eagain{0};      // then fail with EAGAIN this many more times
   std::atomic<long> cap{-1};       // at most this many bytes per transfer; -1: no cap
   std::atomic<int> fail_errno{0};  // 0: never fail; else fail with it after `fail_after` calls
   std::atomic<long> fail_after{0}; // successful calls before fail_errno starts
@@ -46,6 +48,9 @@ struct fault {
     calls.fetch_add(1);
     for (int left = eintr.load(); left > 0;) {
       if (eintr.compare_exchange_weak(left, left - 1)) return EINTR;
+    }
+    for (int left = eagain.load(); left > 0;) {
+      if (eagain.compare_exchange_weak(left, left - 1)) return EAGAIN;
     }
     if (int e = fail_errno.load(); e != 0 && passed.load() >= fail_after.load()) return e;
     passed.fetch_add(1);
@@ -62,7 +67,7 @@ struct fault {
 
 class faulty_syscalls {
  public:
-  fault pread, pwrite, read, write, preadv2, pwritev2, fsync, fdatasync, close, openat2, accept4;
+  fault pread, pwrite, read, write, preadv2, pwritev2, fsync, fdatasync, close, openat2, accept4, sendfile;
 
   faulty_syscalls() {
     if (active() != nullptr) {
@@ -82,6 +87,7 @@ class faulty_syscalls {
     t.close = &w_close;
     t.openat2 = &w_openat2;
     t.accept4 = &w_accept4;
+    t.sendfile = &w_sendfile;
     sys::set_table(t);
   }
   ~faulty_syscalls() {
@@ -180,6 +186,11 @@ class faulty_syscalls {
     fault& f = active()->accept4;
     if (int e = f.next()) return fail<int>(e);
     return real().accept4(fd, addr, len, flags);
+  }
+  static ssize_t w_sendfile(int out_fd, int in_fd, off_t* off, size_t len) {
+    fault& f = active()->sendfile;
+    if (int e = f.next()) return fail<ssize_t>(e);
+    return real().sendfile(out_fd, in_fd, off, f.clamp(len));
   }
 };
 

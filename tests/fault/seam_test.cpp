@@ -373,6 +373,37 @@ TEST_P(fault_seam, accept_eintr_is_retried_and_emfile_reported) {
   ::close(*lfd);
 }
 
+// sendfile: EINTR is retried at once; EAGAIN (the socket filled up between readiness and the
+// call, on the loop's thread for sync, on a pool thread for threadpool) makes the op wait for
+// writability again instead of failing; a short transfer is reported as it is.
+TEST_P(fault_seam, sendfile_retries_eintr_waits_again_on_eagain) {
+  auto want = fill(100000);
+  int sv[2];
+  ASSERT_EQ(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv), 0);
+  faulty_syscalls fs;
+  fs.sendfile.eintr = 2;
+  fs.sendfile.eagain = 2;
+  fs.sendfile.cap = 1000;
+  unio::loop lp(options());
+  auto r = run(lp, [&]() -> unio::task<unio::result<std::size_t>> {
+    co_return co_await lp.async_sendfile(sv[0], fd_, 10, 5000);
+  }());
+  ASSERT_TRUE(r) << r.error().message();
+  EXPECT_EQ(*r, 1000u);
+  EXPECT_EQ(fs.sendfile.calls, 5);  // 2 interrupted, 2 EAGAIN, 1 real
+  std::vector<char> got(2000);
+  ASSERT_EQ(::recv(sv[1], got.data(), got.size(), MSG_DONTWAIT), 1000);
+  EXPECT_TRUE(std::equal(got.begin(), got.begin() + 1000, want.begin() + 10));
+  fs.sendfile.fail_errno = EIO;
+  auto e = run(lp, [&]() -> unio::task<unio::result<std::size_t>> {
+    co_return co_await lp.async_sendfile(sv[0], fd_, 0, 10);
+  }());
+  ASSERT_FALSE(e);
+  EXPECT_EQ(e.error(), std::errc::io_error);
+  ::close(sv[0]);
+  ::close(sv[1]);
+}
+
 // ---- The decorator itself ----
 
 TEST_P(fault_seam, table_is_restored) {

@@ -141,7 +141,8 @@ TEST_F(posix_aio_test, backend_info_lists_native_and_delegated_ops) {
     for (auto c : {unio::op_code::read, unio::op_code::write, unio::op_code::fsync, unio::op_code::fdatasync,
                    unio::op_code::nop, unio::op_code::recv})
       EXPECT_TRUE(b.native[static_cast<std::size_t>(c)]) << unio::to_string(c);
-    for (auto c : {unio::op_code::readv, unio::op_code::writev, unio::op_code::open, unio::op_code::stat})
+    for (auto c : {unio::op_code::readv, unio::op_code::writev, unio::op_code::open, unio::op_code::stat,
+                   unio::op_code::sendfile})
       EXPECT_FALSE(b.native[static_cast<std::size_t>(c)]) << unio::to_string(c);
   }
   EXPECT_TRUE(found);

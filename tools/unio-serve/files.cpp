@@ -58,6 +58,13 @@ std::optional<std::string> request_path(std::string_view target) {
   return path;
 }
 
+std::string index_path(std::string_view dir) {
+  if (dir.empty() || dir == ".") return "index.html";
+  std::string out(dir);
+  out += dir.back() == '/' ? "index.html" : "/index.html";
+  return out;
+}
+
 std::string_view content_type(std::string_view path) {
   static constexpr std::array<std::pair<std::string_view, std::string_view>, 24> types{{
       {"html", "text/html; charset=utf-8"}, {"htm", "text/html; charset=utf-8"},

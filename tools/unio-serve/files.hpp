@@ -16,6 +16,10 @@ namespace serve {
 // symlinks are refused by the kernel at open time (RESOLVE_BENEATH), on every backend.
 std::optional<std::string> request_path(std::string_view target);
 
+// The index file of a directory path as request_path() returns it ("." -> "index.html",
+// "a" and "a/" -> "a/index.html").
+std::string index_path(std::string_view dir);
+
 // "text/html; charset=utf-8" for "x.html"; application/octet-stream when unknown.
 std::string_view content_type(std::string_view path);
 

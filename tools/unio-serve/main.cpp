@@ -29,6 +29,7 @@ struct options {
   unsigned threads = 1;
   long timeout_ms = 10000;
   bool access_log = false;
+  std::uint64_t sendfile_min = 64 * 1024;
 };
 
 sigset_t stop_signals() {
@@ -87,6 +88,9 @@ int main(int argc, char** argv) {
   app.add_option("--timeout-ms", o.timeout_ms, "close clients idle or stalled this long")
       ->check(CLI::Range(1L, 86400000L));
   app.add_flag("--access-log", o.access_log, "one line per response on stdout");
+  app.add_option("--sendfile-min", o.sendfile_min,
+                 "bodies of at least this many bytes go out with sendfile, smaller ones with read + send "
+                 "(0: always sendfile)");
   CLI11_PARSE(app, argc, argv);
 
   // Before any thread exists (loops start pool threads): the stop signals are taken by sigwait
@@ -104,6 +108,7 @@ int main(int argc, char** argv) {
   cfg.timeout = std::chrono::milliseconds(o.timeout_ms);
   cfg.grace = std::min(cfg.timeout, std::chrono::milliseconds(5000));
   cfg.access_log = o.access_log;
+  cfg.sendfile_min = o.sendfile_min;
 
   auto workers = make_workers(o, cfg);
   std::atomic<bool> failed{false};

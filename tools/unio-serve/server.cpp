@@ -17,7 +17,8 @@
 namespace serve {
 namespace {
 
-constexpr std::size_t chunk_bytes = 256 * 1024;  // file data per read/send
+constexpr std::size_t chunk_bytes = 256 * 1024;  // file data per read/send (no-sendfile fallback)
+constexpr std::size_t sendfile_bytes = 1 << 30;  // asked of one sendfile op (it may send less)
 constexpr std::size_t linger_bytes = 256 * 1024; // drained before closing after an error reply
 constexpr auto accept_backoff = std::chrono::milliseconds(100);
 
@@ -239,9 +240,9 @@ unio::task<void> connection::linger_close() {
   }
 }
 
-unio::task<bool> connection::send_all(const char* p, std::size_t n) {
+unio::task<bool> connection::send_all(const char* p, std::size_t n, int flags) {
   while (n > 0) {
-    auto aw = w_.lp().async_send(fd_, p, n);
+    auto aw = w_.lp().async_send(fd_, p, n, flags);
     current_ = &aw.get_op();
     auto r = co_await aw;
     current_ = nullptr;
@@ -285,8 +286,7 @@ unio::task<int> connection::open_file(std::string& path, file& f) {
   if (st != 200 || !S_ISDIR(f.st.stx_mode)) co_return st;
   ::close(f.fd);
   f.fd = -1;
-  if (path == ".") path = "index.html";
-  else path += path.back() == '/' ? "index.html" : "/index.html";
+  path = index_path(path);
   st = co_await open_one(path, f);
   if (st == 200 && !S_ISREG(f.st.stx_mode)) {
     ::close(f.fd);
@@ -357,12 +357,40 @@ void connection::reserve(std::size_t n) {
   cap_ = n;
 }
 
-// Sends head_ and then len bytes of the file from `first`, in chunks: the first chunk shares
-// one send with the head; memory stays at head + chunk_bytes however large the file is.
+// Sends head_ and then len bytes of the file from `first`. Bodies of at least
+// cfg.sendfile_min bytes go out with sendfile (no copy through user space); the head is sent
+// with MSG_MORE so the kernel puts it in the same segment as the body's first bytes. Smaller
+// bodies are read and sent together with the head in one send (a copy of a few KiB costs less
+// than handing the transfer to a pool thread or io-wq). A file that sendfile cannot read
+// (EINVAL: a file system without splice support) is sent with reads too.
 unio::task<bool> connection::send_body(const file& f, std::uint64_t first, std::uint64_t len) {
-  std::size_t fill = head_.size();
+  if (len < w_.cfg().sendfile_min) co_return co_await read_and_send(f, first, len, true);
+  if (!co_await send_all(head_.data(), head_.size(), MSG_MORE)) co_return false;
+  while (len > 0) {
+    auto aw = w_.lp().async_sendfile(fd_, f.fd, first,
+                                     static_cast<std::size_t>(std::min<std::uint64_t>(len, sendfile_bytes)));
+    current_ = &aw.get_op();
+    auto r = co_await aw;
+    current_ = nullptr;
+    if (!r && body_sent_ == 0 && (r.error() == unio::errno_code(EINVAL) || r.error() == unio::errno_code(ENOSYS)))
+      co_return co_await read_and_send(f, first, len, false);
+    // An error, a timeout, or 0: the file shrank, and the length promised cannot be kept.
+    if (!r || *r == 0) co_return false;
+    touch();
+    body_sent_ += *r;
+    first += *r;
+    len -= *r;
+  }
+  co_return true;
+}
+
+// The body (after head_ when with_head) with reads and sends, in chunks: the first chunk shares
+// one send with the head; memory stays at head + chunk_bytes however large the file is.
+unio::task<bool> connection::read_and_send(const file& f, std::uint64_t first, std::uint64_t len,
+                                           bool with_head) {
+  std::size_t fill = with_head ? head_.size() : 0;
   reserve(fill + static_cast<std::size_t>(std::min<std::uint64_t>(len, chunk_bytes)));
-  std::memcpy(buf_.get(), head_.data(), fill);
+  if (with_head) std::memcpy(buf_.get(), head_.data(), fill);
   while (len > 0) {
     std::size_t want = static_cast<std::size_t>(std::min<std::uint64_t>(len, cap_ - fill));
     auto r = co_await unio::read_exact(w_.lp(), f.fd, buf_.get() + fill, want, first);

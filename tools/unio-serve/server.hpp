@@ -20,6 +20,7 @@ struct config {
   std::chrono::milliseconds timeout{10000};    // idle/slow client limit
   std::chrono::milliseconds grace{5000};       // shutdown: how long in-flight responses may run
   bool access_log = false;
+  std::uint64_t sendfile_min = 64 * 1024;     // bodies this large or larger go out with sendfile
 };
 
 // A listening socket with SO_REUSEADDR and SO_REUSEPORT, so every worker can bind the same port.
@@ -86,7 +87,8 @@ class connection {
   unio::task<bool> send_file(const request& rq, const file& f, bool keep);
   unio::task<bool> send_body(const file& f, std::uint64_t first, std::uint64_t len);
   unio::task<bool> reply_error(const request* rq, int status, bool keep, std::string_view extra = {});
-  unio::task<bool> send_all(const char* p, std::size_t n);
+  unio::task<bool> send_all(const char* p, std::size_t n, int flags = 0);
+  unio::task<bool> read_and_send(const file& f, std::uint64_t first, std::uint64_t len, bool with_head);
   unio::task<void> linger_close();
   unio::task<void> stop_watchdog();
   void reserve(std::size_t n);
@@ -106,11 +108,11 @@ class connection {
   char in_[16 * 1024];
   std::size_t pos_ = 0, end_ = 0;       // unparsed received bytes: in_[pos_, end_)
   std::string head_;                    // the response head being built
-  std::unique_ptr<char[]> buf_;         // head + file data, at most head + chunk bytes
+  std::unique_ptr<char[]> buf_;         // head + file data without sendfile, at most head + chunk
   std::size_t cap_ = 0;
   int status_ = 0;                      // of the last response, for the access log
   std::uint64_t body_sent_ = 0;
-  unio::op* current_ = nullptr;         // the recv/send in flight, cancelled on timeout
+  unio::op* current_ = nullptr;         // the recv/send/sendfile in flight, cancelled on timeout
   bool idle_ = false;                   // waiting for a request (nothing half-received)
   bool finished_ = false;
   unio::op wd_op_;
