@@ -164,6 +164,7 @@ void connection::on_watchdog(unio::op&) {
   }
   auto now = w_.lp().now();
   if (now >= deadline_) {
+    cut_ = true;
     if (current_) w_.lp().cancel(*current_);  // a file read in flight is waited for instead
     deadline_ = now + std::min(w_.cfg().timeout, w_.cfg().grace);
   }
@@ -375,7 +376,7 @@ unio::task<bool> connection::send_body(const file& f, std::uint64_t first, std::
     if (!r && body_sent_ == 0 && (r.error() == unio::errno_code(EINVAL) || r.error() == unio::errno_code(ENOSYS)))
       co_return co_await read_and_send(f, first, len, false);
     // An error, a timeout, or 0: the file shrank, and the length promised cannot be kept.
-    if (!r || *r == 0) co_return false;
+    if (!r || *r == 0 || cut_) co_return false;
     touch();
     body_sent_ += *r;
     first += *r;

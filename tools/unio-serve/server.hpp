@@ -115,6 +115,10 @@ class connection {
   unio::op* current_ = nullptr;         // the recv/send/sendfile in flight, cancelled on timeout
   bool idle_ = false;                   // waiting for a request (nothing half-received)
   bool finished_ = false;
+  // The deadline passed (a slow client, or the grace period after a stop) and the op in flight
+  // was cancelled. A cancelled sendfile that had already moved bytes reports them instead of
+  // ECANCELED, so the body loops check this flag rather than rely on the error.
+  bool cut_ = false;
   unio::op wd_op_;
   clock::time_point deadline_{}, armed_until_{};
   clock::time_point stop_by_ = clock::time_point::max();  // shutdown: progress cannot extend past it
