@@ -76,7 +76,8 @@
 //    form; closing a registered fd through the loop empties its table slot once the close has
 //    completed; everything is registered again on a recreated ring.
 //
-// Not done yet (later work): linked SQEs, multishot accept/recv, provided buffers.
+// Not done yet (later work): native linked SQEs (the loop keeps chains and link timeouts for
+// every backend, src/loop.cpp), multishot accept/recv, provided buffers.
 #include <liburing.h>
 #include <linux/openat2.h>
 #include <poll.h>
