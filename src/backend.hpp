@@ -74,6 +74,10 @@ struct op_access {
   static std::uint8_t& state(op& o) noexcept { return o.state_; }
   static std::uint8_t& cancel_requested(op& o) noexcept { return o.cancel_requested_; }
   static std::uint8_t& flags(op& o) noexcept { return o.internal_flags_; }
+  static std::uint8_t& link_flags(op& o) noexcept { return o.link_flags_; }
+  static op*& link_next(op& o) noexcept { return o.link_next_; }
+  static op*& link_prev(op& o) noexcept { return o.link_prev_; }
+  static op*& link_timer(op& o) noexcept { return o.link_timer_; }
   static void set_code(op& o, op_code c) noexcept { o.code_ = c; }
 };
 using A = op_access;

@@ -35,6 +35,38 @@ unsigned default_pool_size() noexcept {
   return n < 2 ? 2 : n;
 }
 
+// Linked ops (A::link_flags). Chains and link timeouts are kept by the loop for every backend:
+// a held op waits, linked from its predecessor (link_next/link_prev), until that one completes;
+// then it is started in the same turn (to_start) or, when the chain is broken, completed with
+// ECANCELED. A link timeout is a timer op that points at the op it guards (link_prev), which
+// points back (link_timer); its clock starts when that op starts.
+constexpr std::uint8_t k_chained = 0x01;          // has a successor (link_next)
+constexpr std::uint8_t k_held = 0x02;             // waits for its predecessor, or in to_start
+constexpr std::uint8_t k_guarded = 0x04;          // has a link timeout (link_timer)
+constexpr std::uint8_t k_is_link_timeout = 0x08;  // this op is a link timeout
+constexpr std::uint8_t k_armed = 0x10;            // a link timeout in the timer heap
+
+// The most a single read/write transfers (MAX_RW_COUNT): the length io_uring compares against.
+constexpr std::uint64_t k_max_rw = 0x7ffff000;
+
+// Whether the chain goes on after `o` completed with `res`: success, and for reads and writes
+// the whole length (io_uring breaks a chain on a short read or write the same way).
+bool chain_continues(op& o, std::int64_t res) noexcept {
+  if (res < 0) return false;
+  const op_args& a = A::args(o);
+  std::uint64_t want = 0;
+  switch (o.code()) {
+    case op_code::read:
+    case op_code::write: want = a.len; break;
+    case op_code::readv:
+    case op_code::writev:
+      for (int i = 0; i < a.iovcnt; ++i) want += static_cast<const iovec*>(a.iov)[i].iov_len;
+      break;
+    default: return true;
+  }
+  return static_cast<std::uint64_t>(res) >= std::min(want, k_max_rw);
+}
+
 // The kernel's limits for io_uring registration (IORING_MAX_REG_BUFFERS, the 1 GiB cap per
 // buffer, and the fixed-file table size of Linux 5.x), checked the same way on every backend.
 constexpr std::size_t k_max_registered_buffers = 1u << 14;
@@ -75,6 +107,7 @@ struct loop_impl final : backend_env, direct_env {
 
   // backend_env
   void complete(op& o, std::int64_t res) noexcept override {
+    if (A::link_flags(o) != 0) settle_links(o, res);
     A::res(o) = res;
     A::state(o) = op_completed;
     ready.push(o);
@@ -118,7 +151,7 @@ struct loop_impl final : backend_env, direct_env {
 
   std::optional<std::chrono::nanoseconds> wait_time(bool may_block) const noexcept {
     using ns = std::chrono::nanoseconds;
-    if (!may_block || !ready.empty() || has_posted.load(std::memory_order_acquire) ||
+    if (!may_block || !ready.empty() || !to_start.empty() || has_posted.load(std::memory_order_acquire) ||
         stop_requested.load(std::memory_order_acquire))
       return ns(0);
     if (!timers.empty()) return ns(std::max<std::int64_t>(0, timers.top_deadline() - steady_now_ns()));
@@ -126,7 +159,110 @@ struct loop_impl final : backend_env, direct_env {
   }
 
   void fire_timers() {
-    while (!timers.empty() && timers.top_deadline() <= now_ns) complete(*timers.pop(), 0);
+    while (!timers.empty() && timers.top_deadline() <= now_ns) {
+      op& t = *timers.pop();
+      if ((A::link_flags(t) & k_is_link_timeout) != 0) fire_link_timeout(t);
+      else complete(t, 0);
+    }
+  }
+
+  // ---- linked ops ----
+
+  // `o` completes: detach its link timeout (which completes with ECANCELED: the op finished
+  // first) and start or cancel the rest of its chain.
+  void settle_links(op& o, std::int64_t res) noexcept {
+    std::uint8_t f = A::link_flags(o);
+    A::link_flags(o) = 0;
+    if ((f & k_is_link_timeout) != 0) {
+      if (op* x = A::link_prev(o)) A::link_timer(*x) = nullptr;
+      A::link_prev(o) = nullptr;
+      return;
+    }
+    if (op* t = A::link_timer(o)) {
+      A::link_timer(o) = nullptr;
+      A::link_prev(*t) = nullptr;
+      if ((A::link_flags(*t) & k_armed) != 0) timers.remove(*t);
+      complete(*t, -ECANCELED);
+    }
+    op* n = A::link_next(o);
+    if (n == nullptr) return;
+    A::link_next(o) = nullptr;
+    A::link_prev(*n) = nullptr;
+    if (chain_continues(o, res)) to_start.push(*n);
+    else cancel_chain(*n);
+  }
+
+  // Completes `first` and every op after it with ECANCELED (none of them has started).
+  void cancel_chain(op& first) noexcept {
+    for (op* c = &first; c != nullptr;) {
+      op* next = A::link_next(*c);
+      A::link_next(*c) = nullptr;
+      if (next != nullptr) A::link_prev(*next) = nullptr;
+      complete(*c, -ECANCELED);
+      c = next;
+    }
+  }
+
+  // Adds `o` to the open chain. Returns true when `o` must not start now: it waits for its
+  // predecessor, or the chain is broken already and it was completed with ECANCELED.
+  bool join_chain(op& o) {
+    op* p = link_tail;
+    link_tail = &o;
+    if (p == nullptr) return false;  // the first op of the chain
+    if (A::state(*p) == op_submitted) {
+      A::link_next(*p) = &o;
+      A::link_flags(*p) |= k_chained;
+      A::link_prev(o) = p;
+      A::link_flags(o) |= k_held;
+      return true;
+    }
+    if (chain_continues(*p, A::res(*p))) return false;  // it completed already
+    complete(o, -ECANCELED);
+    return true;
+  }
+
+  void attach_link_timeout(op& t) {
+    op* x = last_submitted;
+    last_submitted = nullptr;
+    if (x == nullptr || A::link_timer(*x) != nullptr || A::state(*x) != op_submitted) {
+      A::link_flags(t) = 0;
+      complete(t, x == nullptr || A::link_timer(*x) != nullptr ? -EINVAL : -ECANCELED);
+      return;
+    }
+    A::link_timer(*x) = &t;
+    A::link_flags(*x) |= k_guarded;
+    A::link_prev(t) = x;
+    if ((A::link_flags(*x) & k_held) == 0) arm_link_timeout(t);
+  }
+
+  void arm_link_timeout(op& t) {
+    A::args(t).timeout_ns += steady_now_ns();
+    A::link_flags(t) |= k_armed;
+    timers.push(t);
+  }
+
+  void fire_link_timeout(op& t) {
+    op* x = A::link_prev(t);
+    A::link_flags(t) &= static_cast<std::uint8_t>(~k_armed);
+    complete(t, -ETIME);  // detaches x
+    if (x != nullptr) cancel(*x);
+  }
+
+  // Ops whose predecessor completed successfully in this turn.
+  void start_linked() {
+    while (op* o = to_start.pop()) {
+      A::link_flags(*o) &= static_cast<std::uint8_t>(~k_held);
+      if (shutting_down_) complete(*o, -ECANCELED);
+      else start(*o);
+    }
+  }
+
+  void cancel_held(op& o) {
+    if (!to_start.remove(o)) {
+      if (op* p = A::link_prev(o)) A::link_next(*p) = nullptr;
+      A::link_prev(o) = nullptr;
+    }
+    complete(o, -ECANCELED);  // its successors and its link timeout with it
   }
 
   void run_posted() {
@@ -162,10 +298,15 @@ struct loop_impl final : backend_env, direct_env {
   }
 
   bool turn(bool may_block) {
+    last_submitted = nullptr;
+    link_tail = nullptr;
+    start_linked();
     if (pending > 0 || !ready.empty()) be->poll(wait_time(may_block));
     else if (may_block && alive()) be->poll(wait_time(may_block));
     now_ns = steady_now_ns();
+    start_linked();
     fire_timers();
+    start_linked();
     run_posted();
     dispatch();
     return alive();
@@ -178,6 +319,17 @@ struct loop_impl final : backend_env, direct_env {
       complete(o, -ECANCELED);
       return;
     }
+    if ((A::link_flags(o) & k_is_link_timeout) != 0) {
+      attach_link_timeout(o);
+      return;
+    }
+    last_submitted = &o;
+    if (link_depth > 0 && join_chain(o)) return;
+    start(o);
+  }
+
+  void start(op& o) {
+    if (op* t = A::link_timer(o)) arm_link_timeout(*t);
     if (o.code() == op_code::timeout) {
       A::args(o).timeout_ns += steady_now_ns();
       timers.push(o);
@@ -189,6 +341,16 @@ struct loop_impl final : backend_env, direct_env {
 
   void cancel(op& o) {
     if (A::state(o) != op_submitted) return;  // idle, or completed and waiting for dispatch
+    std::uint8_t f = A::link_flags(o);
+    if ((f & k_is_link_timeout) != 0) {
+      if ((f & k_armed) != 0) timers.remove(o);
+      complete(o, -ECANCELED);
+      return;
+    }
+    if ((f & k_held) != 0) {
+      cancel_held(o);
+      return;
+    }
     if (o.code() == op_code::timeout) {
       if (timers.remove(o)) complete(o, -ECANCELED);
       return;
@@ -236,8 +398,10 @@ struct loop_impl final : backend_env, direct_env {
       pool_->drain(left);
       while (op* o = left.pop()) complete(*o, A::res(*o));
     }
-    // Handlers may submit more ops; those complete with ECANCELED right away.
-    while (!ready.empty() || has_posted.load()) {
+    // Handlers may submit more ops; those complete with ECANCELED right away, and so do the
+    // chain members released by ops that completed successfully.
+    while (!ready.empty() || !to_start.empty() || has_posted.load()) {
+      start_linked();
       run_posted();
       dispatch();
     }
@@ -259,6 +423,10 @@ struct loop_impl final : backend_env, direct_env {
   bool shutting_down_ = false;
   bool buffers_registered = false;
   bool files_registered = false;
+  op_queue to_start;                 // chain members released this turn (linked ops)
+  op* link_tail = nullptr;           // the last op of the open chain
+  op* last_submitted = nullptr;      // what link_timeout applies to
+  unsigned link_depth = 0;           // open link scopes
   std::atomic<bool> stop_requested{false};
   std::atomic<int> keepalive{0};
   std::mutex post_mu;
@@ -315,6 +483,11 @@ std::chrono::steady_clock::time_point loop::now() const noexcept {
 void loop::submit_prepared(op& o) { impl_->submit(o); }
 std::uint64_t loop::direct_fallbacks() const noexcept { return impl_->direct.fallbacks(); }
 
+void loop::begin_link() noexcept { ++impl_->link_depth; }
+void loop::end_link() noexcept {
+  if (impl_->link_depth > 0 && --impl_->link_depth == 0) impl_->link_tail = nullptr;
+}
+
 std::error_code loop::register_buffers(std::span<const iovec> bufs) { return impl_->register_buffers(bufs); }
 std::error_code loop::unregister_buffers() { return impl_->unregister_buffers(); }
 std::error_code loop::register_files(std::span<const int> fds) { return impl_->register_files(fds); }
@@ -338,6 +511,8 @@ detail::op_args& begin(op& o, op_code c) {
   A::flags(o) = 0;
   A::cancel_requested(o) = 0;
   A::word(o) = 0;
+  A::link_flags(o) = 0;
+  A::link_next(o) = A::link_prev(o) = A::link_timer(o) = nullptr;
   detail::op_args& a = A::args(o);
   a = detail::op_args{};
   return a;
@@ -461,6 +636,10 @@ void loop::prep_sendfile(op& o, int out_fd, int in_fd, std::uint64_t in_offset, 
 }
 void loop::prep_timeout(op& o, std::chrono::nanoseconds d) {
   begin(o, op_code::timeout).timeout_ns = d.count() < 0 ? 0 : d.count();
+}
+void loop::prep_link_timeout(op& o, std::chrono::nanoseconds d) {
+  prep_timeout(o, d);
+  A::link_flags(o) = detail::k_is_link_timeout;
 }
 
 }  // namespace unio

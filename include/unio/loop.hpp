@@ -134,6 +134,29 @@ class op_awaitable {
   loop& loop_;
   unio::op op_;
 };
+// The awaitable of loop::async_write_fsync: a write and an fsync in one chain.
+class write_sync_awaitable {
+ public:
+  write_sync_awaitable(loop& lp, int fd, const void* buf, std::size_t len, std::uint64_t offset, bool datasync)
+      : loop_(lp), fd_(fd), buf_(buf), len_(len), offset_(offset), datasync_(datasync) {}
+  write_sync_awaitable(const write_sync_awaitable&) = delete;
+  write_sync_awaitable& operator=(const write_sync_awaitable&) = delete;
+  bool await_ready() const noexcept { return false; }
+  void await_suspend(std::coroutine_handle<> h);
+  result<std::size_t> await_resume() const;
+
+ private:
+  loop& loop_;
+  int fd_;
+  const void* buf_;
+  std::size_t len_;
+  std::uint64_t offset_;
+  bool datasync_;
+  int left_ = 2;
+  std::coroutine_handle<> handle_;
+  unio::op write_;
+  unio::op sync_;
+};
 }  // namespace detail
 
 // openat2-style open parameters.
@@ -266,6 +289,41 @@ class UNIO_API loop {
   // interrupted; docs/ops.md lists what each backend can stop). No-op when !target.busy().
   void cancel(op& target);
 
+  // ---- Linked operations (io_uring's IOSQE_IO_LINK and LINK_TIMEOUT, on every backend) ----
+  // Ops submitted between begin_link() and end_link() -- or during a link_scope's life -- form
+  // a chain: each starts only after the previous one has completed successfully. "Successfully"
+  // means a result >= 0 and, for read, write, readv and writev, the whole length transferred (a
+  // short transfer breaks the chain, as in io_uring; a read at end of file is short). Once an op
+  // of the chain fails, every later op of the chain completes with ECANCELED without running.
+  // Each op still completes exactly once, in chain order. Cancelling a chain member that has
+  // not started completes it and the ops after it with ECANCELED; ops before it are not
+  // affected. A chain ends at end_link(), or when the loop runs a turn (do not run the loop
+  // inside a scope: ops submitted after the turn start a new chain). Scopes nest (the inner
+  // one joins the outer chain). Every backend emulates chains in the loop: a later op is
+  // handed to the backend in the turn its predecessor's completion is reaped (so a chain costs
+  // one loop turn per link on io_uring too; native IOSQE_IO_LINK is later work).
+  void begin_link() noexcept;
+  void end_link() noexcept;
+  class UNIO_API link_scope {
+   public:
+    explicit link_scope(loop& lp) noexcept : loop_(lp) { lp.begin_link(); }
+    ~link_scope() { loop_.end_link(); }
+    link_scope(const link_scope&) = delete;
+    link_scope& operator=(const link_scope&) = delete;
+
+   private:
+    loop& loop_;
+  };
+  // A deadline for the op submitted just before this call (in the same turn; inside or outside
+  // a chain; t itself does not join the chain). The clock starts when that op starts. If the op
+  // has not completed within `d`, it is cancelled (it completes with ECANCELED, or with its own
+  // result if the backend cannot stop it any more, see cancel) and t completes with ETIME; if
+  // the op completes first, t completes with ECANCELED. EINVAL for t when no op was submitted
+  // just before, or that op already has a link timeout. Cancelling t removes the deadline.
+  template <class H> void link_timeout(op& t, std::chrono::nanoseconds d, H&& h) {
+    prep_link_timeout(t, d); submit(t, std::forward<H>(h));
+  }
+
   // ---- Registered buffers and files (io_uring's fixed buffers and files) ----
   // Registration tells the kernel about memory and files up front, so io_uring does not map the
   // buffer's pages or look the fd up on every op. Worth it for long-lived buffers and files
@@ -354,6 +412,13 @@ class UNIO_API loop {
     return make<std::size_t>([=, this](op& o) { prep_sendfile(o, out_fd, in_fd, in_offset, len); });
   }
   auto async_sleep(std::chrono::nanoseconds d) { return make<void>([=, this](op& o) { prep_timeout(o, d); }); }
+  // A write linked to an fsync (fdatasync when `datasync`): the sync runs only after the whole
+  // write succeeded. Yields the bytes written (== len) when both succeeded, else the write's
+  // error, ECANCELED when the write was short (the sync did not run; use the callback form with
+  // link_scope to learn the count), or the sync's error.
+  auto async_write_fsync(int fd, const void* buf, std::size_t len, std::uint64_t offset, bool datasync = false) {
+    return detail::write_sync_awaitable(*this, fd, buf, len, offset, datasync);
+  }
 
   // How many opens loop_options::direct_fallback has turned into buffered opens (the file
   // system refused O_DIRECT). Loop thread only.
@@ -392,6 +457,7 @@ class UNIO_API loop {
   void prep_send(op& o, int fd, const void* buf, std::size_t len, int flags);
   void prep_timeout(op& o, std::chrono::nanoseconds d);
   void prep_sendfile(op& o, int out_fd, int in_fd, std::uint64_t in_offset, std::size_t len);
+  void prep_link_timeout(op& o, std::chrono::nanoseconds d);
   detail::op_handler& handler_of(op& o) noexcept;
 
   std::unique_ptr<detail::loop_impl> impl_;
@@ -406,6 +472,23 @@ void loop::submit(op& o, H&& h) {
 template <class R>
 void detail::op_awaitable<R>::await_suspend(std::coroutine_handle<> h) {
   loop_.submit(op_, [h](op&) { h.resume(); });
+}
+
+inline void detail::write_sync_awaitable::await_suspend(std::coroutine_handle<> h) {
+  handle_ = h;
+  auto done = [this](op&) {
+    if (--left_ == 0) handle_.resume();
+  };
+  loop::link_scope chain(loop_);
+  loop_.write(write_, fd_, buf_, len_, offset_, done);
+  if (datasync_) loop_.fdatasync(sync_, fd_, done);
+  else loop_.fsync(sync_, fd_, done);
+}
+
+inline result<std::size_t> detail::write_sync_awaitable::await_resume() const {
+  if (!write_.ok()) return write_.error();
+  if (!sync_.ok()) return sync_.error();
+  return write_.value();
 }
 
 }  // namespace unio

@@ -86,7 +86,8 @@
 //    form; closing a registered fd through the loop empties its table slot once the close has
 //    completed; everything is registered again on a recreated ring.
 //
-// Not done yet (later work): linked SQEs, multishot accept/recv, provided buffers.
+// Not done yet (later work): native linked SQEs (the loop keeps chains and link timeouts for
+// every backend, src/loop.cpp), multishot accept/recv, provided buffers.
 #include <liburing.h>
 #include <linux/openat2.h>
 #include <poll.h>
@@ -558,8 +559,9 @@ class uring_backend final : public backend {
       clear_file_table();
   }
 
-  // IORING_REGISTER_RESTRICTIONS: the opcodes unio submits (those of opcode_of, the ring's own
-  // POLL_ADD and ASYNC_CANCEL, and READ_FIXED/WRITE_FIXED for registered buffers), the one SQE
+  // IORING_REGISTER_RESTRICTIONS: the opcodes unio submits (those of opcode_of that the probe
+  // found, the ring's own POLL_ADD and ASYNC_CANCEL, and READ_FIXED/WRITE_FIXED for registered
+  // buffers; a duplicate entry is harmless), the one SQE
   // flag it sets (FIXED_FILE), and the register operations of loop::register_buffers and
   // register_files (registration must stay possible after enabling: the loop's API allows it
   // at any time). Nothing else: no personalities, no eventfd, no probe.
@@ -571,9 +573,13 @@ class uring_backend final : public backend {
       r.sqe_op = static_cast<std::uint8_t>(opcode);
       res.push_back(r);
     };
+    // Only opcodes this kernel has: the kernel refuses restrictions naming an unknown one.
     for (std::size_t i = 0; i < op_code_count; ++i)
-      if (int opc = opcode_of(static_cast<op_code>(i)); opc >= 0) allow_op(opc);
-    for (int opc : {IORING_OP_POLL_ADD, IORING_OP_ASYNC_CANCEL, IORING_OP_READ_FIXED, IORING_OP_WRITE_FIXED})
+      if (int opc = opcode_of(static_cast<op_code>(i)); opc >= 0 && native_[i]) allow_op(opc);
+    // Also when delegated: stream reads and writes stay on the ring (wants_pool). All are in
+    // every kernel this backend accepts.
+    for (int opc : {IORING_OP_READV, IORING_OP_WRITEV, IORING_OP_POLL_ADD, IORING_OP_ASYNC_CANCEL,
+                    IORING_OP_READ_FIXED, IORING_OP_WRITE_FIXED})
       allow_op(opc);
     for (int reg : {IORING_REGISTER_BUFFERS, IORING_UNREGISTER_BUFFERS, IORING_REGISTER_FILES,
                     IORING_UNREGISTER_FILES, IORING_REGISTER_FILES_UPDATE}) {

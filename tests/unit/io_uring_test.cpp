@@ -587,6 +587,21 @@ TEST(io_uring, sqpoll_ring_runs_ops_and_wakes_its_poller) {
   ::unlink(p.c_str());
 }
 
+// Both options at once: the SQPOLL thread starts serving the ring only once it is enabled,
+// after the restrictions are in place.
+TEST(io_uring, sqpoll_and_restrictions_together) {
+  REQUIRE_IO_URING();
+  unio::loop_options o = uring();
+  o.io_uring_sqpoll_idle_ms = 1;
+  o.io_uring_restrict = true;
+  unio::loop lp(o);
+  EXPECT_EQ(hook(lp, "sqpoll"), 1);
+  std::string p = temp_file("both");
+  EXPECT_EQ(read_through(lp, p), "both");
+  EXPECT_EQ(hook(lp, "raw_sqe", IORING_OP_OPENAT), -EACCES);
+  ::unlink(p.c_str());
+}
+
 // A refused option is a clear error naming it (never a silent fallback). The refusal is
 // simulated with the UNIO_IO_URING_REFUSE knob (this kernel grants both options), in a child so
 // the environment change cannot reach other tests' threads.
