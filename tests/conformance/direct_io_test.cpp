@@ -299,6 +299,9 @@ TEST_P(direct_io, device_refuses_512_aligned_direct_io_that_unio_serves) {
   ASSERT_TRUE(al) << al.error().message();
   EXPECT_EQ(al->offset, k_block) << "the scratch device should have 4096-byte sectors";
   EXPECT_GE(al->memory, 1u);
+  auto bad = unio::direct_alignment(-1);
+  ASSERT_FALSE(bad);
+  EXPECT_EQ(bad.error(), std::errc::bad_file_descriptor);
   unio::aligned_buffer buf(2 * k_block);
   errno = 0;
   EXPECT_EQ(::pread(fd, buf.data(), 512, 512), -1) << "a 512-aligned O_DIRECT read should be refused here";
@@ -662,6 +665,9 @@ TEST_P(direct_open, refused_open_is_einval_or_falls_back_when_asked) {
   ASSERT_GE(fd, 0) << std::strerror(static_cast<int>(-fd));
   EXPECT_EQ(lp.direct_fallbacks(), 1u);
   EXPECT_EQ(::fcntl(static_cast<int>(fd), F_GETFL) & O_DIRECT, 0) << "the fallback fd is buffered";
+  auto al = unio::direct_alignment(static_cast<int>(fd));
+  ASSERT_TRUE(al) << al.error().message();
+  EXPECT_EQ(al->offset, 1u) << "ramfs has no device and no alignment";
   // It works as a buffered file, unaligned ops included.
   EXPECT_EQ(unio::test::run_one(
                 lp, [&](unio::op& op, auto h) { lp.write(op, static_cast<int>(fd), "abc", 3, 1, h); }),
