@@ -497,7 +497,7 @@ void direct_io::granted(request& r) {
 
 // The block lock is held: learn the size under it, then read the edges.
 void direct_io::locked(request& r) {
-  if (r.cancel || env_.shutting_down()) return end_write(r, -ECANCELED);
+  if (r.cancel || env_.in_shutdown()) return end_write(r, -ECANCELED);
   struct statx sx {};
   if (::statx(A::args(*r.user).fd, "", AT_EMPTY_PATH, STATX_SIZE, &sx) != 0) return end_write(r, -errno);
   r.size = sx.stx_size;
@@ -578,7 +578,7 @@ void direct_io::write_done(request& r, std::int64_t res) {
   // The aligned write ran past the old end of file: cut the file back to where the user's bytes
   // end, still holding the lock to infinity.
   r.st = stage::truncating;
-  if (env_.shutting_down()) {
+  if (env_.in_shutdown()) {
     // The loop no longer runs ops; leave the file the right size all the same.
     int rc = ::ftruncate(A::args(*r.user).fd, static_cast<off_t>(keep));
     return end_write(r, rc == 0 ? r.result : -errno);

@@ -49,7 +49,7 @@ class direct_env {
   virtual void finish_now(op& o, std::int64_t res) = 0;
   // Runs fn on the loop's thread during a later turn. Thread-safe; wakes the loop.
   virtual void post_internal(std::function<void()> fn) = 0;
-  virtual bool shutting_down() const noexcept = 0;
+  virtual bool in_shutdown() const noexcept = 0;
 };
 
 class direct_io {

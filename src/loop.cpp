@@ -59,7 +59,7 @@ struct loop_impl final : backend_env, direct_env {
   void submit_inner(op& o) override {
     A::state(o) = op_submitted;
     ++pending;
-    if (shutting_down_) complete(o, -ECANCELED);
+    if (shutting_down) complete(o, -ECANCELED);
     else be->submit(o);
   }
   void cancel_inner(op& o) override { cancel(o); }
@@ -79,7 +79,7 @@ struct loop_impl final : backend_env, direct_env {
     }
     be->wake();
   }
-  bool shutting_down() const noexcept override { return shutting_down_; }
+  bool in_shutdown() const noexcept override { return shutting_down; }
 
   bool alive() const noexcept {
     return pending > 0 || has_posted.load(std::memory_order_acquire) ||
@@ -144,7 +144,7 @@ struct loop_impl final : backend_env, direct_env {
   void submit(op& o) {
     A::state(o) = op_submitted;
     ++pending;
-    if (shutting_down_) {
+    if (shutting_down) {
       complete(o, -ECANCELED);
       return;
     }
@@ -168,7 +168,7 @@ struct loop_impl final : backend_env, direct_env {
   }
 
   void shut_down() {
-    shutting_down_ = true;
+    shutting_down = true;
     direct.shutdown();
     while (op* o = timers.pop()) complete(*o, -ECANCELED);
     be->shutdown();
@@ -198,7 +198,7 @@ struct loop_impl final : backend_env, direct_env {
   timer_heap timers;
   std::size_t pending = 0;  // submitted ops whose handler has not run yet
   std::int64_t now_ns = 0;
-  bool shutting_down_ = false;
+  bool shutting_down = false;
   std::atomic<bool> stop_requested{false};
   std::atomic<int> keepalive{0};
   std::mutex post_mu;
@@ -233,14 +233,7 @@ void loop::stop() noexcept {
   impl_->be->wake();
 }
 
-void loop::post(std::function<void()> fn) {
-  {
-    std::lock_guard lk(impl_->post_mu);
-    impl_->posted.push_back(std::move(fn));
-    impl_->has_posted.store(true, std::memory_order_release);
-  }
-  impl_->be->wake();
-}
+void loop::post(std::function<void()> fn) { impl_->post_internal(std::move(fn)); }
 
 loop::keep_alive::keep_alive(loop& lp) : loop_(lp) { lp.impl_->keepalive.fetch_add(1); }
 loop::keep_alive::keep_alive(const keep_alive& o) : loop_(o.loop_) { loop_.impl_->keepalive.fetch_add(1); }

@@ -526,6 +526,12 @@ TEST_P(direct_io, concurrent_overlapping_unaligned_writers_on_one_loop) {
 }
 
 TEST_P(direct_io, concurrent_overlapping_unaligned_writers_on_two_loops_and_threads) {
+#if defined(__SANITIZE_THREAD__)
+  // With requests on two fds, glibc's AIO helper thread starts another helper through glibc's
+  // internal pthread_create, which TSan does not intercept: TSan's allocator then crashes in that
+  // thread (seen with GCC 12's TSan and glibc 2.36). Not a unio race; the other builds run it.
+  if (GetParam().backend == "posix_aio") GTEST_SKIP() << "glibc AIO helper threads crash TSan's runtime";
+#endif
   const interleaved plan{5, 1500, 8, 8};
   auto model = pattern_bytes(plan.end() / 3);
   int fd0 = direct_file("two", model);
@@ -535,8 +541,11 @@ TEST_P(direct_io, concurrent_overlapping_unaligned_writers_on_two_loops_and_thre
   batch b[2];
   std::vector<std::vector<std::byte>> bufs[2];
   std::atomic<int> started{0};
+  // Made here, run there: a loop may move between threads while idle. (Rings set up in two
+  // threads at once make TSan report the kernel-shared ring memory that munmap/mmap recycle.)
+  std::unique_ptr<unio::loop> loops[2] = {make_loop(), make_loop()};
   auto run = [&](int t, int fd) {
-    unio::loop lp(options());
+    unio::loop& lp = *loops[t];
     bufs[t].reserve(64);
     started.fetch_add(1);
     while (started.load() < 2)
