@@ -199,6 +199,12 @@ std::uint32_t device_block_size(unsigned major_no, unsigned minor_no) {
   return size;
 }
 
+// The end of file a write must respect. A block device reports size 0 and has no end of file to
+// extend (writes past its end fail), so it counts as endless: its edge blocks are always read.
+std::uint64_t end_of_file(const struct statx& sx) noexcept {
+  return S_ISREG(sx.stx_mode) ? sx.stx_size : k_infinity;
+}
+
 bool is_aligned(std::uint64_t x, std::uint64_t a) noexcept { return a == 0 || x % a == 0; }
 
 // Whether the op already meets the alignment (then the kernel takes it as it is).
@@ -437,7 +443,7 @@ bool direct_io::take_rw(op& o) {
   if (writing && ((fl & O_APPEND) != 0 || (fl & O_ACCMODE) == O_WRONLY)) return false;
   struct statx sx {};
   dio_alignment al;
-  if (query_alignment(a.fd, writing ? STATX_SIZE | STATX_INO : 0u, sx, al) != 0) return false;
+  if (query_alignment(a.fd, writing ? STATX_TYPE | STATX_SIZE | STATX_INO : 0u, sx, al) != 0) return false;
   if (al.offset == 0 || fits(o, al)) return false;
   const std::uint64_t len = user_len(o);
   const std::uint64_t b = std::max<std::uint64_t>(al.offset, 1);
@@ -460,10 +466,10 @@ bool direct_io::take_rw(op& o) {
     start_read(*r);
     return true;
   }
-  r->size = sx.stx_size;
+  r->size = end_of_file(sx);
   r->lock.key = {makedev(sx.stx_dev_major, sx.stx_dev_minor), static_cast<ino_t>(sx.stx_ino)};
   r->lock.begin = begin;
-  r->lock.end = end > sx.stx_size ? k_infinity : end;
+  r->lock.end = end > r->size ? k_infinity : end;
   start_write(*r);
   return true;
 }
@@ -499,8 +505,9 @@ void direct_io::granted(request& r) {
 void direct_io::locked(request& r) {
   if (r.cancel || env_.in_shutdown()) return end_write(r, -ECANCELED);
   struct statx sx {};
-  if (::statx(A::args(*r.user).fd, "", AT_EMPTY_PATH, STATX_SIZE, &sx) != 0) return end_write(r, -errno);
-  r.size = sx.stx_size;
+  if (::statx(A::args(*r.user).fd, "", AT_EMPTY_PATH, STATX_TYPE | STATX_SIZE, &sx) != 0)
+    return end_write(r, -errno);
+  r.size = end_of_file(sx);
   if (r.lock.end != k_infinity && r.span_end() > r.size) {
     // The file shrank (another writer's extension was cut back) since the lock was chosen: this
     // write now crosses end of file and must exclude every later writer.

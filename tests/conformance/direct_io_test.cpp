@@ -63,9 +63,12 @@ std::string run_command(const std::string& cmd) {
 
 struct scratch_fs {
   std::string dir;     // mount point; empty when unavailable
+  std::string device;  // "blockdev": the raw loop device (held open by device_fd)
+  int device_fd = -1;
   std::string reason;  // why it is unavailable
 
   ~scratch_fs() {
+    if (device_fd >= 0) ::close(device_fd);  // the last close detaches it (autoclear)
     if (dir.empty()) return;
     if (::umount2(dir.c_str(), 0) != 0) ::umount2(dir.c_str(), MNT_DETACH);
     ::rmdir(dir.c_str());
@@ -134,8 +137,14 @@ scratch_fs* make_fs(const std::string& kind) {
     }
     return fs;
   }
-  // xfs needs at least 300 MB; the image is sparse, so this costs only what mkfs writes.
   int loop_fd = -1;
+  if (kind == "blockdev") {
+    ::rmdir(mnt);
+    fs->device = make_loop_device(8u << 20, loop_fd, fs->reason);
+    fs->device_fd = loop_fd;
+    return fs;
+  }
+  // xfs needs at least 300 MB; the image is sparse, so this costs only what mkfs writes.
   std::string dev = make_loop_device(kind == "xfs" ? (320u << 20) : (64u << 20), loop_fd, fs->reason);
   if (dev.empty()) {
     ::rmdir(mnt);
@@ -650,6 +659,60 @@ TEST_P(direct_io, accepted_direct_open_is_not_a_fallback) {
 }
 
 INSTANTIATE_TEST_SUITE_P(fs, direct_io, ::testing::ValuesIn(all_params({"ext4", "xfs"})), param_name);
+
+// ---- a raw block device: no file size to respect, every edge block is read ----
+
+class direct_blockdev : public ::testing::TestWithParam<dio_param> {
+ protected:
+  void SetUp() override {
+    for (const auto& b : unio::probe_backends()) {
+      if (b.name == GetParam().backend && !b.available)
+        GTEST_SKIP() << GetParam().backend << " unavailable: " << b.reason;
+    }
+    const scratch_fs& fs = get_fs("blockdev");
+    if (fs.device.empty()) GTEST_SKIP() << "loop device unavailable: " << fs.reason;
+    device_ = fs.device;
+    ::alarm(60);
+  }
+  void TearDown() override { ::alarm(0); }
+  std::string device_;
+};
+
+TEST_P(direct_blockdev, unaligned_writes_keep_the_neighbouring_bytes) {
+  const std::uint64_t size = 16 * k_block;
+  auto model = pattern_bytes(size);
+  int w = ::open(device_.c_str(), O_WRONLY | O_CLOEXEC);
+  ASSERT_GE(w, 0) << std::strerror(errno);
+  ASSERT_EQ(::pwrite(w, model.data(), size, 0), static_cast<ssize_t>(size));
+  ASSERT_EQ(::fsync(w), 0);
+  ::close(w);
+  int fd = ::open(device_.c_str(), O_RDWR | O_DIRECT | O_CLOEXEC);
+  ASSERT_GE(fd, 0) << std::strerror(errno);
+  unio::loop_options o;
+  o.backend = GetParam().backend;
+  unio::loop lp(o);
+  batch b;
+  std::vector<std::vector<std::byte>> bufs;
+  bufs.reserve(8);
+  const std::uint64_t at[][2] = {{1, 10}, {4095, 2}, {2 * k_block + 100, 3 * k_block}, {9 * k_block + 7, 1}};
+  for (const auto& [off, len] : at) {
+    auto& buf = bufs.emplace_back(len, std::byte{0xee});
+    std::memset(model.data() + off, 0xee, len);
+    auto& e = b.add();
+    lp.write(e.op, fd, buf.data(), len, off, batch::handler(e));
+  }
+  lp.run();
+  b.expect_each_once();
+  for (std::size_t i = 0; i < b.ops.size(); ++i)
+    EXPECT_EQ(b.ops[i]->res, static_cast<std::int64_t>(at[i][1]));
+  user_buffer got(size, 1);
+  auto res = unio::test::run_one(lp, [&](unio::op& op, auto h) { lp.read(op, fd, got.p, size - 1, 1, h); });
+  ASSERT_EQ(res, static_cast<std::int64_t>(size - 1));
+  EXPECT_EQ(std::memcmp(got.p, model.data() + 1, size - 1), 0);
+  ::close(fd);
+}
+
+INSTANTIATE_TEST_SUITE_P(dev, direct_blockdev, ::testing::ValuesIn(all_params({"blockdev"})), param_name);
 
 // ---- O_DIRECT opens the file system refuses ----
 
