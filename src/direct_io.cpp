@@ -301,7 +301,7 @@ direct_io::request* direct_io::new_request(std::size_t bytes, std::size_t align)
   }
   if (bytes > r->cap || align > r->buf_align) {
     std::free(r->buf);
-    r->cap = (bytes + 4095) / 4096 * 4096;
+    r->cap = (bytes + align - 1) / align * align;  // aligned_alloc wants a multiple of align
     r->buf_align = align;
     r->buf = r->cap == 0 ? nullptr : static_cast<std::byte*>(std::aligned_alloc(align, r->cap));
     if (r->cap != 0 && r->buf == nullptr) {
