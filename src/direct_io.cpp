@@ -199,6 +199,12 @@ std::uint32_t device_block_size(unsigned major_no, unsigned minor_no) {
   return size;
 }
 
+// The end of file a write must respect. A block device reports size 0 and has no end of file to
+// extend (writes past its end fail), so it counts as endless: its edge blocks are always read.
+std::uint64_t end_of_file(const struct statx& sx) noexcept {
+  return S_ISREG(sx.stx_mode) ? sx.stx_size : k_infinity;
+}
+
 bool is_aligned(std::uint64_t x, std::uint64_t a) noexcept { return a == 0 || x % a == 0; }
 
 // Whether the op already meets the alignment (then the kernel takes it as it is).
@@ -295,7 +301,7 @@ direct_io::request* direct_io::new_request(std::size_t bytes, std::size_t align)
   }
   if (bytes > r->cap || align > r->buf_align) {
     std::free(r->buf);
-    r->cap = (bytes + 4095) / 4096 * 4096;
+    r->cap = (bytes + align - 1) / align * align;  // aligned_alloc wants a multiple of align
     r->buf_align = align;
     r->buf = r->cap == 0 ? nullptr : static_cast<std::byte*>(std::aligned_alloc(align, r->cap));
     if (r->cap != 0 && r->buf == nullptr) {
@@ -437,7 +443,7 @@ bool direct_io::take_rw(op& o) {
   if (writing && ((fl & O_APPEND) != 0 || (fl & O_ACCMODE) == O_WRONLY)) return false;
   struct statx sx {};
   dio_alignment al;
-  if (query_alignment(a.fd, writing ? STATX_SIZE | STATX_INO : 0u, sx, al) != 0) return false;
+  if (query_alignment(a.fd, writing ? STATX_TYPE | STATX_SIZE | STATX_INO : 0u, sx, al) != 0) return false;
   if (al.offset == 0 || fits(o, al)) return false;
   const std::uint64_t len = user_len(o);
   const std::uint64_t b = std::max<std::uint64_t>(al.offset, 1);
@@ -460,10 +466,10 @@ bool direct_io::take_rw(op& o) {
     start_read(*r);
     return true;
   }
-  r->size = sx.stx_size;
+  r->size = end_of_file(sx);
   r->lock.key = {makedev(sx.stx_dev_major, sx.stx_dev_minor), static_cast<ino_t>(sx.stx_ino)};
   r->lock.begin = begin;
-  r->lock.end = end > sx.stx_size ? k_infinity : end;
+  r->lock.end = end > r->size ? k_infinity : end;
   start_write(*r);
   return true;
 }
@@ -497,10 +503,11 @@ void direct_io::granted(request& r) {
 
 // The block lock is held: learn the size under it, then read the edges.
 void direct_io::locked(request& r) {
-  if (r.cancel || env_.shutting_down()) return end_write(r, -ECANCELED);
+  if (r.cancel || env_.in_shutdown()) return end_write(r, -ECANCELED);
   struct statx sx {};
-  if (::statx(A::args(*r.user).fd, "", AT_EMPTY_PATH, STATX_SIZE, &sx) != 0) return end_write(r, -errno);
-  r.size = sx.stx_size;
+  if (::statx(A::args(*r.user).fd, "", AT_EMPTY_PATH, STATX_TYPE | STATX_SIZE, &sx) != 0)
+    return end_write(r, -errno);
+  r.size = end_of_file(sx);
   if (r.lock.end != k_infinity && r.span_end() > r.size) {
     // The file shrank (another writer's extension was cut back) since the lock was chosen: this
     // write now crosses end of file and must exclude every later writer.
@@ -578,7 +585,7 @@ void direct_io::write_done(request& r, std::int64_t res) {
   // The aligned write ran past the old end of file: cut the file back to where the user's bytes
   // end, still holding the lock to infinity.
   r.st = stage::truncating;
-  if (env_.shutting_down()) {
+  if (env_.in_shutdown()) {
     // The loop no longer runs ops; leave the file the right size all the same.
     int rc = ::ftruncate(A::args(*r.user).fd, static_cast<off_t>(keep));
     return end_write(r, rc == 0 ? r.result : -errno);

@@ -24,6 +24,7 @@
 // shared between threads.
 #pragma once
 
+#include <fcntl.h>
 #include <sys/stat.h>
 
 #include <cstdint>
@@ -48,7 +49,7 @@ class direct_env {
   virtual void finish_now(op& o, std::int64_t res) = 0;
   // Runs fn on the loop's thread during a later turn. Thread-safe; wakes the loop.
   virtual void post_internal(std::function<void()> fn) = 0;
-  virtual bool shutting_down() const noexcept = 0;
+  virtual bool in_shutdown() const noexcept = 0;
 };
 
 class direct_io {
@@ -73,7 +74,7 @@ class direct_io {
       case op_code::writev:
         return a.offset != current_position && vector_candidate(a);
       case op_code::open:
-        return fallback && (a.flags & k_o_direct) != 0;
+        return fallback && (a.flags & static_cast<std::uint32_t>(O_DIRECT)) != 0;
       default:
         return false;
     }
@@ -93,7 +94,6 @@ class direct_io {
   void granted(request& r);  // any thread, with the lock table's mutex held
 
  private:
-  static constexpr std::uint32_t k_o_direct = 040000;  // O_DIRECT on every Linux ABI unio builds for
   // heap_index_ belongs to the timer heap for timeout ops only; for a file op it marks "held here".
   static constexpr std::uint32_t k_held = 0xffffffffu;
 

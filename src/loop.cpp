@@ -142,7 +142,7 @@ struct loop_impl final : backend_env, direct_env {
     }
     be->wake();
   }
-  bool shutting_down() const noexcept override { return shutting_down_; }
+  bool in_shutdown() const noexcept override { return shutting_down_; }
 
   bool alive() const noexcept {
     return pending > 0 || has_posted.load(std::memory_order_acquire) ||
@@ -461,14 +461,7 @@ void loop::stop() noexcept {
   impl_->be->wake();
 }
 
-void loop::post(std::function<void()> fn) {
-  {
-    std::lock_guard lk(impl_->post_mu);
-    impl_->posted.push_back(std::move(fn));
-    impl_->has_posted.store(true, std::memory_order_release);
-  }
-  impl_->be->wake();
-}
+void loop::post(std::function<void()> fn) { impl_->post_internal(std::move(fn)); }
 
 loop::keep_alive::keep_alive(loop& lp) : loop_(lp) { lp.impl_->keepalive.fetch_add(1); }
 loop::keep_alive::keep_alive(const keep_alive& o) : loop_(o.loop_) { loop_.impl_->keepalive.fetch_add(1); }

@@ -63,9 +63,12 @@ std::string run_command(const std::string& cmd) {
 
 struct scratch_fs {
   std::string dir;     // mount point; empty when unavailable
+  std::string device;  // "blockdev": the raw loop device (held open by device_fd)
+  int device_fd = -1;
   std::string reason;  // why it is unavailable
 
   ~scratch_fs() {
+    if (device_fd >= 0) ::close(device_fd);  // the last close detaches it (autoclear)
     if (dir.empty()) return;
     if (::umount2(dir.c_str(), 0) != 0) ::umount2(dir.c_str(), MNT_DETACH);
     ::rmdir(dir.c_str());
@@ -134,8 +137,14 @@ scratch_fs* make_fs(const std::string& kind) {
     }
     return fs;
   }
-  // xfs needs at least 300 MB; the image is sparse, so this costs only what mkfs writes.
   int loop_fd = -1;
+  if (kind == "blockdev") {
+    ::rmdir(mnt);
+    fs->device = make_loop_device(8u << 20, loop_fd, fs->reason);
+    fs->device_fd = loop_fd;
+    return fs;
+  }
+  // xfs needs at least 300 MB; the image is sparse, so this costs only what mkfs writes.
   std::string dev = make_loop_device(kind == "xfs" ? (320u << 20) : (64u << 20), loop_fd, fs->reason);
   if (dev.empty()) {
     ::rmdir(mnt);
@@ -295,6 +304,9 @@ TEST_P(direct_io, device_refuses_512_aligned_direct_io_that_unio_serves) {
   ASSERT_TRUE(al) << al.error().message();
   EXPECT_EQ(al->offset, k_block) << "the scratch device should have 4096-byte sectors";
   EXPECT_GE(al->memory, 1u);
+  auto bad = unio::direct_alignment(-1);
+  ASSERT_FALSE(bad);
+  EXPECT_EQ(bad.error(), std::errc::bad_file_descriptor);
   unio::aligned_buffer buf(2 * k_block);
   errno = 0;
   EXPECT_EQ(::pread(fd, buf.data(), 512, 512), -1) << "a 512-aligned O_DIRECT read should be refused here";
@@ -519,6 +531,12 @@ TEST_P(direct_io, concurrent_overlapping_unaligned_writers_on_one_loop) {
 }
 
 TEST_P(direct_io, concurrent_overlapping_unaligned_writers_on_two_loops_and_threads) {
+#if defined(__SANITIZE_THREAD__)
+  // With requests on two fds, glibc's AIO helper thread starts another helper through glibc's
+  // internal pthread_create, which TSan does not intercept: TSan's allocator then crashes in that
+  // thread (seen with GCC 12's TSan and glibc 2.36). Not a unio race; the other builds run it.
+  if (GetParam().backend == "posix_aio") GTEST_SKIP() << "glibc AIO helper threads crash TSan's runtime";
+#endif
   const interleaved plan{5, 1500, 8, 8};
   auto model = pattern_bytes(plan.end() / 3);
   int fd0 = direct_file("two", model);
@@ -528,8 +546,11 @@ TEST_P(direct_io, concurrent_overlapping_unaligned_writers_on_two_loops_and_thre
   batch b[2];
   std::vector<std::vector<std::byte>> bufs[2];
   std::atomic<int> started{0};
+  // Made here, run there: a loop may move between threads while idle. (Rings set up in two
+  // threads at once make TSan report the kernel-shared ring memory that munmap/mmap recycle.)
+  std::unique_ptr<unio::loop> loops[2] = {make_loop(), make_loop()};
   auto run = [&](int t, int fd) {
-    unio::loop lp(options());
+    unio::loop& lp = *loops[t];
     bufs[t].reserve(64);
     started.fetch_add(1);
     while (started.load() < 2)
@@ -635,6 +656,58 @@ TEST_P(direct_io, accepted_direct_open_is_not_a_fallback) {
 
 INSTANTIATE_TEST_SUITE_P(fs, direct_io, ::testing::ValuesIn(all_params({"ext4", "xfs"})), param_name);
 
+// ---- a raw block device: no file size to respect, every edge block is read ----
+
+class direct_blockdev : public ::testing::TestWithParam<dio_param> {
+ protected:
+  void SetUp() override {
+    for (const auto& b : unio::probe_backends()) {
+      if (b.name == unio::test::backend_of(GetParam().backend) && !b.available)
+        GTEST_SKIP() << GetParam().backend << " unavailable: " << b.reason;
+    }
+    const scratch_fs& fs = get_fs("blockdev");
+    if (fs.device.empty()) GTEST_SKIP() << "loop device unavailable: " << fs.reason;
+    device_ = fs.device;
+    ::alarm(60);
+  }
+  void TearDown() override { ::alarm(0); }
+  std::string device_;
+};
+
+TEST_P(direct_blockdev, unaligned_writes_keep_the_neighbouring_bytes) {
+  const std::uint64_t size = 16 * k_block;
+  auto model = pattern_bytes(size);
+  int w = ::open(device_.c_str(), O_WRONLY | O_CLOEXEC);
+  ASSERT_GE(w, 0) << std::strerror(errno);
+  ASSERT_EQ(::pwrite(w, model.data(), size, 0), static_cast<ssize_t>(size));
+  ASSERT_EQ(::fsync(w), 0);
+  ::close(w);
+  int fd = ::open(device_.c_str(), O_RDWR | O_DIRECT | O_CLOEXEC);
+  ASSERT_GE(fd, 0) << std::strerror(errno);
+  unio::loop lp(unio::test::options_for(GetParam().backend));
+  batch b;
+  std::vector<std::vector<std::byte>> bufs;
+  bufs.reserve(8);
+  const std::uint64_t at[][2] = {{1, 10}, {4095, 2}, {2 * k_block + 100, 3 * k_block}, {9 * k_block + 7, 1}};
+  for (const auto& [off, len] : at) {
+    auto& buf = bufs.emplace_back(len, std::byte{0xee});
+    std::memset(model.data() + off, 0xee, len);
+    auto& e = b.add();
+    lp.write(e.op, fd, buf.data(), len, off, batch::handler(e));
+  }
+  lp.run();
+  b.expect_each_once();
+  for (std::size_t i = 0; i < b.ops.size(); ++i)
+    EXPECT_EQ(b.ops[i]->res, static_cast<std::int64_t>(at[i][1]));
+  user_buffer got(size, 1);
+  auto res = unio::test::run_one(lp, [&](unio::op& op, auto h) { lp.read(op, fd, got.p, size - 1, 1, h); });
+  ASSERT_EQ(res, static_cast<std::int64_t>(size - 1));
+  EXPECT_EQ(std::memcmp(got.p, model.data() + 1, size - 1), 0);
+  ::close(fd);
+}
+
+INSTANTIATE_TEST_SUITE_P(dev, direct_blockdev, ::testing::ValuesIn(all_params({"blockdev"})), param_name);
+
 // ---- O_DIRECT opens the file system refuses ----
 
 class direct_open : public direct_io {};
@@ -658,6 +731,9 @@ TEST_P(direct_open, refused_open_is_einval_or_falls_back_when_asked) {
   ASSERT_GE(fd, 0) << std::strerror(static_cast<int>(-fd));
   EXPECT_EQ(lp.direct_fallbacks(), 1u);
   EXPECT_EQ(::fcntl(static_cast<int>(fd), F_GETFL) & O_DIRECT, 0) << "the fallback fd is buffered";
+  auto al = unio::direct_alignment(static_cast<int>(fd));
+  ASSERT_TRUE(al) << al.error().message();
+  EXPECT_EQ(al->offset, 1u) << "ramfs has no device and no alignment";
   // It works as a buffered file, unaligned ops included.
   EXPECT_EQ(unio::test::run_one(
                 lp, [&](unio::op& op, auto h) { lp.write(op, static_cast<int>(fd), "abc", 3, 1, h); }),
