@@ -13,6 +13,8 @@
 //    working set), src/nowait_policy.hpp thins them out, since a miss makes the loop's thread
 //    start the readahead I/O;
 //  - finished ops come back in batches, and the loop polls briefly before it sleeps.
+#include <time.h>
+
 #include <memory>
 
 #include "backend.hpp"
@@ -78,15 +80,9 @@ class threadpool_backend final : public backend {
     std::size_t n = pending_.size();
     std::size_t inline_budget = n <= 1 ? n : n / 3;
     while (op* o = pending_.pop()) {
-      if (inline_nowait_ && inline_budget > 0 && is_read(o->code()) && nowait_.should_try()) {
+      if (inline_nowait_ && inline_budget > 0 && is_read(o->code())) {
         --inline_budget;
-        std::int64_t r = sys::try_read_nowait(*o);
-        // Only a full read (or end of file) is final; a partial one may have stopped at an
-        // uncached page, so the pool redoes it rather than return a surprising short read.
-        bool hit = r == 0 || (r > 0 && static_cast<std::uint64_t>(r) == requested(*o));
-        nowait_.record(hit);
-        if (hit) {
-          env_.complete(*o, r);
+        if (try_inline(*o)) {
           ++completed;
           continue;
         }
@@ -95,6 +91,27 @@ class threadpool_backend final : public backend {
     }
     pool_.submit(batch);
     return completed;
+  }
+
+  // Tries a read on the loop's thread with RWF_NOWAIT (if the policy allows); true when it
+  // completed the op. Only a full read (or end of file) is final: a partial one may have stopped
+  // at an uncached page, so the pool redoes it rather than return a surprising short read.
+  bool try_inline(op& o) {
+    int fd = A::args(o).fd;
+    std::uint64_t t0 = monotonic_ns();
+    if (!nowait_.should_try(fd, t0)) return false;
+    std::uint64_t want = requested(o);
+    std::int64_t r = sys::try_read_nowait(o);
+    bool hit = r == 0 || (r > 0 && static_cast<std::uint64_t>(r) == want);
+    nowait_.record(fd, hit, want, monotonic_ns() - t0);
+    if (hit) env_.complete(o, r);
+    return hit;
+  }
+
+  static std::uint64_t monotonic_ns() noexcept {
+    timespec ts{};
+    ::clock_gettime(CLOCK_MONOTONIC, &ts);
+    return static_cast<std::uint64_t>(ts.tv_sec) * 1'000'000'000u + static_cast<std::uint64_t>(ts.tv_nsec);
   }
 
   static std::uint64_t requested(op& o) noexcept {

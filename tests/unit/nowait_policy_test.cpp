@@ -8,13 +8,17 @@ namespace {
 
 using unio::detail::nowait_policy;
 
-// Feeds `n` eligible reads with the given outcome; returns how many were tried.
-unsigned feed(nowait_policy& p, unsigned n, bool hit) {
+constexpr int k_fd = 5;
+constexpr std::uint64_t k_fast_ns = 1'500;  // a 4 KiB page-cache copy
+
+// Feeds `n` eligible 4 KiB reads on k_fd with the given outcome, all at time 0 (so the slow-fd
+// memory is not cleared); returns how many were tried.
+unsigned feed(nowait_policy& p, unsigned n, bool hit, std::uint64_t took_ns = k_fast_ns) {
   unsigned tried = 0;
   for (unsigned i = 0; i < n; ++i) {
-    if (!p.should_try()) continue;
+    if (!p.should_try(k_fd, 0)) continue;
     ++tried;
-    p.record(hit);
+    p.record(k_fd, hit, 4096, took_ns);
   }
   return tried;
 }
@@ -36,8 +40,8 @@ TEST(nowait_policy, a_window_of_misses_thins_the_tries) {
 TEST(nowait_policy, one_hit_in_four_keeps_trying_everything) {
   nowait_policy p;
   for (unsigned i = 0; i < nowait_policy::k_window * 4; ++i) {
-    ASSERT_TRUE(p.should_try());
-    p.record(i % 4 == 0);
+    ASSERT_TRUE(p.should_try(k_fd, 0));
+    p.record(k_fd, i % 4 == 0, 4096, k_fast_ns);
   }
   EXPECT_FALSE(p.cold());
 }
@@ -51,6 +55,30 @@ TEST(nowait_policy, sampled_hits_bring_the_tries_back) {
   EXPECT_EQ(tried, nowait_policy::k_window);
   EXPECT_FALSE(p.cold());
   EXPECT_EQ(feed(p, 100, true), 100u);
+}
+
+}  // namespace
+
+namespace {
+
+// An O_DIRECT read "hits" (it completes) but waited for the device: its fd is not tried again
+// until the memory is cleared, and other fds are not affected.
+TEST(nowait_policy, a_slow_hit_stops_tries_on_that_fd_for_a_while) {
+  nowait_policy p;
+  ASSERT_TRUE(p.should_try(k_fd, 0));
+  p.record(k_fd, true, 4096, 300'000);  // 300 us: a device read
+  EXPECT_FALSE(p.should_try(k_fd, 1));
+  EXPECT_TRUE(p.should_try(k_fd + 1, 1));
+  EXPECT_FALSE(p.should_try(k_fd, nowait_policy::k_forget_ns / 2));
+  EXPECT_TRUE(p.should_try(k_fd, nowait_policy::k_forget_ns + 1));
+}
+
+// A large cached read may take long because it copies much: the allowance grows with its size.
+TEST(nowait_policy, a_large_read_gets_time_for_its_copy) {
+  nowait_policy p;
+  ASSERT_TRUE(p.should_try(k_fd, 0));
+  p.record(k_fd, true, 1 << 20, 200'000);  // 1 MiB in 200 us: a copy at 5 GB/s
+  EXPECT_TRUE(p.should_try(k_fd, 1));
 }
 
 }  // namespace
