@@ -46,6 +46,8 @@ run_options options_for(const experiment& e, const test_file& f, double runtime)
   }
   o.aio_buffered = e.variant == "aio_buffered";
   o.nonblock = e.variant == "nonblock";
+  o.sqpoll = e.variant == "sqpoll";
+  o.fixed_buffers = e.variant == "fixed";
   return o;
 }
 
@@ -146,11 +148,12 @@ traced strace_run(const experiment& e, const lab& l, double runtime, const std::
   std::string exe = self_exe();
   std::string out = dir + "/strace.txt", js = dir + "/run.json";
   std::string cmd = fmt::format("strace -f -c -o {} {} run --backend {} --rw {} --iodepth {} --size {} --file {} "
-                                "--runtime {} --cache warm --json {}{}{}{} >/dev/null 2>&1",
+                                "--runtime {} --cache warm --json {}{}{}{}{}{} >/dev/null 2>&1",
                                 shell_quote(out), shell_quote(exe), e.backend, e.rw, e.depth, l.file().size,
                                 shell_quote(l.file().path), runtime, shell_quote(js), e.direct ? " --direct" : "",
                                 e.variant == "naive" ? " --naive-pool" : "",
-                                e.variant == "aio_buffered" ? " --aio-buffered" : "");
+                                e.variant == "aio_buffered" ? " --aio-buffered" : "",
+                                e.variant == "sqpoll" ? " --sqpoll" : "", e.variant == "fixed" ? " --fixed-buffers" : "");
   traced t;
   if (std::system(cmd.c_str()) != 0) return {"strace or the traced run failed", 0, 0};
   t.calls = strace_total_calls(out);

@@ -19,7 +19,8 @@ namespace unio_bench {
 
 struct experiment {
   std::string backend;          // a unio backend name
-  std::string variant;          // "" (unio's defaults), "naive", "aio_buffered" or "nonblock"
+  std::string variant;          // "" (unio's defaults), "naive", "aio_buffered", "nonblock", "sqpoll"
+                                // (io_uring SQPOLL) or "fixed" (registered buffers and file)
   std::string rw = "randread";
   unsigned depth = 32;
   bool direct = false;

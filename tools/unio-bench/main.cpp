@@ -97,7 +97,10 @@ std::string check_sizes(const raw_args& a, run_options& o) {
   if (a.bs.empty() || a.size.empty()) return "empty size";
   o.bs = *bs;
   o.size = *size / *bs * *bs;
-  if (o.direct && o.bs % 512 != 0) return "--direct needs --bs to be a multiple of 512";
+  if (o.direct && o.bs % 512 != 0 && o.misalign == 0)
+    return "--direct needs --bs to be a multiple of 512 (or --misalign, which unio's O_DIRECT layer serves)";
+  if (o.misalign > 0 && o.size < 2 * o.bs) return "--misalign needs --size of at least two blocks";
+  if (o.misalign > 0 && o.vs == "fio") return "--misalign cannot be compared with fio (fio has no unaligned O_DIRECT I/O)";
   return "";
 }
 
@@ -123,6 +126,8 @@ void add_run_options(CLI::App* run, run_options& o, raw_args& a) {
   run->add_option("--size", a.size, "file size (1g)");
   run->add_option("--file", o.file, "test file (default: a temporary file in the current directory)");
   run->add_flag("--direct", o.direct, "O_DIRECT");
+  run->add_option("--misalign", o.misalign, "add N bytes to every offset and buffer address (unaligned I/O)")
+      ->check(CLI::Range(0u, 4095u));
   run->add_option("--runtime", o.runtime_s, "seconds per backend")->check(CLI::Range(0.05, 86400.0));
   run->add_option("--threads", o.threads, "loops, one thread each")->check(CLI::Range(1u, 256u));
   run->add_option("--pool", o.pool, "thread pool size per loop (0 = unio's default)")->check(CLI::Range(0u, 1024u));

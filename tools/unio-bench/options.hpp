@@ -33,6 +33,9 @@ struct run_options {
   // io_uring only (other backends: a note on stderr, no effect): register the run's buffers and
   // file (fixed buffers and files), and SQPOLL with a 100 ms idle time.
   bool fixed_buffers = false;
+  // Bytes added to every op's file offset and buffer address (0..4095): unaligned I/O, which
+  // unio's O_DIRECT layer serves through aligned bounce buffers on O_DIRECT files.
+  unsigned misalign = 0;
   bool sqpoll = false;
 
   bool has_reads() const { return rw != "write" && rw != "randwrite"; }

@@ -58,6 +58,7 @@ json result_json(const run_options& o, const backend_result& r) {
           {"bs", o.bs},
           {"iodepth", o.iodepth},
           {"direct", o.direct},
+          {"misalign", o.misalign},
           {"runtime_s", r.elapsed_s},
           {"threads", o.threads},
           {"pool", o.pool},
@@ -233,10 +234,11 @@ void print_backends(std::FILE* out) {
 }
 
 void print_run_header(std::FILE* out, const run_options& o, const std::string& file, bool temporary) {
-  fmt::print(out, "unio-bench run: {} bs={} iodepth={} threads={} pool={} size={} MiB direct={} cache={} "
+  fmt::print(out, "unio-bench run: {} bs={} iodepth={} threads={} pool={} size={} MiB direct={}{} cache={} "
                   "runtime={} s\n  file {}{}\n",
              o.rw, o.bs, o.iodepth, o.threads, o.pool == 0 ? std::string("default") : std::to_string(o.pool),
-             o.size >> 20, o.direct ? 1 : 0, o.cache, o.runtime_s, file, temporary ? " (temporary)" : "");
+             o.size >> 20, o.direct ? 1 : 0, o.misalign ? fmt::format(" misalign={}", o.misalign) : "", o.cache,
+             o.runtime_s, file, temporary ? " (temporary)" : "");
 }
 
 void print_table(std::FILE* out, const run_report& rep) {

@@ -61,8 +61,10 @@ struct worker {
   const test_file& file;
   unio::loop* lp = nullptr;
   int fd = -1;
+  int ref_fd = -1;  // --verify's reference reads: the same file without O_DIRECT (any alignment)
   std::unique_ptr<slot[]> slots;
   unio::aligned_buffer buffers;
+  std::size_t stride = 0;  // bytes between slots' buffers
   unio::aligned_buffer scratch;  // --verify reference reads (aligned for O_DIRECT)
   histogram lat, stall;
   std::uint64_t ops = 0, errors = 0, verify_errors = 0;
@@ -80,7 +82,7 @@ struct worker {
 
   worker(const run_options& opts, const test_file& f, unsigned index)
       : o(opts), file(f), rng(0x9E3779B97F4A7C15ULL * (index + 1)) {
-    blocks = f.size / o.bs;
+    blocks = f.size / o.bs - (o.misalign > 0 ? 1 : 0);  // a shifted last block would pass the end
     cursor = blocks / o.threads * index;
     random = o.random();
     mixed = o.rw == "randrw";
@@ -99,14 +101,16 @@ struct worker {
 };
 
 void worker::setup_slots() {
-  buffers = unio::aligned_buffer(static_cast<std::size_t>(o.bs) * o.iodepth);
+  // With --misalign each slot's buffer starts `misalign` bytes into a 4 KiB-aligned stride.
+  stride = (static_cast<std::size_t>(o.bs) + o.misalign + 4095) / 4096 * 4096;
+  buffers = unio::aligned_buffer(stride * o.iodepth);
   slots = std::make_unique<slot[]>(o.iodepth);
   std::mt19937_64 gen(rng);
   auto* words = reinterpret_cast<std::uint64_t*>(buffers.data());
   for (std::size_t i = 0; i < buffers.size() / 8; ++i) words[i] = gen();  // random write data
   for (unsigned i = 0; i < o.iodepth; ++i) {
     slots[i].w = this;
-    slots[i].buf = reinterpret_cast<unsigned char*>(buffers.data()) + static_cast<std::size_t>(o.bs) * i;
+    slots[i].buf = reinterpret_cast<unsigned char*>(buffers.data()) + stride * i + o.misalign;
   }
   if (o.verify) scratch = unio::aligned_buffer(o.bs);
 }
@@ -119,7 +123,7 @@ void worker::start() {
 
 void worker::submit(slot& s) {
   std::uint64_t block = random ? xorshift(rng) % blocks : cursor++ % blocks;
-  s.offset = block * o.bs;
+  s.offset = block * o.bs + o.misalign;
   s.is_write = mixed ? xorshift(rng) % 100 >= o.rwmixread : writes;
   if (s.is_write && o.verify) fill_pattern(s.buf, o.bs, s.offset);
   auto h = [p = &s](unio::op&) { p->w->complete(*p); };
@@ -153,7 +157,7 @@ void worker::check(slot& s) {
 void worker::verify(slot& s) {
   auto* ref = reinterpret_cast<unsigned char*>(scratch.data());
   if (s.is_write || !file.patterned) {
-    if (::pread(fd, ref, o.bs, static_cast<off_t>(s.offset)) != static_cast<ssize_t>(o.bs)) {
+    if (::pread(ref_fd, ref, o.bs, static_cast<off_t>(s.offset)) != static_cast<ssize_t>(o.bs)) {
       note_error(fmt::format("verify: reference pread at {} failed", s.offset));
       return;
     }
@@ -313,10 +317,12 @@ backend_result run_backend(const run_options& o, const std::string& backend, con
   r.backend = backend;
   note_io_uring_flags(o, backend);
   int fd = open_for(o, file);
+  int ref_fd = o.verify ? ::open(file.path.c_str(), O_RDONLY | O_CLOEXEC) : -1;
   std::vector<std::unique_ptr<worker>> ws;
   for (unsigned i = 0; i < o.threads; ++i) {
     ws.push_back(std::make_unique<worker>(o, file, i));
     ws.back()->fd = fd;
+    ws.back()->ref_fd = ref_fd;
   }
   phases ph(o.threads);
   std::vector<std::thread> threads;
@@ -338,6 +344,7 @@ backend_result run_backend(const run_options& o, const std::string& backend, con
   ph.release.count_down();
   for (auto& t : threads) t.join();
   ::close(fd);
+  if (ref_fd >= 0) ::close(ref_fd);
   if (!error.empty()) throw std::runtime_error(error);
   collect(r, ws);
   return r;

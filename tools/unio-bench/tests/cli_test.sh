@@ -10,6 +10,8 @@
 #                       with stderr redirected to a file it draws none
 #   io_uring_flags      `run --fixed-buffers --sqpoll` on io_uring (when available) and threadpool: both
 #                       run, the threadpool gets a "no effect" note, io_uring does not
+#   misalign            --misalign with --verify (buffered, and O_DIRECT where the file system has it):
+#                       every backend runs with no error and no data mismatch
 #   bad ARGS...         `run ARGS` exits non-zero with a message and leaves no file behind
 set -u
 BENCH=$1; CASE=$2; shift 2
@@ -86,6 +88,18 @@ case_progress() {
   grep -q "threadpool" out.txt || die "no report on stdout"
 }
 
+case_misalign() {
+  "$BENCH" run --size 8m --runtime 0.3 --backend all --misalign 100 --verify --json - >out.json 2>err.txt \
+    || { cat err.txt; die "buffered misaligned run failed"; }
+  grep -q '"misalign": 100' out.json || die "JSON lacks misalign"
+  if python3 -c 'import os,sys; os.close(os.open(sys.argv[1], os.O_RDONLY | os.O_CREAT | os.O_DIRECT))' probe.bin 2>/dev/null; then
+    "$BENCH" run --size 8m --runtime 0.3 --backend all --direct --misalign 1 --verify --rw randrw >out.txt 2>err.txt \
+      || { cat err.txt out.txt; die "O_DIRECT misaligned run failed"; }
+  else
+    echo "note: $(pwd) has no O_DIRECT; only the buffered case ran"
+  fi
+}
+
 case_tiny_run() {
   "$BENCH" run --size 8m --runtime 1 --backend all --json - >out.json 2>err.txt || { cat err.txt; die "run failed"; }
   python3 - out.json <<'PY' || die "JSON check failed"
@@ -146,6 +160,7 @@ case "$CASE" in
   plot_without_gnuplot) case_plot_without_gnuplot ;;
   tiny_run) case_tiny_run ;;
   progress) case_progress ;;
+  misalign) case_misalign ;;
   io_uring_flags) case_io_uring_flags ;;
   bad) case_bad "$@" ;;
   *) die "unknown case $CASE" ;;
