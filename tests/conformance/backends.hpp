@@ -55,12 +55,17 @@ inline std::vector<std::string> all_backend_names() {
   return names;
 }
 
+// Why the parameter's backend cannot run here ("" when it can).
+inline std::string unavailable_reason(const std::string& param) {
+  for (const auto& b : unio::probe_backends())
+    if (b.name == backend_of(param) && !b.available) return param + " unavailable: " + b.reason;
+  return "";
+}
+
 class backend_test : public ::testing::TestWithParam<std::string> {
  protected:
   void SetUp() override {
-    for (const auto& b : unio::probe_backends()) {
-      if (b.name == backend_of(GetParam()) && !b.available) GTEST_SKIP() << GetParam() << " unavailable: " << b.reason;
-    }
+    if (std::string why = unavailable_reason(GetParam()); !why.empty()) GTEST_SKIP() << why;
   }
   // Options for a loop on the backend under test.
   unio::loop_options options() const { return options_for(GetParam()); }

@@ -203,10 +203,7 @@ std::vector<std::byte> pattern_bytes(std::uint64_t n) {
 class direct_io : public ::testing::TestWithParam<dio_param> {
  protected:
   void SetUp() override {
-    for (const auto& b : unio::probe_backends()) {
-      if (b.name == unio::test::backend_of(GetParam().backend) && !b.available)
-        GTEST_SKIP() << GetParam().backend << " unavailable: " << b.reason;
-    }
+    if (std::string why = unio::test::unavailable_reason(GetParam().backend); !why.empty()) GTEST_SKIP() << why;
     const scratch_fs& fs = get_fs(GetParam().fs);
     if (fs.dir.empty()) GTEST_SKIP() << GetParam().fs << " scratch file system unavailable: " << fs.reason;
     std::string tmpl = fs.dir + "/t-XXXXXX";
@@ -661,10 +658,7 @@ INSTANTIATE_TEST_SUITE_P(fs, direct_io, ::testing::ValuesIn(all_params({"ext4", 
 class direct_blockdev : public ::testing::TestWithParam<dio_param> {
  protected:
   void SetUp() override {
-    for (const auto& b : unio::probe_backends()) {
-      if (b.name == unio::test::backend_of(GetParam().backend) && !b.available)
-        GTEST_SKIP() << GetParam().backend << " unavailable: " << b.reason;
-    }
+    if (std::string why = unio::test::unavailable_reason(GetParam().backend); !why.empty()) GTEST_SKIP() << why;
     const scratch_fs& fs = get_fs("blockdev");
     if (fs.device.empty()) GTEST_SKIP() << "loop device unavailable: " << fs.reason;
     device_ = fs.device;
