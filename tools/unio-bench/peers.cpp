@@ -5,6 +5,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <map>
@@ -76,6 +77,18 @@ std::vector<std::string> fio_args(const run_options& o, const std::string& engin
                                 "--norandommap", fmt::format("--numjobs={}", o.threads), "--group_reporting",
                                 "--lat_percentiles=1", "--output-format=json"};
   if (o.rw == "randrw") a.push_back(fmt::format("--rwmixread={}", o.rwmixread));
+  // unio submits a loop turn's ops with one call and reaps every ready completion: fio's
+  // equivalent is batched submission and reaping (BASELINES.md's io_uring_batch section).
+  if (engine == "io_uring" || engine == "libaio") {
+    a.push_back(fmt::format("--iodepth_batch_submit={}", std::min(8u, o.iodepth)));
+    a.emplace_back("--iodepth_batch_complete_min=1");
+    a.push_back(fmt::format("--iodepth_batch_complete_max={}", o.iodepth));
+  }
+  if (engine == "io_uring" && o.fixed_buffers) {
+    a.emplace_back("--fixedbufs=1");
+    a.emplace_back("--registerfiles=1");
+  }
+  if (engine == "io_uring" && o.sqpoll) a.emplace_back("--sqthread_poll=1");
   return a;
 }
 
