@@ -73,6 +73,7 @@ struct direct_io::request {
   stage st = stage::reading;
   bool cancel = false;
   bool retried = false;  // open: the O_DIRECT-less retry is under way
+  bool cached = false;   // read: bounced on remembered facts (an EINVAL means they were stale)
   int inner_left = 0;
   std::int64_t error = 0;        // first error of the edge reads
   std::uint64_t block = 1;       // offset alignment
@@ -310,7 +311,7 @@ direct_io::request* direct_io::new_request(std::size_t bytes, std::size_t align)
       return nullptr;
     }
   }
-  r->cancel = r->retried = false;
+  r->cancel = r->retried = r->cached = false;
   r->inner_left = 0;
   r->error = r->result = 0;
   r->written = r->size = 0;
@@ -398,14 +399,14 @@ void direct_io::finish(request& r, std::int64_t res) {
   }
 }
 
-bool direct_io::take(op& o) {
+route direct_io::take(op& o) {
   if (o.code() == op_code::open) return take_open(o);
   return take_rw(o);
 }
 
-bool direct_io::take_open(op& o) {
+route direct_io::take_open(op& o) {
   request* r = new_request(0, 4096);
-  if (r == nullptr) return false;
+  if (r == nullptr) return route::kernel;
   r->user = &o;
   r->st = stage::opening;
   A::heap_index(o) = k_held;
@@ -413,7 +414,7 @@ bool direct_io::take_open(op& o) {
   prep_inner(*r, 0, op_code::open, nullptr, 0, 0);
   A::args(r->inner[0]) = A::args(o);
   env_.submit_inner(r->inner[0]);
-  return true;
+  return route::taken;
 }
 
 void direct_io::open_done(request& r, std::int64_t res) {
@@ -433,30 +434,55 @@ void direct_io::open_done(request& r, std::int64_t res) {
   finish(r, res);
 }
 
-bool direct_io::take_rw(op& o) {
-  const op_args& a = A::args(o);
-  const bool writing = o.code() == op_code::write || o.code() == op_code::writev;
-  int fl = ::fcntl(a.fd, F_GETFL);
-  if (fl < 0 || (fl & O_DIRECT) == 0) return false;
-  // pwrite on an O_APPEND file appends whatever the offset (Linux), and a write-only file cannot
-  // read its edge blocks back: both go to the kernel as they are (EINVAL when unaligned).
-  if (writing && ((fl & O_APPEND) != 0 || (fl & O_ACCMODE) == O_WRONLY)) return false;
+// What a read needs to know about fd: remembered (cached = true) or asked now. nullptr when the
+// kernel cannot tell (a bad fd: the op itself will say so).
+const fd_facts::facts* direct_io::read_facts(int fd, bool& cached) {
+  cached = true;
+  if (const fd_facts::facts* f = facts_.find(fd)) return f;
+  cached = false;
+  int fl = ::fcntl(fd, F_GETFL);
+  if (fl < 0) return nullptr;
   struct statx sx {};
   dio_alignment al;
-  if (query_alignment(a.fd, writing ? STATX_TYPE | STATX_SIZE | STATX_INO : 0u, sx, al) != 0) return false;
-  if (al.offset == 0 || fits(o, al)) return false;
+  if ((fl & O_DIRECT) != 0 && query_alignment(fd, 0, sx, al) != 0) return nullptr;
+  facts_.put(fd, fl, al);
+  return facts_.find(fd);
+}
+
+route direct_io::take_rw(op& o) {
+  const op_args& a = A::args(o);
+  const bool writing = o.code() == op_code::write || o.code() == op_code::writev;
+  bool cached = false;
+  struct statx sx {};
+  dio_alignment al;
+  if (!writing) {
+    const fd_facts::facts* f = read_facts(a.fd, cached);
+    if (f == nullptr || (f->flags & O_DIRECT) == 0) return cached ? route::kernel_cached : route::kernel;
+    al = f->al;
+  } else {
+    int fl = ::fcntl(a.fd, F_GETFL);
+    if (fl < 0 || (fl & O_DIRECT) == 0) return route::kernel;
+    // pwrite on an O_APPEND file appends whatever the offset (Linux), and a write-only file
+    // cannot read its edge blocks back: both go to the kernel as they are (EINVAL when unaligned).
+    if ((fl & O_APPEND) != 0 || (fl & O_ACCMODE) == O_WRONLY) return route::kernel;
+    if (query_alignment(a.fd, STATX_TYPE | STATX_SIZE | STATX_INO, sx, al) != 0) return route::kernel;
+    facts_.put(a.fd, fl, al);
+  }
+  const route pass = cached ? route::kernel_cached : route::kernel;
+  if (al.offset == 0 || fits(o, al)) return pass;
   const std::uint64_t len = user_len(o);
   const std::uint64_t b = std::max<std::uint64_t>(al.offset, 1);
-  if (len == 0 || a.offset > k_infinity - len - b) return false;  // let the kernel judge
+  if (len == 0 || a.offset > k_infinity - len - b) return pass;  // let the kernel judge
   const std::uint64_t begin = align_down(a.offset, b);
   const std::uint64_t end = align_down(a.offset + len + b - 1, b);
   request* r = new_request(end - begin, std::max<std::size_t>(4096, al.memory));
   if (r == nullptr) {
     A::heap_index(o) = 0;
     env_.complete(o, -ENOMEM);
-    return true;
+    return route::taken;
   }
   r->user = &o;
+  r->cached = cached;
   r->block = b;
   r->span_begin = begin;
   r->span_len = end - begin;
@@ -464,14 +490,14 @@ bool direct_io::take_rw(op& o) {
   A::word(o) = reinterpret_cast<std::uintptr_t>(r);
   if (!writing) {
     start_read(*r);
-    return true;
+    return route::taken;
   }
   r->size = end_of_file(sx);
   r->lock.key = {makedev(sx.stx_dev_major, sx.stx_dev_minor), static_cast<ino_t>(sx.stx_ino)};
   r->lock.begin = begin;
   r->lock.end = end > r->size ? k_infinity : end;
   start_write(*r);
-  return true;
+  return route::taken;
 }
 
 void direct_io::start_read(request& r) {
@@ -481,11 +507,22 @@ void direct_io::start_read(request& r) {
 }
 
 void direct_io::read_done(request& r, std::int64_t res) {
+  if (res == -EINVAL && r.cached && !r.cancel) return refresh(r);
   if (res < 0) return finish(r, res);
   const std::uint64_t end = r.span_begin + static_cast<std::uint64_t>(res);
   const std::uint64_t n = end > r.off() ? std::min(r.len(), end - r.off()) : 0;
   copy_user(*r.user, 0, r.buf + (r.off() - r.span_begin), n, true);
   finish(r, static_cast<std::int64_t>(n));
+}
+
+// The remembered facts that bounced r were stale (its fd number names another file now): the user's
+// op starts over on fresh ones.
+void direct_io::refresh(request& r) {
+  op& u = *r.user;
+  facts_.forget(A::args(u).fd);
+  A::heap_index(u) = 0;
+  free_request(r);
+  env_.recheck(u);
 }
 
 void direct_io::start_write(request& r) {

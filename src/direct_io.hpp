@@ -1,10 +1,14 @@
 // The O_DIRECT layer: unaligned reads and writes on O_DIRECT files, for every backend.
 //
 // The loop hands it each read/write/readv/writev whose buffer, offset or length is not a multiple
-// of 4096 (candidate(): no system call, so ordinary aligned ops pay nothing). take() then asks the
-// kernel whether the fd is O_DIRECT (fcntl) and what it requires (statx STATX_DIOALIGN); an op
-// that already meets the requirement, or whose fd is not O_DIRECT, goes back to the loop
-// unchanged. The rest the layer carries out itself with internal ops that it submits through the
+// of 4096 (candidate(): no system call, so ordinary aligned ops pay nothing). take() then learns
+// whether the fd is O_DIRECT (fcntl) and what it requires (statx STATX_DIOALIGN); an op that
+// already meets the requirement, or whose fd is not O_DIRECT, goes back to the loop unchanged.
+// Reads use remembered facts (fd_facts.hpp; the loop forgets an fd it closes or opens), so an
+// unaligned read costs no extra system call; facts can be stale when an fd number was reused
+// behind the loop's back, so an EINVAL met on remembered facts is retried once with fresh ones
+// (route::kernel_cached for an op the loop passed on, direct_env::recheck for a bounced one).
+// Writes always ask afresh: they need the file's size, inode and O_APPEND under their lock. The rest the layer carries out itself with internal ops that it submits through the
 // loop's own backend (so a bounced read is exactly as asynchronous as a plain one):
 //  - read, readv: one aligned read of the covering blocks into a bounce buffer, then the
 //    requested bytes are copied out (fewer at end of file).
@@ -31,6 +35,7 @@
 #include <functional>
 
 #include "backend.hpp"
+#include "fd_facts.hpp"
 #include "unio/direct_io.hpp"
 
 namespace unio::detail {
@@ -50,6 +55,16 @@ class direct_env {
   // Runs fn on the loop's thread during a later turn. Thread-safe; wakes the loop.
   virtual void post_internal(std::function<void()> fn) = 0;
   virtual bool in_shutdown() const noexcept = 0;
+  // Starts a user op the layer held over again, as if just submitted (it stays counted). Used
+  // when remembered facts proved stale.
+  virtual void recheck(op& o) = 0;
+};
+
+// Where take() sent an op.
+enum class route : std::uint8_t {
+  taken,          // the layer carries it out
+  kernel,         // submit it as it is; the facts were fresh
+  kernel_cached,  // submit it as it is on remembered facts: an EINVAL calls for recheck
 };
 
 class direct_io {
@@ -79,9 +94,11 @@ class direct_io {
         return false;
     }
   }
-  // Takes a candidate op over (true) or leaves it to the caller to submit as usual (false).
-  // Called with the op already counted as submitted by the loop.
-  bool take(op& o);
+  // Takes a candidate op over, or leaves it to the caller to submit as usual. Called with the op
+  // already counted as submitted by the loop.
+  route take(op& o);
+  // The loop closed fd, or an open/accept returned it: what was known about it no longer holds.
+  void forget(int fd) noexcept { facts_.forget(fd); }
   // True when `o` is a user op the layer holds.
   static bool holds(op& o) noexcept { return A::heap_index(o) == k_held && o.code() != op_code::timeout; }
   void cancel(op& o);
@@ -105,8 +122,10 @@ class direct_io {
   void on_inner(request& r, int i, std::int64_t res);
   void finish(request& r, std::int64_t res);
 
-  bool take_open(op& o);
-  bool take_rw(op& o);
+  route take_open(op& o);
+  route take_rw(op& o);
+  const fd_facts::facts* read_facts(int fd, bool& cached);
+  void refresh(request& r);
   void start_read(request& r);
   void read_done(request& r, std::int64_t res);
   void start_write(request& r);
@@ -120,6 +139,7 @@ class direct_io {
   void open_done(request& r, std::int64_t res);
 
   direct_env& env_;
+  fd_facts facts_;
   request* active_ = nullptr;  // intrusive list of requests in flight
   request* idle_ = nullptr;    // free list
   std::size_t idle_count_ = 0;

@@ -45,6 +45,9 @@ constexpr std::uint8_t k_held = 0x02;             // waits for its predecessor, 
 constexpr std::uint8_t k_guarded = 0x04;          // has a link timeout (link_timer)
 constexpr std::uint8_t k_is_link_timeout = 0x08;  // this op is a link timeout
 constexpr std::uint8_t k_armed = 0x10;            // a link timeout in the timer heap
+// One bit of the same byte belongs to the O_DIRECT layer's remembered facts (direct_io.hpp): the op
+// went to the kernel on them, so an EINVAL sends it round again on fresh ones (rechecks).
+constexpr std::uint8_t k_recheck = 0x20;
 
 // The most a single read/write transfers (MAX_RW_COUNT): the length io_uring compares against.
 constexpr std::uint64_t k_max_rw = 0x7ffff000;
@@ -107,7 +110,12 @@ struct loop_impl final : backend_env, direct_env {
 
   // backend_env
   void complete(op& o, std::int64_t res) noexcept override {
-    if (A::link_flags(o) != 0) settle_links(o, res);
+    if (A::link_flags(o) != 0) {
+      if (stale_facts(o, res)) return;
+      if (A::link_flags(o) != 0) settle_links(o, res);
+    }
+    if (res >= 0 && (o.code() == op_code::open || o.code() == op_code::accept))
+      direct.forget(static_cast<int>(res));
     A::res(o) = res;
     A::state(o) = op_completed;
     ready.push(o);
@@ -143,6 +151,28 @@ struct loop_impl final : backend_env, direct_env {
     be->wake();
   }
   bool in_shutdown() const noexcept override { return shutting_down_; }
+  void recheck(op& o) override {
+    if (shutting_down_) complete(o, -ECANCELED);
+    else rechecks.push(o);
+  }
+
+  // An op sent to the kernel on the O_DIRECT layer's remembered facts failed with EINVAL: the
+  // facts may be stale (its fd number reused behind the loop's back), so it goes round again.
+  bool stale_facts(op& o, std::int64_t res) noexcept {
+    if ((A::link_flags(o) & k_recheck) == 0) return false;
+    A::link_flags(o) &= static_cast<std::uint8_t>(~k_recheck);
+    if (res != -EINVAL || shutting_down_) return false;
+    direct.forget(A::args(o).fd);
+    rechecks.push(o);
+    return true;
+  }
+
+  void restart_rechecked() {
+    while (op* o = rechecks.pop()) {
+      if (shutting_down_) complete(*o, -ECANCELED);
+      else begin_io(*o);
+    }
+  }
 
   bool alive() const noexcept {
     return pending > 0 || has_posted.load(std::memory_order_acquire) ||
@@ -151,7 +181,8 @@ struct loop_impl final : backend_env, direct_env {
 
   std::optional<std::chrono::nanoseconds> wait_time(bool may_block) const noexcept {
     using ns = std::chrono::nanoseconds;
-    if (!may_block || !ready.empty() || !to_start.empty() || has_posted.load(std::memory_order_acquire) ||
+    if (!may_block || !ready.empty() || !to_start.empty() || !rechecks.empty() ||
+        has_posted.load(std::memory_order_acquire) ||
         stop_requested.load(std::memory_order_acquire))
       return ns(0);
     if (!timers.empty()) return ns(std::max<std::int64_t>(0, timers.top_deadline() - steady_now_ns()));
@@ -300,10 +331,12 @@ struct loop_impl final : backend_env, direct_env {
   bool turn(bool may_block) {
     last_submitted = nullptr;
     link_tail = nullptr;
+    restart_rechecked();
     start_linked();
     if (pending > 0 || !ready.empty()) be->poll(wait_time(may_block));
     else if (may_block && alive()) be->poll(wait_time(may_block));
     now_ns = steady_now_ns();
+    restart_rechecked();
     start_linked();
     fire_timers();
     start_linked();
@@ -335,12 +368,27 @@ struct loop_impl final : backend_env, direct_env {
       timers.push(o);
       return;
     }
-    if (direct_io::candidate(o, opts.direct_fallback) && direct.take(o)) return;
+    begin_io(o);
+  }
+
+  // Hands a started file or network op to the O_DIRECT layer or the backend.
+  void begin_io(op& o) {
+    if (o.code() == op_code::close) {
+      direct.forget(A::args(o).fd);
+    } else if (direct_io::candidate(o, opts.direct_fallback)) {
+      route r = direct.take(o);
+      if (r == route::taken) return;
+      if (r == route::kernel_cached) A::link_flags(o) |= k_recheck;
+    }
     be->submit(o);
   }
 
   void cancel(op& o) {
     if (A::state(o) != op_submitted) return;  // idle, or completed and waiting for dispatch
+    if (!rechecks.empty() && rechecks.remove(o)) {
+      complete(o, -ECANCELED);
+      return;
+    }
     std::uint8_t f = A::link_flags(o);
     if ((f & k_is_link_timeout) != 0) {
       if ((f & k_armed) != 0) timers.remove(o);
@@ -390,6 +438,7 @@ struct loop_impl final : backend_env, direct_env {
   void shut_down() {
     shutting_down_ = true;
     direct.shutdown();
+    restart_rechecked();
     while (op* o = timers.pop()) complete(*o, -ECANCELED);
     be->shutdown();
     if (pool_) {
@@ -400,7 +449,8 @@ struct loop_impl final : backend_env, direct_env {
     }
     // Handlers may submit more ops; those complete with ECANCELED right away, and so do the
     // chain members released by ops that completed successfully.
-    while (!ready.empty() || !to_start.empty() || has_posted.load()) {
+    while (!ready.empty() || !to_start.empty() || !rechecks.empty() || has_posted.load()) {
+      restart_rechecked();
       start_linked();
       run_posted();
       dispatch();
@@ -424,6 +474,7 @@ struct loop_impl final : backend_env, direct_env {
   bool buffers_registered = false;
   bool files_registered = false;
   op_queue to_start;                 // chain members released this turn (linked ops)
+  op_queue rechecks;                 // ops to start again on fresh O_DIRECT facts (k_recheck)
   op* link_tail = nullptr;           // the last op of the open chain
   op* last_submitted = nullptr;      // what link_timeout applies to
   unsigned link_depth = 0;           // open link scopes

@@ -651,6 +651,104 @@ TEST_P(direct_io, accepted_direct_open_is_not_a_fallback) {
   ::close(static_cast<int>(fd));
 }
 
+// ---- fd numbers reused behind the loop's back (the layer remembers what it learnt per fd) ----
+
+// Reads `len` bytes at `off` of fd through the loop into a buffer misaligned by one byte.
+std::vector<std::byte> read_via(unio::loop& lp, int fd, std::uint64_t off, std::size_t len, std::int64_t& res) {
+  user_buffer b(len, 1);
+  res = unio::test::run_one(lp, [&](unio::op& o, auto h) { lp.read(o, fd, b.p, len, off, h); });
+  return {b.p, b.p + (res > 0 ? res : 0)};
+}
+
+TEST_P(direct_io, reused_fd_number_buffered_then_direct_then_buffered) {
+  const auto a = pattern_bytes(4 * k_block);
+  std::vector<std::byte> b(4 * k_block, std::byte{0x42});
+  std::vector<std::byte> c(4 * k_block, std::byte{0x17});
+  int fd = direct_file("a", a);
+  int fb = direct_file("b", b);
+  int fc = direct_file("c", c);
+  ASSERT_GE(fd, 0);
+  ASSERT_GE(fb, 0);
+  ASSERT_GE(fc, 0);
+  int num = open_file("plain", O_RDWR);  // the fd number the loop sees throughout
+  ASSERT_GE(num, 0);
+  ASSERT_EQ(::pwrite(num, c.data(), 2 * k_block, 0), static_cast<ssize_t>(2 * k_block));
+  auto lp = make_loop();
+  std::int64_t res = 0;
+  // Twice, so that the second read runs on what the first one taught the loop.
+  for (int i = 0; i < 2; ++i) {
+    EXPECT_EQ(read_via(*lp, num, 512, 512, res), std::vector<std::byte>(c.begin(), c.begin() + 512));
+    EXPECT_EQ(res, 512);
+  }
+  // The number now names an O_DIRECT file: the kernel refuses a 512-aligned read, unio must not.
+  ASSERT_EQ(::dup3(fd, num, O_CLOEXEC), num);
+  for (int i = 0; i < 2; ++i) {
+    EXPECT_EQ(read_via(*lp, num, 512, 512, res), std::vector<std::byte>(a.begin() + 512, a.begin() + 1024));
+    EXPECT_EQ(res, 512) << "pass " << i;
+    EXPECT_EQ(read_via(*lp, num, 4097, 5000, res), std::vector<std::byte>(a.begin() + 4097, a.begin() + 9097));
+  }
+  // Another O_DIRECT file, then a buffered one, under the same number.
+  ASSERT_EQ(::dup3(fb, num, O_CLOEXEC), num);
+  EXPECT_EQ(read_via(*lp, num, 1, 100, res), std::vector<std::byte>(b.begin() + 1, b.begin() + 101));
+  ASSERT_EQ(::fcntl(num, F_SETFL, ::fcntl(num, F_GETFL) & ~O_DIRECT), 0);
+  EXPECT_EQ(read_via(*lp, num, 3, 4096, res), std::vector<std::byte>(b.begin() + 3, b.begin() + 4099));
+}
+
+// A file system whose O_DIRECT alignment is smaller than the scratch one's 4096 (the root file
+// system's 512-byte sectors, usually): its facts, remembered, would make 512-aligned spans that
+// the scratch file refuses.
+TEST_P(direct_io, reused_fd_number_with_a_stricter_alignment) {
+  std::string small = "/var/tmp/unio-dio-XXXXXX";
+  int sfd = ::mkstemp(small.data());
+  ASSERT_GE(sfd, 0) << std::strerror(errno);
+  ::unlink(small.c_str());
+  const auto s = pattern_bytes(2 * k_block);
+  ASSERT_EQ(::write(sfd, s.data(), s.size()), static_cast<ssize_t>(s.size()));
+  auto al = unio::direct_alignment(sfd);
+  if (!al || al->offset == 0 || al->offset >= k_block || ::fcntl(sfd, F_SETFL, O_DIRECT) != 0) {
+    ::close(sfd);
+    GTEST_SKIP() << "/var/tmp has no O_DIRECT alignment below 4096 here";
+  }
+  const int keep = ::dup(sfd);  // the small-alignment file, to put back under sfd's number
+  ASSERT_GE(keep, 0);
+  const auto a = pattern_bytes(4 * k_block);
+  int fd = direct_file("a", a);
+  ASSERT_GE(fd, 0);
+  std::int64_t res = 0;
+  // Bounced on stale facts: a 512-aligned span, which the scratch file refuses (EINVAL).
+  {
+    auto lp = make_loop();
+    EXPECT_EQ(read_via(*lp, sfd, 1, 100, res), std::vector<std::byte>(s.begin() + 1, s.begin() + 101));
+    ASSERT_EQ(::dup3(fd, sfd, O_CLOEXEC), sfd);
+    EXPECT_EQ(read_via(*lp, sfd, 1, 100, res), std::vector<std::byte>(a.begin() + 1, a.begin() + 101));
+  }
+  // Passed to the kernel on stale facts: 512-aligned fits the small alignment, not the new one.
+  {
+    ASSERT_EQ(::dup3(keep, sfd, O_CLOEXEC), sfd);
+    auto lp = make_loop();
+    for (int i = 0; i < 2; ++i)
+      EXPECT_EQ(read_via(*lp, sfd, 512, 512, res), std::vector<std::byte>(s.begin() + 512, s.begin() + 1024));
+    ASSERT_EQ(::dup3(fd, sfd, O_CLOEXEC), sfd);
+    EXPECT_EQ(read_via(*lp, sfd, 512, 512, res), std::vector<std::byte>(a.begin() + 512, a.begin() + 1024));
+    EXPECT_EQ(res, 512);
+  }
+  ::close(keep);
+  ::close(sfd);
+}
+
+TEST_P(direct_io, einval_on_remembered_facts_is_still_reported_once) {
+  int fd = direct_file("e", pattern_bytes(k_block));
+  ASSERT_GE(fd, 0);
+  auto lp = make_loop();
+  const std::uint64_t negative = (std::uint64_t{1} << 63) + 1;  // unaligned, and a negative off_t
+  char buf[16];
+  for (int i = 0; i < 3; ++i) {
+    EXPECT_EQ(unio::test::run_one(*lp, [&](unio::op& o, auto h) { lp->read(o, fd, buf, 16, negative, h); }),
+              neg(EINVAL))
+        << "pass " << i;
+  }
+}
+
 INSTANTIATE_TEST_SUITE_P(fs, direct_io, ::testing::ValuesIn(all_params({"ext4", "xfs"})), param_name);
 
 // ---- a raw block device: no file size to respect, every edge block is read ----
