@@ -84,7 +84,7 @@ struct direct_io::request {
   std::int64_t result = 0;    // the write's result, kept while the size is fixed
   block_lock lock;
 
-  ~request() { std::free(buf); }
+  ~request() = default;  // direct_io::drop_buffer() first
   std::uint64_t span_end() const noexcept { return span_begin + span_len; }
   std::uint64_t off() const noexcept { return A::args(*user).offset; }
   std::uint64_t len() const noexcept { return user_len(*user); }
@@ -274,8 +274,37 @@ int query_alignment(int fd, unsigned mask, struct statx& sx, dio_alignment& out)
 direct_io::~direct_io() {
   while (request* r = idle_) {
     idle_ = r->next;
+    drop_buffer(*r);
     delete r;
   }
+}
+
+// Gives r a bounce buffer of at least `bytes` aligned to `align`: a huge-page slot when it fits,
+// else the heap. False when there is no memory.
+bool direct_io::give_buffer(request& r, std::size_t bytes, std::size_t align) {
+  drop_buffer(r);
+  if (bytes <= bounce_arena::k_slot && align <= bounce_arena::k_slot) {
+    if (std::byte* p = arena_.take()) {
+      r.buf = p;
+      r.cap = bounce_arena::k_slot;
+      r.buf_align = bounce_arena::k_slot;
+      return true;
+    }
+  }
+  const std::size_t cap = (bytes + align - 1) / align * align;  // aligned_alloc wants a multiple of align
+  r.buf = static_cast<std::byte*>(std::aligned_alloc(align, cap));
+  if (r.buf == nullptr) return false;
+  r.cap = cap;
+  r.buf_align = align;
+  return true;
+}
+
+void direct_io::drop_buffer(request& r) noexcept {
+  if (r.buf != nullptr && arena_.owns(r.buf)) arena_.give(r.buf);
+  else std::free(r.buf);
+  r.buf = nullptr;
+  r.cap = 0;
+  r.buf_align = 0;
 }
 
 bool direct_io::vector_candidate(const op_args& a) noexcept {
@@ -300,16 +329,9 @@ direct_io::request* direct_io::new_request(std::size_t bytes, std::size_t align)
     if (r == nullptr) return nullptr;
     r->owner = this;
   }
-  if (bytes > r->cap || align > r->buf_align) {
-    std::free(r->buf);
-    r->cap = (bytes + align - 1) / align * align;  // aligned_alloc wants a multiple of align
-    r->buf_align = align;
-    r->buf = r->cap == 0 ? nullptr : static_cast<std::byte*>(std::aligned_alloc(align, r->cap));
-    if (r->cap != 0 && r->buf == nullptr) {
-      r->cap = 0;
-      delete r;
-      return nullptr;
-    }
+  if ((bytes > r->cap || align > r->buf_align) && bytes != 0 && !give_buffer(*r, bytes, align)) {
+    delete r;
+    return nullptr;
   }
   r->cancel = r->retried = r->cached = false;
   r->inner_left = 0;
@@ -331,14 +353,11 @@ void direct_io::free_request(request& r) noexcept {
   if (r.next != nullptr) r.next->prev = r.prev;
   r.user = nullptr;
   if (idle_count_ >= k_max_idle) {
+    drop_buffer(r);
     delete &r;
     return;
   }
-  if (r.cap > k_keep_buffer) {
-    std::free(r.buf);
-    r.buf = nullptr;
-    r.cap = 0;
-  }
+  if (r.cap > k_keep_buffer) drop_buffer(r);
   r.next = idle_;
   idle_ = &r;
   ++idle_count_;

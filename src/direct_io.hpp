@@ -35,6 +35,7 @@
 #include <functional>
 
 #include "backend.hpp"
+#include "bounce_arena.hpp"
 #include "fd_facts.hpp"
 #include "unio/direct_io.hpp"
 
@@ -117,6 +118,8 @@ class direct_io {
   static bool vector_candidate(const op_args& a) noexcept;
 
   request* new_request(std::size_t bytes, std::size_t align);
+  bool give_buffer(request& r, std::size_t bytes, std::size_t align);
+  void drop_buffer(request& r) noexcept;
   void free_request(request& r) noexcept;
   void prep_inner(request& r, int i, op_code c, void* buf, std::uint64_t len, std::uint64_t off);
   void on_inner(request& r, int i, std::int64_t res);
@@ -140,6 +143,7 @@ class direct_io {
 
   direct_env& env_;
   fd_facts facts_;
+  bounce_arena arena_;  // before the requests that hold its slots are deleted (~direct_io)
   request* active_ = nullptr;  // intrusive list of requests in flight
   request* idle_ = nullptr;    // free list
   std::size_t idle_count_ = 0;
