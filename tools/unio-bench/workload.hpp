@@ -1,5 +1,5 @@
 // Runs one `unio-bench run` workload on one backend: --threads loops, each with --iodepth
-// callback ops in flight and a 1 ms timer measuring how late the loop answers.
+// callback ops in flight and a timer on a 1 ms grid measuring how late the loop answers.
 #pragma once
 
 #include <cstdint>
