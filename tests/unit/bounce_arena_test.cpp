@@ -41,7 +41,7 @@ TEST(bounce_arena, gives_every_slot_once_then_none) {
 
 TEST(bounce_arena, owns_only_its_region) {
   bounce_arena a;
-  std::byte other[16];
+  std::byte other[16]{};
   EXPECT_FALSE(a.owns(other)) << "nothing is mapped before the first take";
   std::byte* p = a.take();
   ASSERT_NE(p, nullptr);
