@@ -39,6 +39,7 @@
 //     is missing) is reported by its descriptor's probe() with a reason, before create().
 #pragma once
 
+#include <algorithm>
 #include <array>
 #include <chrono>
 #include <cstdint>
@@ -83,6 +84,34 @@ struct op_access {
 using A = op_access;
 
 // An intrusive FIFO of ops (singly linked through next_). Not thread-safe.
+// A poll() timeout taken at poll()'s entry as a deadline, so that the work a backend does before
+// it sleeps (handing ops over, inline reads, spinning) comes off the sleep instead of making the
+// loop's timers late by that much.
+class poll_deadline {
+ public:
+  explicit poll_deadline(std::optional<std::chrono::nanoseconds> timeout) noexcept
+      : has_(timeout.has_value()),
+        at_(has_ ? std::chrono::steady_clock::now() + *timeout : std::chrono::steady_clock::time_point{}) {}
+  // What is left of the timeout now: nullopt for none, never negative.
+  std::optional<std::chrono::nanoseconds> left() const noexcept {
+    if (!has_) return std::nullopt;
+    auto d = std::chrono::duration_cast<std::chrono::nanoseconds>(at_ - std::chrono::steady_clock::now());
+    return std::max(d, std::chrono::nanoseconds(0));
+  }
+  // `timeout` as the caller may have shortened it (to 0: do not sleep), with the time spent since
+  // poll() began taken off.
+  std::optional<std::chrono::nanoseconds> rest(std::optional<std::chrono::nanoseconds> timeout) const noexcept {
+    if (!timeout) return left();
+    if (timeout->count() <= 0) return timeout;
+    auto l = left();
+    return l && *l < *timeout ? *l : *timeout;
+  }
+
+ private:
+  bool has_;
+  std::chrono::steady_clock::time_point at_;
+};
+
 class op_queue {
  public:
   bool empty() const noexcept { return head_ == nullptr; }

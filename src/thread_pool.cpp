@@ -89,9 +89,11 @@ std::size_t thread_pool::drain(op_queue& out) {
   return n;
 }
 
-bool thread_pool::spin_for_finished() const noexcept {
-  if (spin_us_ == 0) return has_finished();
-  std::uint64_t deadline = now_ns() + spin_us_ * 1000ull;
+bool thread_pool::spin_for_finished(std::optional<std::chrono::nanoseconds> limit) const noexcept {
+  std::uint64_t spin_ns = spin_us_ * 1000ull;
+  if (limit && static_cast<std::uint64_t>(limit->count()) < spin_ns) spin_ns = static_cast<std::uint64_t>(limit->count());
+  if (spin_ns == 0) return has_finished();
+  std::uint64_t deadline = now_ns() + spin_ns;
   for (unsigned i = 0;; ++i) {
     if (has_finished()) return true;
     if ((i & 63) == 63 && now_ns() > deadline) return false;

@@ -48,8 +48,9 @@ class thread_pool {
   std::size_t outstanding() const noexcept { return outstanding_; }
   // True when finished ops are waiting to be drained (cheap; no lock).
   bool has_finished() const noexcept { return finished_count_.load(std::memory_order_acquire) > 0; }
-  // Polls up to spin_us for a finished op; returns whether one arrived.
-  bool spin_for_finished() const noexcept;
+  // Polls up to spin_us (and no longer than `limit`, the loop's next timer) for a finished op;
+  // returns whether one arrived.
+  bool spin_for_finished(std::optional<std::chrono::nanoseconds> limit = std::nullopt) const noexcept;
   // Call before blocking on event_fd(): returns false (do not sleep) when finished ops are
   // already waiting. After a true return, the next finished op writes the eventfd.
   bool prepare_sleep() noexcept;

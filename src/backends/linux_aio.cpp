@@ -134,6 +134,7 @@ class linux_aio_backend final : public backend {
   }
 
   void poll(std::optional<std::chrono::nanoseconds> timeout) override {
+    const poll_deadline until(timeout);
     std::size_t done = complete_nops() + submit_waiting();  // may delegate (fsync EINVAL)
     hand_over_to_pool();
     done += reap() + drain_pool();
@@ -141,7 +142,7 @@ class linux_aio_backend final : public backend {
     bool zero = timeout && timeout->count() <= 0;
     bool pool_sleeps = !zero && pool_ != nullptr && pool_->prepare_sleep();
     if (!zero && pool_ != nullptr && !pool_sleeps) timeout = std::chrono::nanoseconds(0);
-    unsigned ready = reactor_.wait(timeout);
+    unsigned ready = reactor_.wait(until.rest(timeout));
     if (pool_sleeps) pool_->after_sleep();
     if ((ready & aio_bit_) != 0) clear_eventfd();
     reap();

@@ -178,6 +178,7 @@ class posix_aio_backend final : public backend {
   }
 
   void poll(std::optional<std::chrono::nanoseconds> timeout) override {
+    const poll_deadline until(timeout);
     std::size_t done = complete_nops() + submit_waiting() + flush_to_pool() + harvest() + drain_pool();
     if (done > 0) timeout = std::chrono::nanoseconds(0);
     if (!waiting_.empty() && in_glibc_ == 0 && (!timeout || *timeout > k_retry_wait)) timeout = k_retry_wait;
@@ -188,7 +189,7 @@ class posix_aio_backend final : public backend {
     bool pool_sleeps = !zero && pool_ != nullptr && pool_->prepare_sleep();
     if (!zero && pool_ != nullptr && !pool_sleeps) zero = true;
     if (zero) timeout = std::chrono::nanoseconds(0);
-    (void)reactor_.wait(timeout);
+    (void)reactor_.wait(until.rest(timeout));
     if (pool_sleeps) pool_->after_sleep();
     if (aio_sleeps) after_sleep();
     harvest();

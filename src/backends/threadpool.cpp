@@ -49,15 +49,16 @@ class threadpool_backend final : public backend {
   }
 
   void poll(std::optional<std::chrono::nanoseconds> timeout) override {
+    const poll_deadline until(timeout);
     std::size_t done = flush();
     done += drain();
     bool zero = timeout && timeout->count() <= 0;
-    if (done == 0 && !zero && pool_.outstanding() > 0 && pool_.spin_for_finished()) done += drain();
+    if (done == 0 && !zero && pool_.outstanding() > 0 && pool_.spin_for_finished(until.left())) done += drain();
     if (done > 0) timeout = std::chrono::nanoseconds(0);
     zero = timeout && timeout->count() <= 0;
     bool slept = !zero && pool_.prepare_sleep();
     if (!zero && !slept) timeout = std::chrono::nanoseconds(0);
-    reactor_.wait(timeout);
+    reactor_.wait(until.rest(timeout));
     if (slept) pool_.after_sleep();
     drain();
   }

@@ -1,4 +1,5 @@
 #include "claims.hpp"
+#include "workload.hpp"
 
 #include <unistd.h>
 
@@ -135,6 +136,16 @@ claim claim1(lab& l) {
   c.figures["stall_ratio"] = r;
   c.verdict = grade(r, 10, 2);
   c.reason = fmt::format("sync's stall p99 is {:.1f}x threadpool's", r);
+  // The floor: how late the same probe is on a loop with no I/O at all. A threadpool stall near it
+  // is the machine's (waking an idle thread), not the loop's doing.
+  try {
+    double idle = static_cast<double>(idle_stall_p99("threadpool", l.quick() ? 0.5 : 1.5));
+    c.figures["idle_loop_stall_p99_us"] = idle / 1000;
+    c.reason += fmt::format("; an idle loop's stall p99 here is {:.0f} us (threadpool's {:.0f} us, {:.1f}x that floor)",
+                            idle / 1000, stall(t) / 1000, over(stall(t), idle));
+  } catch (const std::exception& e) {
+    c.reason += fmt::format("; idle loop not measured: {}", e.what());
+  }
   return c;
 }
 

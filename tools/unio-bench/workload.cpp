@@ -9,6 +9,7 @@
 #include <barrier>
 #include <chrono>
 #include <condition_variable>
+#include <functional>
 #include <cstring>
 #include <ctime>
 #include <latch>
@@ -101,6 +102,10 @@ struct worker {
   void note_error(const std::string& what);
 };
 
+// The loop's sleeps end on time, not up to 50 us late (the default timer slack lets the kernel
+// coalesce wake-ups): the probe measures the loop, not that policy.
+void exact_wakeups() noexcept { ::prctl(PR_SET_TIMERSLACK, 1UL, 0UL, 0UL, 0UL); }
+
 void worker::setup_slots() {
   // With --misalign each slot's buffer starts `misalign` bytes into a 4 KiB-aligned stride.
   stride = (static_cast<std::size_t>(o.bs) + o.misalign + 4095) / 4096 * 4096;
@@ -179,10 +184,16 @@ void worker::note_error(const std::string& what) {
 // deadline 1 ms after a turn ended: a loop that blocks for B per turn would show B - 1 ms, and a
 // block shorter than 1 ms nothing at all. On the grid, deadlines fall at every phase of the loop's
 // turns, as events from outside do.)
+constexpr std::uint64_t k_probe_period = 1'000'000;
+
+// The next point of the probe's grid (which starts at `start`) after now.
+std::uint64_t next_grid_point(std::uint64_t start, std::uint64_t now) noexcept {
+  return start + ((now - start) / k_probe_period + 1) * k_probe_period;
+}
+
 void worker::arm_timer() {
-  constexpr std::uint64_t k_period = 1'000'000;
   std::uint64_t now = now_ns();
-  timer_due_ns = start_ns + ((now - start_ns) / k_period + 1) * k_period;
+  timer_due_ns = next_grid_point(start_ns, now);
   lp->timeout(timer, std::chrono::nanoseconds(timer_due_ns - now), [this](unio::op&) { on_timer(); });
 }
 
@@ -232,9 +243,7 @@ void note_io_uring_flags(const run_options& o, const std::string& backend) {
 void worker_thread(worker& w, phases& ph, const std::string& backend) {
   std::unique_ptr<unio::loop> lp;
   try {
-    // The loop's sleeps end on time, not up to 50 us late (the default timer slack lets the kernel
-    // coalesce wake-ups): the probe measures the loop, not that policy.
-    ::prctl(PR_SET_TIMERSLACK, 1UL, 0UL, 0UL, 0UL);
+    exact_wakeups();
     unio::loop_options lo;
     lo.backend = backend;
     lo.pool_size = w.o.pool;
@@ -359,6 +368,41 @@ backend_result run_backend(const run_options& o, const std::string& backend, con
   if (!error.empty()) throw std::runtime_error(error);
   collect(r, ws);
   return r;
+}
+
+std::uint64_t idle_stall_p99(const std::string& backend, double seconds) {
+  std::uint64_t p99 = 0;
+  std::string error;
+  // On a thread of its own, as a run's loops are (the slack setting stays with that thread).
+  std::thread t([&] {
+    try {
+      exact_wakeups();
+      unio::loop_options lo;
+      lo.backend = backend;
+      unio::loop lp(lo);
+      histogram stall;
+      unio::op timer;
+      const std::uint64_t start = now_ns(), end = start + static_cast<std::uint64_t>(seconds * 1e9);
+      std::uint64_t due = 0;
+      std::function<void()> arm = [&] {
+        std::uint64_t now = now_ns();
+        due = next_grid_point(start, now);
+        lp.timeout(timer, std::chrono::nanoseconds(due - now), [&](unio::op&) {
+          std::uint64_t t = now_ns();
+          stall.record(t > due ? t - due : 0);
+          if (t < end) arm();
+        });
+      };
+      arm();
+      lp.run();
+      p99 = stall.quantile(0.99);
+    } catch (const std::exception& e) {
+      error = e.what();
+    }
+  });
+  t.join();
+  if (!error.empty()) throw std::runtime_error(error);
+  return p99;
 }
 
 }  // namespace unio_bench

@@ -41,4 +41,9 @@ struct test_file;
 // be set up; exits the process (after removing a temporary file) if the loops hang.
 backend_result run_backend(const run_options& opts, const std::string& backend, const test_file& file);
 
+// The stall probe alone, for `seconds`, on a loop of `backend` with no I/O: the p99 lateness of its
+// timer (ns). That is the machine's floor for the stall figure (how late an idle thread's timer
+// wakes up here). Throws std::runtime_error when the backend cannot be set up.
+std::uint64_t idle_stall_p99(const std::string& backend, double seconds);
+
 }  // namespace unio_bench
