@@ -31,7 +31,8 @@
 //     backend receives no more calls except its destructor.
 //  7. Capabilities. native(code) tells whether the backend performs an op itself (true) or
 //     delegates it to env.pool() (false). timeout ops never reach a backend: the loop keeps the
-//     timers and passes the next deadline to poll().
+//     timers and passes the next deadline to poll(), as a duration measured at the call; work a
+//     backend does before it sleeps comes off the sleep (poll_deadline), or timers fire late.
 //  8. Registered resources. set_buffers()/set_files() receive input the loop has validated
 //     (loop::register_buffers/register_files; an empty span unregisters). A backend that has no
 //     use for them keeps the default: accept and ignore. Results of ops must not change.
