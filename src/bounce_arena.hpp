@@ -29,7 +29,7 @@ class bounce_arena {
   bounce_arena(const bounce_arena&) = delete;
   bounce_arena& operator=(const bounce_arena&) = delete;
   ~bounce_arena() {
-    if (map_ != nullptr) ::munmap(map_, map_len_);
+    if (base_ != nullptr) ::munmap(base_, k_region);
   }
 
   // A free slot of k_slot bytes, or nullptr (none left, or no memory).
@@ -46,19 +46,17 @@ class bounce_arena {
  private:
   bool map() noexcept {
     mapped_ = true;  // one attempt
-    // Map twice the size to find a 2 MiB-aligned region inside (a huge page must be aligned).
-    map_len_ = 2 * k_region;
-    void* m = ::mmap(nullptr, map_len_, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    // Map twice the size to find a 2 MiB-aligned region inside (a huge page must be aligned),
+    // and keep only that region.
+    const std::size_t len = 2 * k_region;
+    void* m = ::mmap(nullptr, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (m == MAP_FAILED) return false;
     auto* start = static_cast<std::byte*>(m);
     auto at = reinterpret_cast<std::uintptr_t>(m);
     base_ = reinterpret_cast<std::byte*>((at + k_region - 1) & ~(std::uintptr_t{k_region} - 1));
-    // Keep only the aligned region.
     if (base_ > start) ::munmap(start, static_cast<std::size_t>(base_ - start));
-    if (base_ + k_region < start + map_len_)
-      ::munmap(base_ + k_region, static_cast<std::size_t>(start + map_len_ - (base_ + k_region)));
-    map_ = base_;
-    map_len_ = k_region;
+    if (base_ + k_region < start + len)
+      ::munmap(base_ + k_region, static_cast<std::size_t>(start + len - (base_ + k_region)));
     (void)::madvise(base_, k_region, MADV_HUGEPAGE);  // a hint: EINVAL where THP is compiled out
     try {
       free_.reserve(k_region / k_slot);
@@ -70,9 +68,7 @@ class bounce_arena {
     return true;
   }
 
-  bool mapped_ = false;
-  void* map_ = nullptr;
-  std::size_t map_len_ = 0;
+  bool mapped_ = false;  // map() was tried (base_ is null if it failed)
   std::byte* base_ = nullptr;
   std::vector<std::uint16_t> free_;
 };

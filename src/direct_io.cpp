@@ -15,6 +15,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <mutex>
+#include <optional>
 #include <unordered_map>
 #include <vector>
 
@@ -453,19 +454,19 @@ void direct_io::open_done(request& r, std::int64_t res) {
   finish(r, res);
 }
 
-// What a read needs to know about fd: remembered (cached = true) or asked now. nullptr when the
+// What a read needs to know about fd: remembered (cached = true) or asked now. nullopt when the
 // kernel cannot tell (a bad fd: the op itself will say so).
-const fd_facts::facts* direct_io::read_facts(int fd, bool& cached) {
+std::optional<fd_facts::facts> direct_io::read_facts(int fd, bool& cached) {
   cached = true;
-  if (const fd_facts::facts* f = facts_.find(fd)) return f;
+  if (const fd_facts::facts* f = facts_.find(fd)) return *f;
   cached = false;
-  int fl = ::fcntl(fd, F_GETFL);
-  if (fl < 0) return nullptr;
+  fd_facts::facts f;
+  f.flags = ::fcntl(fd, F_GETFL);
+  if (f.flags < 0) return std::nullopt;
   struct statx sx {};
-  dio_alignment al;
-  if ((fl & O_DIRECT) != 0 && query_alignment(fd, 0, sx, al) != 0) return nullptr;
-  facts_.put(fd, fl, al);
-  return facts_.find(fd);
+  if ((f.flags & O_DIRECT) != 0 && query_alignment(fd, 0, sx, f.al) != 0) return std::nullopt;
+  facts_.put(fd, f.flags, f.al);
+  return f;
 }
 
 route direct_io::take_rw(op& o) {
@@ -475,8 +476,8 @@ route direct_io::take_rw(op& o) {
   struct statx sx {};
   dio_alignment al;
   if (!writing) {
-    const fd_facts::facts* f = read_facts(a.fd, cached);
-    if (f == nullptr || (f->flags & O_DIRECT) == 0) return cached ? route::kernel_cached : route::kernel;
+    std::optional<fd_facts::facts> f = read_facts(a.fd, cached);
+    if (!f || (f->flags & O_DIRECT) == 0) return cached ? route::kernel_cached : route::kernel;
     al = f->al;
   } else {
     int fl = ::fcntl(a.fd, F_GETFL);

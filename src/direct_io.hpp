@@ -33,6 +33,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <optional>
 
 #include "backend.hpp"
 #include "bounce_arena.hpp"
@@ -127,7 +128,7 @@ class direct_io {
 
   route take_open(op& o);
   route take_rw(op& o);
-  const fd_facts::facts* read_facts(int fd, bool& cached);
+  std::optional<fd_facts::facts> read_facts(int fd, bool& cached);
   void refresh(request& r);
   void start_read(request& r);
   void read_done(request& r, std::int64_t res);
