@@ -104,6 +104,7 @@
 #include <cstring>
 #include <fstream>
 #include <sstream>
+#include <limits>
 #include <memory>
 #include <string>
 #include <system_error>
@@ -112,6 +113,7 @@
 #include <vector>
 
 #include "backend.hpp"
+#include "reap_pacer.hpp"
 #include "sys/syscalls.hpp"
 #include "thread_pool.hpp"
 
@@ -123,6 +125,7 @@ constexpr unsigned k_op_ftruncate = 55;
 // The most a single read/write/send/recv transfers on Linux (MAX_RW_COUNT); longer requests are
 // short transfers, exactly as with the syscalls. It also fits the SQE's 32-bit length.
 constexpr std::uint64_t k_max_rw = 0x7ffff000;
+
 
 // ---- user_data tags (low 3 bits) ----
 constexpr std::uint64_t k_tag_mask = 7;
@@ -447,6 +450,7 @@ class uring_backend final : public backend {
     bind_to_this_thread();
     completed_ = 0;
     woken_ = false;
+    reap_budget_ = static_cast<unsigned>(std::min<std::size_t>(pacer_.budget(), std::numeric_limits<unsigned>::max()));
     while (op* o = finished_.pop()) complete(*o, A::res(*o));
     flush_queues();
     drain_pool();
@@ -457,10 +461,16 @@ class uring_backend final : public backend {
       pool_sleeps = pool_->prepare_sleep();
       nowait = !pool_sleeps;
     }
+    // Whether the ops this enter submits complete during it (page-cache hits) or later (a
+    // device, io-wq): only the latter calls for pacing the reaping.
+    const unsigned sq_before = io_uring_sq_ready(&ring_);
+    const unsigned seen_before = cqes_taken_ + io_uring_cq_ready(&ring_);
     wait_for_events(nowait ? std::optional(std::chrono::nanoseconds(0)) : timeout);
+    if (sq_before > 0) pacer_.polled(cqes_taken_ + io_uring_cq_ready(&ring_) - seen_before < sq_before);
     if (pool_sleeps) pool_->after_sleep();
     hand_over_to_pool();
     drain_pool();
+    reap_budget_ = std::numeric_limits<unsigned>::max();
   }
 
   void wake() noexcept override {
@@ -1129,7 +1139,9 @@ class uring_backend final : public backend {
       reap();
       if (r == -EAGAIN || r == -EBUSY) wait_without_submitting(deadline);
       flush_queues();
-      if (completed_ > 0 || woken_ || r == -EINTR || clock::now() >= deadline) return;
+      // A spent reap budget ends the wait too: the CQEs left (perhaps only the ring's own) are
+      // the next poll()'s.
+      if (completed_ > 0 || woken_ || reap_budget_ == 0 || r == -EINTR || clock::now() >= deadline) return;
     }
   }
 
@@ -1149,6 +1161,7 @@ class uring_backend final : public backend {
   void reap() {
     check_dropped();
     for (;;) {
+      if (reap_budget_ == 0) return;
       if (reap_batch() > 0) continue;
       unsigned flags = IO_URING_READ_ONCE(*ring_.sq.kflags);
       if ((flags & (IORING_SQ_CQ_OVERFLOW | IORING_SQ_TASKRUN)) == 0 || !on_owner_thread()) return;
@@ -1179,14 +1192,17 @@ class uring_backend final : public backend {
   // handling may enter the kernel without touching CQ memory in use).
   unsigned reap_batch() {
     cqe_copy got[64];
+    const unsigned max = std::min<unsigned>(std::size(got), reap_budget_);
     unsigned n = 0;
     unsigned head;
     io_uring_cqe* cqe;
     io_uring_for_each_cqe(&ring_, head, cqe) {
+      if (n == max) break;
       got[n++] = {cqe->user_data, cqe->res};
-      if (n == std::size(got)) break;
     }
     io_uring_cq_advance(&ring_, n);
+    reap_budget_ -= n;
+    cqes_taken_ += n;
     for (unsigned i = 0; i < n; ++i) handle(got[i]);
     return n;
   }
@@ -1424,6 +1440,7 @@ class uring_backend final : public backend {
   }
 
   void cancel_and_reap_all() {
+    reap_budget_ = std::numeric_limits<unsigned>::max();
     if (!on_owner_thread()) {
       if (owner_ != 0) fatal("loop destroyed on another thread while ops are inside the kernel (io_uring_defer_taskrun)");
       enable_ring();
@@ -1460,6 +1477,10 @@ class uring_backend final : public backend {
   std::vector<::open_how> slot_how_;
   unsigned seen_head_ = 0;  // SQ head as of the last note_consumed()
   unsigned dropped_seen_ = 0;  // cq.koverflow as of the last check_dropped()
+  // CQEs reap() may still take: what pacer_ allows during a poll(), unlimited outside (shutdown).
+  unsigned reap_budget_ = std::numeric_limits<unsigned>::max();
+  reap_pacer pacer_;
+  unsigned cqes_taken_ = 0;  // CQEs reaped so far (wraps)
 
   op* held_head_ = nullptr;  // ops with an SQE (in the SQ or in the kernel)
   std::size_t held_ = 0;

@@ -5,8 +5,21 @@
 // On a buffered file io_submit does the whole read inside the syscall, including waiting for
 // the disk on a cache miss (BASELINES.md finding 2: 56-58 us per submit, QD32 no faster than
 // QD1), so the loop would stall. By default, ops on files not opened with O_DIRECT therefore go
-// to the pool (one fcntl(F_GETFL) per op tells); loop_options::aio_buffered submits them through
-// AIO anyway, so the benchmark can show the stall.
+// to the pool; loop_options::aio_buffered submits them through AIO anyway, so the benchmark can
+// show the stall.
+//
+// Which files are O_DIRECT: fcntl(F_GETFL), remembered per fd (fd_facts.hpp) for reads. Asking
+// on every op cost a fifth of the CPU of a 4 KiB O_DIRECT read. A remembered answer can be stale
+// (the fd number closed and reused, or F_SETFL, behind the loop's back), so a read sent on one
+// carries RWF_NOWAIT: on a buffered file that would have to wait for the disk it fails with
+// EAGAIN instead of blocking io_submit. Any failure or short count of such a read is checked
+// against a fresh fcntl: a buffered file's read goes to the pool, an O_DIRECT one is submitted
+// again without RWF_NOWAIT (which also covers NOWAIT's own refusals: no free request slot,
+// dirty pages to write back first), anything else is the op's result. Writes and syncs always
+// ask afresh (a partial NOWAIT write could not simply be sent again).
+//
+// While the loop waits for the device, a turn reaps only a few completions (reap_pacer.hpp), so
+// the ops their handlers submit reach the device while the rest wait in the ring.
 //
 // Completions signal an eventfd (IOCB_FLAG_RESFD) that the loop's epoll set watches; the loop
 // reaps them with io_getevents without waiting. iocbs come from a fixed table of queue_depth
@@ -18,10 +31,13 @@
 // completes normally, still exactly once. Shutdown waits for the kernel to finish what it has.
 #include <fcntl.h>
 #include <linux/aio_abi.h>
+#include <linux/fs.h>
 #include <sys/eventfd.h>
 #include <sys/syscall.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <memory>
@@ -31,7 +47,9 @@
 #include <vector>
 
 #include "backend.hpp"
+#include "fd_facts.hpp"
 #include "reactor.hpp"
+#include "reap_pacer.hpp"
 #include "sys/syscalls.hpp"
 #include "thread_pool.hpp"
 
@@ -125,6 +143,7 @@ class linux_aio_backend final : public backend {
     if (waiting_.remove(o) || nops_.remove(o) || to_pool_.remove(o)) {
       env_.complete(o, -ECANCELED);
     } else if (A::flags(o) & k_in_kernel) {
+      A::flags(o) |= k_cancel_asked;  // a NOWAIT read that comes back refused is not sent again
       io_event ev{};
       // Only old kernels (before 4.19) complete the op here; newer ones post the event.
       if (io_cancel(ctx_, &slots_[A::word(o)], &ev) == 0) finish_event(ev);
@@ -136,8 +155,11 @@ class linux_aio_backend final : public backend {
   void poll(std::optional<std::chrono::nanoseconds> timeout) override {
     const poll_deadline until(timeout);
     std::size_t done = complete_nops() + submit_waiting();  // may delegate (fsync EINVAL)
-    hand_over_to_pool();
-    done += reap() + drain_pool();
+    const std::size_t budget = pacer_.budget();
+    std::size_t reaped = reap(budget);
+    hand_over_to_pool();  // after reap(): a read that found a buffered file goes now
+    done += reaped + drain_pool();
+    pacer_.polled(done == 0);  // short of completions: the device is doing the work
     if (done > 0) timeout = std::chrono::nanoseconds(0);
     bool zero = timeout && timeout->count() <= 0;
     bool pool_sleeps = !zero && pool_ != nullptr && pool_->prepare_sleep();
@@ -145,13 +167,17 @@ class linux_aio_backend final : public backend {
     unsigned ready = reactor_.wait(until.rest(timeout));
     if (pool_sleeps) pool_->after_sleep();
     if ((ready & aio_bit_) != 0) clear_eventfd();
-    reap();
+    // Completions this leaves in the ring are reaped by the next poll() before it may sleep
+    // (and they make it not sleep), so clearing the eventfd loses none.
+    if (reaped < budget) reap(budget - reaped);
+    hand_over_to_pool();
     drain_pool();
   }
 
   void wake() noexcept override { reactor_.wake(); }
 
   void shutdown() override {
+    stopping_ = true;
     while (op* o = waiting_.pop()) env_.complete(*o, -ECANCELED);
     while (op* o = nops_.pop()) env_.complete(*o, -ECANCELED);
     while (op* o = to_pool_.pop()) env_.complete(*o, -ECANCELED);
@@ -163,6 +189,7 @@ class linux_aio_backend final : public backend {
       if (n < 0 && errno != EINTR) break;
       for (long i = 0; i < n; ++i) finish_event(evs[i]);
     }
+    while (op* o = to_pool_.pop()) env_.complete(*o, -ECANCELED);  // rerouted reads
     if (pool_ != nullptr) {
       pool_->stop();
       drain_pool();
@@ -171,12 +198,66 @@ class linux_aio_backend final : public backend {
 
  private:
   static constexpr std::uint8_t k_in_kernel = 0x40;
+  static constexpr std::uint8_t k_nowait = 0x20;  // sent on remembered facts, with RWF_NOWAIT
+  static constexpr std::uint8_t k_cancel_asked = 0x10;
 
-  bool goes_to_aio(op& o) const noexcept {
+  static bool is_read(const op& o) noexcept { return o.code() == op_code::read || o.code() == op_code::readv; }
+
+  // fcntl(F_GETFL) of fd, remembered; -1 with errno set when the kernel refuses.
+  int fresh_flags(int fd) noexcept {
+    int fl = ::fcntl(fd, F_GETFL);
+    if (fl >= 0) facts_.put(fd, fl);
+    return fl;
+  }
+
+  bool goes_to_aio(op& o) noexcept {
     if (!aio_capable(o.code()) || A::args(o).offset == current_position) return false;
     if (buffered_) return true;
-    int fl = ::fcntl(A::args(o).fd, F_GETFL);
+    int fd = A::args(o).fd;
+    if (is_read(o)) {
+      if (const fd_facts::facts* f = facts_.find(fd)) {
+        if ((f->flags & O_DIRECT) == 0) return false;
+        A::flags(o) |= k_nowait;
+        return true;
+      }
+    }
+    int fl = fresh_flags(fd);
     return fl >= 0 && (fl & O_DIRECT) != 0;
+  }
+
+  static std::uint64_t wanted(op& o) noexcept {
+    const op_args& a = A::args(o);
+    if (o.code() == op_code::read) return a.len;
+    const auto* v = static_cast<const iovec*>(a.iov);
+    std::uint64_t n = 0;
+    for (int i = 0; i < a.iovcnt; ++i) n += v[i].iov_len;
+    return n;
+  }
+
+  // A read sent on remembered facts failed or came back short (res: its result): true when it
+  // was handled here (sent again, or to the pool), false when res is the op's result.
+  bool recheck(op& o, std::int64_t res) {
+    if ((A::flags(o) & k_nowait) == 0) return false;
+    A::flags(o) &= static_cast<std::uint8_t>(~k_nowait);
+    if (res >= 0 && static_cast<std::uint64_t>(res) >= wanted(o)) return false;
+    if (stopping_ || (A::flags(o) & k_cancel_asked) != 0) {
+      if (res >= 0) return false;  // a short read's bytes are valid: its count is a result
+      env_.complete(o, -ECANCELED);
+      return true;
+    }
+    const int fd = A::args(o).fd;
+    int fl = fresh_flags(fd);
+    if (fl < 0) return false;  // the fd is gone: the op's own error (EBADF) says so
+    if ((fl & O_DIRECT) == 0) {
+      delegate(o);  // a buffered file behind a reused number: the pool reads it afresh
+      return true;
+    }
+    if (res == -EOPNOTSUPP) facts_.forget(fd);  // no NOWAIT here: the next read asks fcntl
+    if (res >= 0 || res == -EAGAIN || res == -EOPNOTSUPP) {
+      waiting_.push(o);  // O_DIRECT after all: again, allowed to wait this time
+      return true;
+    }
+    return false;
   }
 
   // Queued until the next poll(), so a cancel right after submission stops the op before any
@@ -200,6 +281,7 @@ class linux_aio_backend final : public backend {
     cb.aio_offset = static_cast<std::int64_t>(a.offset);
     cb.aio_flags = IOCB_FLAG_RESFD;
     cb.aio_resfd = static_cast<std::uint32_t>(event_fd_);
+    if ((A::flags(o) & k_nowait) != 0) cb.aio_rw_flags = RWF_NOWAIT;
     switch (o.code()) {
       case op_code::read: cb.aio_lio_opcode = IOCB_CMD_PREAD; break;
       case op_code::write: cb.aio_lio_opcode = IOCB_CMD_PWRITE; break;
@@ -245,9 +327,12 @@ class linux_aio_backend final : public backend {
         int e = r == 0 ? EAGAIN : errno;
         if (e == EINTR) continue;
         if (e == EAGAIN) break;  // the context is full: the rest wait for the next turn
-        // The first iocb was refused (EINVAL for an fsync the file system cannot do, EBADF...).
+        // The first iocb was refused (EINVAL for an fsync the file system cannot do, EBADF,
+        // EOPNOTSUPP for RWF_NOWAIT on a file that cannot honour it...).
         release(*ops[i]);
-        if (e == EINVAL && (ops[i]->code() == op_code::fsync || ops[i]->code() == op_code::fdatasync)) {
+        if (recheck(*ops[i], -e)) {
+          // sent again or to the pool
+        } else if (e == EINVAL && (ops[i]->code() == op_code::fsync || ops[i]->code() == op_code::fdatasync)) {
           delegate(*ops[i]);
         } else {
           env_.complete(*ops[i], -e);
@@ -283,21 +368,24 @@ class linux_aio_backend final : public backend {
     A::flags(o) &= static_cast<std::uint8_t>(~k_in_kernel);
     --in_kernel_;
     release(o);
-    env_.complete(o, ev.res);
+    if (!recheck(o, ev.res)) env_.complete(o, ev.res);
   }
 
-  std::size_t reap() {
-    if (in_kernel_ == 0) return 0;
+  // Reaps up to `max` completions without waiting. Returns how many came back (a read sent
+  // again or rerouted counts: the turn did work).
+  std::size_t reap(std::size_t max) {
+    if (in_kernel_ == 0 || max == 0) return 0;
     std::size_t total = 0;
-    for (;;) {
+    while (total < max) {
       io_event evs[64];
       timespec zero{};
-      long n = io_getevents(ctx_, 0, 64, evs, &zero);
+      long want = static_cast<long>(std::min<std::size_t>(max - total, 64));
+      long n = io_getevents(ctx_, 0, want, evs, &zero);
       if (n < 0 && errno == EINTR) continue;
       if (n <= 0) break;
       for (long i = 0; i < n; ++i) finish_event(evs[i]);
       total += static_cast<std::size_t>(n);
-      if (n < 64) break;
+      if (n < want) break;
     }
     return total;
   }
@@ -320,6 +408,9 @@ class linux_aio_backend final : public backend {
   reactor reactor_;
   const unsigned depth_;
   const bool buffered_;
+  bool stopping_ = false;
+  fd_facts facts_;  // O_DIRECT or not, for reads (see the top of the file)
+  reap_pacer pacer_;
   aio_context_t ctx_ = 0;
   int event_fd_ = -1;
   unsigned aio_bit_ = 0;

@@ -749,6 +749,83 @@ TEST_P(direct_io, einval_on_remembered_facts_is_still_reported_once) {
   }
 }
 
+// Aligned reads pass the O_DIRECT layer untouched, so what a backend remembers about the fd (the
+// linux_aio backend sends reads of a remembered O_DIRECT fd with RWF_NOWAIT instead of asking
+// fcntl each time) must not survive the number naming a buffered file: uncached (where a NOWAIT
+// read cannot be served), cached, and the same file with O_DIRECT cleared by F_SETFL.
+TEST_P(direct_io, reused_fd_number_direct_then_buffered_aligned_reads) {
+  const auto a = pattern_bytes(4 * k_block);
+  std::vector<std::byte> b(4 * k_block, std::byte{0x42});
+  std::vector<std::byte> c(4 * k_block, std::byte{0x17});
+  int fa = direct_file("a", a);
+  int fb = open_file("b", O_RDWR);
+  int fc = open_file("c", O_RDWR);
+  int num = open_file("plain", O_RDWR);  // the fd number the loop sees throughout
+  ASSERT_GE(fa, 0);
+  ASSERT_GE(fb, 0);
+  ASSERT_GE(fc, 0);
+  ASSERT_GE(num, 0);
+  ASSERT_EQ(::pwrite(fb, b.data(), b.size(), 0), static_cast<ssize_t>(b.size()));
+  ASSERT_EQ(::pwrite(fc, c.data(), c.size(), 0), static_cast<ssize_t>(c.size()));
+  ASSERT_EQ(::fsync(fb), 0);
+  auto lp = make_loop();
+  unio::aligned_buffer buf(2 * k_block);
+  auto read_at = [&](std::uint64_t off, std::size_t len) {
+    std::memset(buf.data(), 0, buf.size());
+    std::int64_t res = unio::test::run_one(*lp, [&](unio::op& o, auto h) { lp->read(o, num, buf.data(), len, off, h); });
+    EXPECT_EQ(res, static_cast<std::int64_t>(len));
+    return std::vector<std::byte>(buf.data(), buf.data() + (res > 0 ? res : 0));
+  };
+  auto slice = [](const std::vector<std::byte>& v, std::uint64_t off, std::size_t len) {
+    return std::vector<std::byte>(v.begin() + static_cast<std::ptrdiff_t>(off),
+                                  v.begin() + static_cast<std::ptrdiff_t>(off + len));
+  };
+  ASSERT_EQ(::dup3(fa, num, O_CLOEXEC), num);
+  for (int i = 0; i < 3; ++i) EXPECT_EQ(read_at(k_block, k_block), slice(a, k_block, k_block)) << "pass " << i;
+  // Uncached buffered file: 16 reads in flight, as a NOWAIT refusal for each would come back.
+  ASSERT_EQ(::posix_fadvise(fb, 0, 0, POSIX_FADV_DONTNEED), 0);
+  ASSERT_EQ(::dup3(fb, num, O_CLOEXEC), num);
+  {
+    batch bt;
+    std::vector<unio::aligned_buffer> bufs;
+    for (int i = 0; i < 16; ++i) bufs.emplace_back(k_block);
+    for (int i = 0; i < 16; ++i) {
+      auto& e = bt.add();
+      lp->read(e.op, num, bufs[i].data(), k_block, static_cast<std::uint64_t>(i % 4) * k_block, batch::handler(e));
+    }
+    lp->run();
+    bt.expect_each_once();
+    for (int i = 0; i < 16; ++i) {
+      EXPECT_EQ(bt.ops[i]->res, static_cast<std::int64_t>(k_block)) << i;
+      EXPECT_EQ(std::vector<std::byte>(bufs[i].data(), bufs[i].data() + k_block), slice(b, 0, k_block)) << i;
+    }
+  }
+  ASSERT_EQ(::dup3(fa, num, O_CLOEXEC), num);
+  EXPECT_EQ(read_at(0, 2 * k_block), slice(a, 0, 2 * k_block));
+  // Cached buffered file.
+  ASSERT_EQ(::dup3(fc, num, O_CLOEXEC), num);
+  EXPECT_EQ(read_at(2 * k_block, k_block), slice(c, 2 * k_block, k_block));
+  // The O_DIRECT file again, then O_DIRECT cleared on the same open file.
+  ASSERT_EQ(::dup3(fa, num, O_CLOEXEC), num);
+  EXPECT_EQ(read_at(3 * k_block, k_block), slice(a, 3 * k_block, k_block));
+  ASSERT_EQ(::fcntl(num, F_SETFL, ::fcntl(num, F_GETFL) & ~O_DIRECT), 0);
+  ASSERT_EQ(::posix_fadvise(num, 0, 0, POSIX_FADV_DONTNEED), 0);
+  EXPECT_EQ(read_at(k_block, k_block), slice(a, k_block, k_block));
+  // A closed number is EBADF, not a read of whatever was remembered. (num and fa share one open
+  // file, so O_DIRECT is set again for both; a high number, so that no fd the loop opens itself,
+  // such as its pool's eventfd, takes the closed one.)
+  ASSERT_EQ(::fcntl(num, F_SETFL, ::fcntl(num, F_GETFL) | O_DIRECT), 0);
+  const int high = ::fcntl(fa, F_DUPFD_CLOEXEC, 900);
+  ASSERT_GE(high, 900);
+  for (int i = 0; i < 2; ++i) {
+    std::int64_t res = unio::test::run_one(*lp, [&](unio::op& o, auto h) { lp->read(o, high, buf.data(), k_block, 0, h); });
+    EXPECT_EQ(res, static_cast<std::int64_t>(k_block)) << "pass " << i;
+  }
+  ::close(high);
+  EXPECT_EQ(unio::test::run_one(*lp, [&](unio::op& o, auto h) { lp->read(o, high, buf.data(), k_block, 0, h); }),
+            neg(EBADF));
+}
+
 INSTANTIATE_TEST_SUITE_P(fs, direct_io, ::testing::ValuesIn(all_params({"ext4", "xfs"})), param_name);
 
 // ---- a raw block device: no file size to respect, every edge block is read ----
