@@ -103,8 +103,8 @@
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
-#include <sstream>
 #include <limits>
+#include <sstream>
 #include <memory>
 #include <string>
 #include <system_error>
@@ -125,7 +125,6 @@ constexpr unsigned k_op_ftruncate = 55;
 // The most a single read/write/send/recv transfers on Linux (MAX_RW_COUNT); longer requests are
 // short transfers, exactly as with the syscalls. It also fits the SQE's 32-bit length.
 constexpr std::uint64_t k_max_rw = 0x7ffff000;
-
 
 // ---- user_data tags (low 3 bits) ----
 constexpr std::uint64_t k_tag_mask = 7;

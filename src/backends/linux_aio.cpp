@@ -189,7 +189,6 @@ class linux_aio_backend final : public backend {
       if (n < 0 && errno != EINTR) break;
       for (long i = 0; i < n; ++i) finish_event(evs[i]);
     }
-    while (op* o = to_pool_.pop()) env_.complete(*o, -ECANCELED);  // rerouted reads
     if (pool_ != nullptr) {
       pool_->stop();
       drain_pool();
@@ -240,7 +239,7 @@ class linux_aio_backend final : public backend {
     if ((A::flags(o) & k_nowait) == 0) return false;
     A::flags(o) &= static_cast<std::uint8_t>(~k_nowait);
     if (res >= 0 && static_cast<std::uint64_t>(res) >= wanted(o)) return false;
-    if (stopping_ || (A::flags(o) & k_cancel_asked) != 0) {
+    if (stopping_ || (A::flags(o) & k_cancel_asked) != 0) {  // not sent again, nor rerouted
       if (res >= 0) return false;  // a short read's bytes are valid: its count is a result
       env_.complete(o, -ECANCELED);
       return true;
