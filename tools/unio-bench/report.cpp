@@ -167,6 +167,10 @@ void print_ratios(std::FILE* out, const run_report& rep) {
     fmt::print(out, "  {} vs {}: {:.2f}x ops/s, CPU per op {:.2f}x ({:.2f} vs {:.2f} us)\n", u->resolved, name,
                ratio(u->iops, p.iops), ratio(u->ns_per_op(), p.ns_per_op()), us(u->ns_per_op()),
                us(p.ns_per_op()));
+    if (u->resolved == "linux_aio" && p.engine == "libaio" && !rep.opts.direct && !rep.opts.aio_buffered)
+      fmt::print(out, "    (linux_aio sends a buffered file's ops to its pool, so that a cache miss cannot block\n"
+                      "     the loop in io_submit; fio libaio runs them inside io_submit. --aio-buffered compares\n"
+                      "     the same mechanism, --direct the case where Linux AIO is asynchronous)\n");
   }
 }
 

@@ -12,6 +12,9 @@
 #                       run, the threadpool gets a "no effect" note, io_uring does not
 #   misalign            --misalign with --verify (buffered, and O_DIRECT where the file system has it):
 #                       every backend runs with no error and no data mismatch
+#   vs_fio              `run --vs fio` on linux_aio and sync: a ratio line per backend against the fio engine
+#                       DESIGN.md names, the JSON peers array, and the note that buffered linux_aio goes to
+#                       its pool (not with --aio-buffered); skipped (77) without fio
 #   bad ARGS...         `run ARGS` exits non-zero with a message and leaves no file behind
 set -u
 BENCH=$1; CASE=$2; shift 2
@@ -142,6 +145,28 @@ print("ok:", got)
 PY
 }
 
+case_vs_fio() {
+  command -v fio >/dev/null || { echo "fio is not installed"; exit 77; }
+  "$BENCH" run --size 8m --runtime 0.3 --backend linux_aio,sync --vs fio --json vs.json >out.txt 2>&1 \
+    || { cat out.txt; die "run failed"; }
+  grep -Eq "^  linux_aio vs fio libaio: [0-9.]+x ops/s" out.txt || die "no linux_aio ratio: $(cat out.txt)"
+  grep -Eq "^  sync vs fio psync: [0-9.]+x ops/s" out.txt || die "no sync ratio: $(cat out.txt)"
+  grep -q "linux_aio sends a buffered file's ops to its pool" out.txt || die "no pool note: $(cat out.txt)"
+  python3 - vs.json <<'PY' || die "JSON check failed"
+import json, sys
+j = json.load(open(sys.argv[1]))
+got = sorted((p["peer"], p["engine"]) for p in j["peers"])
+assert got == [("fio", "libaio"), ("fio", "psync")], got
+for p in j["peers"]:
+    assert p["iops"] > 0, p
+print("ok:", got)
+PY
+  "$BENCH" run --size 8m --runtime 0.3 --backend linux_aio --aio-buffered --vs fio >out2.txt 2>&1 \
+    || { cat out2.txt; die "run --aio-buffered failed"; }
+  grep -Eq "^  linux_aio vs fio libaio: " out2.txt || die "no ratio with --aio-buffered: $(cat out2.txt)"
+  ! grep -q "to its pool" out2.txt || die "pool note with --aio-buffered"
+}
+
 case_bad() {
   local size=(--size 8m)
   [[ " $* " == *" --size "* ]] && size=()
@@ -162,6 +187,7 @@ case "$CASE" in
   progress) case_progress ;;
   misalign) case_misalign ;;
   io_uring_flags) case_io_uring_flags ;;
+  vs_fio) case_vs_fio ;;
   bad) case_bad "$@" ;;
   *) die "unknown case $CASE" ;;
 esac
