@@ -103,6 +103,8 @@ std::error_code validate_files(std::span<const int> fds) {
 struct loop_impl final : backend_env, direct_env {
   explicit loop_impl(loop_options o) : opts(std::move(o)) {
     if (opts.pool_size == 0) opts.pool_size = default_pool_size();
+    if (opts.pool_nice < 0 || opts.pool_nice > 19)
+      throw std::system_error(EINVAL, std::generic_category(), "unio: loop_options::pool_nice must be 0-19");
     const backend_descriptor& d = resolve_backend(opts.backend, reason);
     now_ns = steady_now_ns();
     be = d.create(*this);
@@ -121,7 +123,7 @@ struct loop_impl final : backend_env, direct_env {
     ready.push(o);
   }
   thread_pool& pool() override {
-    if (!pool_) pool_ = std::make_unique<thread_pool>(opts.pool_size, opts.spin_us);
+    if (!pool_) pool_ = std::make_unique<thread_pool>(opts.pool_size, opts.spin_us, opts.pool_nice);
     return *pool_;
   }
   const loop_options& options() const noexcept override { return opts; }

@@ -1,10 +1,13 @@
 #include "thread_pool.hpp"
 
 #include <sys/eventfd.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
+#include <latch>
 #include <system_error>
 
 #include "sys/syscalls.hpp"
@@ -29,20 +32,51 @@ std::uint64_t now_ns() noexcept {
           .count());
 }
 
+// getpriority's -1 is also a valid nice value: errno tells them apart.
+int current_nice() noexcept {
+  errno = 0;
+  int n = ::getpriority(PRIO_PROCESS, 0);
+  return errno == 0 ? n : 0;
+}
+
 }  // namespace
 
-thread_pool::thread_pool(unsigned threads, unsigned spin_us) : spin_us_(spin_us) {
+thread_pool::thread_pool(unsigned threads, unsigned spin_us, int nice)
+    : spin_us_(spin_us), nice_(nice), base_nice_(current_nice()) {
+  if (nice < 0 || nice > 19) throw std::system_error(EINVAL, std::generic_category(), "unio: pool nice (0-19)");
   event_fd_ = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
   if (event_fd_ < 0) throw std::system_error(errno, std::generic_category(), "unio: eventfd");
   if (threads == 0) threads = 1;
+  std::latch started(threads);
+  std::atomic<int> refused{0};
   try {
     workers_.reserve(threads);
-    for (unsigned i = 0; i < threads; ++i) workers_.emplace_back([this] { work(); });
+    for (unsigned i = 0; i < threads; ++i) {
+      workers_.emplace_back([this, &started, &refused] {
+        if (int e = lower_priority(); e != 0) refused.store(e);
+        started.count_down();
+        work();
+      });
+    }
   } catch (...) {
+    started.count_down(static_cast<std::ptrdiff_t>(threads - workers_.size()));
+    started.wait();
     stop();
     ::close(event_fd_);
     throw;
   }
+  started.wait();  // the workers are done with `started` and `refused`
+  if (int e = refused.load(); e != 0) {
+    stop();
+    ::close(event_fd_);
+    throw std::system_error(e, std::generic_category(), "unio: lowering the pool's priority (setpriority)");
+  }
+}
+
+int thread_pool::lower_priority() const noexcept {
+  if (nice_ == 0) return 0;
+  // PRIO_PROCESS with 0 names the calling thread on Linux (per-thread nice values).
+  return ::setpriority(PRIO_PROCESS, 0, std::min(19, base_nice_ + nice_)) == 0 ? 0 : errno;
 }
 
 thread_pool::~thread_pool() {

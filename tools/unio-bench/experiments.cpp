@@ -43,6 +43,7 @@ run_options options_for(const experiment& e, const test_file& f, double runtime)
   if (e.variant == "naive") {
     o.inline_nowait = false;
     o.spin_us = 0;
+    o.pool_nice = 0;
   }
   o.aio_buffered = e.variant == "aio_buffered";
   o.nonblock = e.variant == "nonblock";

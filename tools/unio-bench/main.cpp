@@ -140,7 +140,7 @@ void add_run_options(CLI::App* run, run_options& o, raw_args& a) {
   run->add_flag("--fixed-buffers", o.fixed_buffers, "io_uring: registered buffers and file (no effect elsewhere)");
   run->add_flag("--sqpoll", o.sqpoll, "io_uring: SQPOLL, 100 ms idle; keeps a core busy (no effect elsewhere)");
   run->add_option("--plot", a.plot, "SVG plot of IOPS, CPU/op, p99 latency and loop stall per backend (gnuplot)");
-  run->add_flag("--naive-pool", a.naive_pool, "threadpool: no RWF_NOWAIT inline reads, no spinning (a plain pool)");
+  run->add_flag("--naive-pool", a.naive_pool, "threadpool: no RWF_NOWAIT inline reads, no spinning, workers at the loop's priority (a plain pool)");
   run->add_flag("--aio-buffered", o.aio_buffered, "linux_aio: buffered files through io_submit too");
   run->add_flag("--nonblock", o.nonblock, "open the file with O_NONBLOCK");
 }
@@ -212,6 +212,7 @@ int cmd_run(run_options& o, const raw_args& a) {
   if (a.naive_pool) {
     o.inline_nowait = false;
     o.spin_us = 0;
+    o.pool_nice = 0;
   }
   run_report rep;
   rep.opts = o;
