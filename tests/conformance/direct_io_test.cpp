@@ -660,10 +660,17 @@ std::vector<std::byte> read_via(unio::loop& lp, int fd, std::uint64_t off, std::
   return {b.p, b.p + (res > 0 ? res : 0)};
 }
 
+// Three files' contents for the fd-reuse tests: a pattern, and two constant fills.
+struct reuse_set {
+  std::vector<std::byte> a, b, c;
+};
+reuse_set reuse_contents() {
+  return {pattern_bytes(4 * k_block), std::vector<std::byte>(4 * k_block, std::byte{0x42}),
+          std::vector<std::byte>(4 * k_block, std::byte{0x17})};
+}
+
 TEST_P(direct_io, reused_fd_number_buffered_then_direct_then_buffered) {
-  const auto a = pattern_bytes(4 * k_block);
-  std::vector<std::byte> b(4 * k_block, std::byte{0x42});
-  std::vector<std::byte> c(4 * k_block, std::byte{0x17});
+  const auto [a, b, c] = reuse_contents();
   int fd = direct_file("a", a);
   int fb = direct_file("b", b);
   int fc = direct_file("c", c);
@@ -754,9 +761,7 @@ TEST_P(direct_io, einval_on_remembered_facts_is_still_reported_once) {
 // fcntl each time) must not survive the number naming a buffered file: uncached (where a NOWAIT
 // read cannot be served), cached, and the same file with O_DIRECT cleared by F_SETFL.
 TEST_P(direct_io, reused_fd_number_direct_then_buffered_aligned_reads) {
-  const auto a = pattern_bytes(4 * k_block);
-  std::vector<std::byte> b(4 * k_block, std::byte{0x42});
-  std::vector<std::byte> c(4 * k_block, std::byte{0x17});
+  const auto [a, b, c] = reuse_contents();
   int fa = direct_file("a", a);
   int fb = open_file("b", O_RDWR);
   int fc = open_file("c", O_RDWR);
