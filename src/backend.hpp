@@ -40,6 +40,8 @@
 //     is missing) is reported by its descriptor's probe() with a reason, before create().
 #pragma once
 
+#include <sys/uio.h>
+
 #include <algorithm>
 #include <array>
 #include <chrono>
@@ -83,6 +85,23 @@ struct op_access {
   static void set_code(op& o, op_code c) noexcept { o.code_ = c; }
 };
 using A = op_access;
+
+// The bytes a read, write, readv or writev asks for (0 for any other op).
+inline std::uint64_t requested_bytes(op& o) noexcept {
+  const op_args& a = A::args(o);
+  switch (o.code()) {
+    case op_code::read:
+    case op_code::write: return a.len;
+    case op_code::readv:
+    case op_code::writev: {
+      std::uint64_t n = 0;
+      const auto* iov = static_cast<const iovec*>(a.iov);
+      for (int i = 0; i < a.iovcnt; ++i) n += iov[i].iov_len;
+      return n;
+    }
+    default: return 0;
+  }
+}
 
 // An intrusive FIFO of ops (singly linked through next_). Not thread-safe.
 // A poll() timeout taken at poll()'s entry as a deadline, so that the work a backend does before

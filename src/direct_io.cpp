@@ -41,17 +41,6 @@ struct file_key_hash {
   }
 };
 
-// The bytes a read/write/readv/writev asks for.
-std::uint64_t user_len(op& u) noexcept {
-  const op_args& a = A::args(u);
-  if (u.code() == op_code::read || u.code() == op_code::write) return a.len;
-  std::uint64_t n = 0;
-  const auto* iov = static_cast<const iovec*>(a.iov);
-  for (int i = 0; i < a.iovcnt; ++i)
-    n += iov[i].iov_len;
-  return n;
-}
-
 }  // namespace
 
 // One writer's claim on the bytes [begin, end) of one file. `held` is guarded by the table's mutex.
@@ -88,7 +77,7 @@ struct direct_io::request {
   ~request() = default;  // direct_io::drop_buffer() first
   std::uint64_t span_end() const noexcept { return span_begin + span_len; }
   std::uint64_t off() const noexcept { return A::args(*user).offset; }
-  std::uint64_t len() const noexcept { return user_len(*user); }
+  std::uint64_t len() const noexcept { return requested_bytes(*user); }
 };
 
 namespace {
@@ -490,7 +479,7 @@ route direct_io::take_rw(op& o) {
   }
   const route pass = cached ? route::kernel_cached : route::kernel;
   if (al.offset == 0 || fits(o, al)) return pass;
-  const std::uint64_t len = user_len(o);
+  const std::uint64_t len = requested_bytes(o);
   const std::uint64_t b = std::max<std::uint64_t>(al.offset, 1);
   if (len == 0 || a.offset > k_infinity - len - b) return pass;  // let the kernel judge
   const std::uint64_t begin = align_down(a.offset, b);

@@ -56,18 +56,13 @@ constexpr std::uint64_t k_max_rw = 0x7ffff000;
 // the whole length (io_uring breaks a chain on a short read or write the same way).
 bool chain_continues(op& o, std::int64_t res) noexcept {
   if (res < 0) return false;
-  const op_args& a = A::args(o);
-  std::uint64_t want = 0;
   switch (o.code()) {
     case op_code::read:
-    case op_code::write: want = a.len; break;
+    case op_code::write:
     case op_code::readv:
-    case op_code::writev:
-      for (int i = 0; i < a.iovcnt; ++i) want += static_cast<const iovec*>(a.iov)[i].iov_len;
-      break;
+    case op_code::writev: return static_cast<std::uint64_t>(res) >= std::min(requested_bytes(o), k_max_rw);
     default: return true;
   }
-  return static_cast<std::uint64_t>(res) >= std::min(want, k_max_rw);
 }
 
 // The kernel's limits for io_uring registration (IORING_MAX_REG_BUFFERS, the 1 GiB cap per

@@ -34,7 +34,6 @@
 #include <linux/fs.h>
 #include <sys/eventfd.h>
 #include <sys/syscall.h>
-#include <sys/uio.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -224,21 +223,12 @@ class linux_aio_backend final : public backend {
     return fl >= 0 && (fl & O_DIRECT) != 0;
   }
 
-  static std::uint64_t wanted(op& o) noexcept {
-    const op_args& a = A::args(o);
-    if (o.code() == op_code::read) return a.len;
-    const auto* v = static_cast<const iovec*>(a.iov);
-    std::uint64_t n = 0;
-    for (int i = 0; i < a.iovcnt; ++i) n += v[i].iov_len;
-    return n;
-  }
-
   // A read sent on remembered facts failed or came back short (res: its result): true when it
   // was handled here (sent again, or to the pool), false when res is the op's result.
   bool recheck(op& o, std::int64_t res) {
     if ((A::flags(o) & k_nowait) == 0) return false;
     A::flags(o) &= static_cast<std::uint8_t>(~k_nowait);
-    if (res >= 0 && static_cast<std::uint64_t>(res) >= wanted(o)) return false;
+    if (res >= 0 && static_cast<std::uint64_t>(res) >= requested_bytes(o)) return false;
     if (stopping_ || (A::flags(o) & k_cancel_asked) != 0) {  // not sent again, nor rerouted
       if (res >= 0) return false;  // a short read's bytes are valid: its count is a result
       env_.complete(o, -ECANCELED);

@@ -101,7 +101,7 @@ class threadpool_backend final : public backend {
     int fd = A::args(o).fd;
     std::uint64_t t0 = monotonic_ns();
     if (!nowait_.should_try(fd, t0)) return false;
-    std::uint64_t want = requested(o);
+    std::uint64_t want = requested_bytes(o);
     std::int64_t r = sys::try_read_nowait(o);
     bool hit = r == 0 || (r > 0 && static_cast<std::uint64_t>(r) == want);
     nowait_.record(fd, hit, want, monotonic_ns() - t0);
@@ -113,15 +113,6 @@ class threadpool_backend final : public backend {
     timespec ts{};
     ::clock_gettime(CLOCK_MONOTONIC, &ts);
     return static_cast<std::uint64_t>(ts.tv_sec) * 1'000'000'000u + static_cast<std::uint64_t>(ts.tv_nsec);
-  }
-
-  static std::uint64_t requested(op& o) noexcept {
-    const op_args& a = A::args(o);
-    if (o.code() == op_code::read) return a.len;
-    std::uint64_t total = 0;
-    auto* iov = static_cast<const iovec*>(a.iov);
-    for (int i = 0; i < a.iovcnt; ++i) total += iov[i].iov_len;
-    return total;
   }
 
   std::size_t drain() {
