@@ -44,6 +44,7 @@
 
 #include <algorithm>
 #include <array>
+#include <cassert>
 #include <chrono>
 #include <cstdint>
 #include <memory>
@@ -54,6 +55,7 @@
 #include <system_error>
 
 #include "unio/loop.hpp"
+#include "op_traits.hpp"
 #include "unio/op.hpp"
 
 namespace unio::detail {
@@ -89,21 +91,23 @@ using A = op_access;
 // The bytes a read, write, readv or writev asks for (0 for any other op).
 inline std::uint64_t requested_bytes(op& o) noexcept {
   const op_args& a = A::args(o);
-  switch (o.code()) {
-    case op_code::read:
-    case op_code::write: return a.len;
-    case op_code::readv:
-    case op_code::writev: {
-      std::uint64_t n = 0;
-      const auto* iov = static_cast<const iovec*>(a.iov);
-      for (int i = 0; i < a.iovcnt; ++i) n += iov[i].iov_len;
-      return n;
-    }
-    default: return 0;
-  }
+  if (!is_transfer(o.code())) return 0;
+  if (!traits(o.code()).vectored) return a.len;
+  std::uint64_t n = 0;
+  const auto* iov = static_cast<const iovec*>(a.iov);
+  for (int i = 0; i < a.iovcnt; ++i) n += iov[i].iov_len;
+  return n;
 }
 
-// An intrusive FIFO of ops (singly linked through next_). Not thread-safe.
+// Sets one of the op's private flag bits (op_traits.hpp names each bit's owner); in debug builds
+// checks that the op's row allows the bit.
+inline void set_flag(op& o, std::uint8_t bit) noexcept {
+  assert((traits(o.code()).flag_bits & bit) == bit && "an op flag bit its op_traits row does not allow");
+  A::flags(o) |= bit;
+}
+inline void clear_flag(op& o, std::uint8_t bit) noexcept { A::flags(o) &= static_cast<std::uint8_t>(~bit); }
+inline bool has_flag(op& o, std::uint8_t bit) noexcept { return (A::flags(o) & bit) != 0; }
+
 // A poll() timeout taken at poll()'s entry as a deadline, so that the work a backend does before
 // it sleeps (handing ops over, inline reads, spinning) comes off the sleep instead of making the
 // loop's timers late by that much.
@@ -132,6 +136,7 @@ class poll_deadline {
   std::chrono::steady_clock::time_point at_;
 };
 
+// An intrusive FIFO of ops (singly linked through next_). Not thread-safe.
 class op_queue {
  public:
   bool empty() const noexcept { return head_ == nullptr; }

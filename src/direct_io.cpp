@@ -202,7 +202,7 @@ bool is_aligned(std::uint64_t x, std::uint64_t a) noexcept { return a == 0 || x 
 bool fits(op& o, const dio_alignment& al) {
   const op_args& a = A::args(o);
   if (!is_aligned(a.offset, al.offset)) return false;
-  if (o.code() == op_code::read || o.code() == op_code::write)
+  if (!traits(o.code()).vectored)
     return is_aligned(reinterpret_cast<std::uintptr_t>(a.buf), al.memory) && is_aligned(a.len, al.offset);
   const auto* iov = static_cast<const iovec*>(a.iov);
   for (int i = 0; i < a.iovcnt; ++i) {
@@ -216,7 +216,7 @@ bool fits(op& o, const dio_alignment& al) {
 // Copies between the user's buffer(s), starting `skip` bytes in, and `n` bytes at `bounce`.
 void copy_user(op& u, std::uint64_t skip, std::byte* bounce, std::uint64_t n, bool to_user) {
   const op_args& a = A::args(u);
-  if (u.code() == op_code::read || u.code() == op_code::write) {
+  if (!traits(u.code()).vectored) {
     auto* p = static_cast<std::byte*>(a.buf) + skip;
     if (to_user)
       std::memcpy(p, bounce, n);
@@ -460,7 +460,7 @@ std::optional<fd_facts::facts> direct_io::read_facts(int fd, bool& cached) {
 
 route direct_io::take_rw(op& o) {
   const op_args& a = A::args(o);
-  const bool writing = o.code() == op_code::write || o.code() == op_code::writev;
+  const bool writing = is_write(o.code());
   bool cached = false;
   struct statx sx {};
   dio_alignment al;

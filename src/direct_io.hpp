@@ -82,19 +82,10 @@ class direct_io {
   // 4096-aligned, or an O_DIRECT open when `fallback` is on. No system call.
   static bool candidate(op& o, bool fallback) noexcept {
     const op_args& a = A::args(o);
-    switch (o.code()) {
-      case op_code::read:
-      case op_code::write:
-        return a.len != 0 && a.offset != current_position &&
-               ((reinterpret_cast<std::uintptr_t>(a.buf) | a.offset | a.len) & 4095) != 0;
-      case op_code::readv:
-      case op_code::writev:
-        return a.offset != current_position && vector_candidate(a);
-      case op_code::open:
-        return fallback && (a.flags & static_cast<std::uint32_t>(O_DIRECT)) != 0;
-      default:
-        return false;
-    }
+    if (o.code() == op_code::open) return fallback && (a.flags & static_cast<std::uint32_t>(O_DIRECT)) != 0;
+    if (!is_transfer(o.code()) || a.offset == current_position) return false;
+    if (traits(o.code()).vectored) return vector_candidate(a);
+    return a.len != 0 && ((reinterpret_cast<std::uintptr_t>(a.buf) | a.offset | a.len) & 4095) != 0;
   }
   // Takes a candidate op over, or leaves it to the caller to submit as usual. Called with the op
   // already counted as submitted by the loop.

@@ -49,20 +49,12 @@ constexpr std::uint8_t k_armed = 0x10;            // a link timeout in the timer
 // went to the kernel on them, so an EINVAL sends it round again on fresh ones (rechecks).
 constexpr std::uint8_t k_recheck = 0x20;
 
-// The most a single read/write transfers (MAX_RW_COUNT): the length io_uring compares against.
-constexpr std::uint64_t k_max_rw = 0x7ffff000;
-
 // Whether the chain goes on after `o` completed with `res`: success, and for reads and writes
 // the whole length (io_uring breaks a chain on a short read or write the same way).
 bool chain_continues(op& o, std::int64_t res) noexcept {
   if (res < 0) return false;
-  switch (o.code()) {
-    case op_code::read:
-    case op_code::write:
-    case op_code::readv:
-    case op_code::writev: return static_cast<std::uint64_t>(res) >= std::min(requested_bytes(o), k_max_rw);
-    default: return true;
-  }
+  if (!is_transfer(o.code())) return true;
+  return static_cast<std::uint64_t>(res) >= std::min(requested_bytes(o), k_max_rw);
 }
 
 // The kernel's limits for io_uring registration (IORING_MAX_REG_BUFFERS, the 1 GiB cap per

@@ -3,18 +3,13 @@
 #include <cstdio>
 #include <cstdlib>
 
+#include "op_traits.hpp"
+
 namespace unio {
 
 const char* to_string(op_code c) noexcept {
-  static const char* const k_names[] = {
-      "nop",       "open",      "close",  "read",   "write", "readv",   "writev",
-      "fsync",     "fdatasync", "fallocate", "ftruncate", "stat", "rename", "unlink",
-      "mkdir",     "rmdir",     "accept", "connect", "recv", "send",   "timeout",
-      "sendfile",
-  };
-  static_assert(sizeof k_names / sizeof k_names[0] == op_code_count);
   auto i = static_cast<std::size_t>(c);
-  return i < op_code_count ? k_names[i] : "invalid";
+  return i < op_code_count ? detail::k_op_traits[i].name : "invalid";
 }
 
 op::~op() {

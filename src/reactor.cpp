@@ -21,9 +21,8 @@ constexpr std::uint64_t k_wake_tag = 1ull << 40;
 constexpr std::uint64_t k_extra_tag = 2ull << 40;
 // backend_word_ of a connect op whose non-blocking connect() is in progress.
 constexpr std::uintptr_t k_connecting = 1;
-// op flag (A::flags; no backend that uses the reactor has another use for it): cancel() was asked
-// for a sendfile the reactor did not hold (it was on the pool).
-constexpr std::uint8_t k_cancel_asked = 0x80;
+// op flag: cancel() was asked for a sendfile the reactor did not hold (it was on the pool).
+constexpr std::uint8_t k_cancel_asked = op_flag::reactor_cancel_asked;
 
 bool is_reader(op_code c) noexcept {
   return c == op_code::accept || c == op_code::recv || c == op_code::read || c == op_code::readv;
@@ -93,7 +92,7 @@ bool reactor::cancel(op& o) {
     }
   }
   if (found) done(o, -ECANCELED);
-  else if (o.code() == op_code::sendfile) A::flags(o) |= k_cancel_asked;
+  else if (o.code() == op_code::sendfile) set_flag(o, k_cancel_asked);
   return found;
 }
 

@@ -122,9 +122,6 @@ namespace {
 
 // IORING_OP_FTRUNCATE (Linux 6.9); liburing 2.3 has no name for it.
 constexpr unsigned k_op_ftruncate = 55;
-// The most a single read/write/send/recv transfers on Linux (MAX_RW_COUNT); longer requests are
-// short transfers, exactly as with the syscalls. It also fits the SQE's 32-bit length.
-constexpr std::uint64_t k_max_rw = 0x7ffff000;
 
 // ---- user_data tags (low 3 bits) ----
 constexpr std::uint64_t k_tag_mask = 7;
@@ -135,8 +132,8 @@ constexpr std::uint64_t k_tag_wake = 3;          // POLL_ADD on the wake eventfd
 constexpr std::uint64_t k_tag_pool = 4;          // POLL_ADD on the thread pool's eventfd
 constexpr std::uint64_t k_tag_ignore = 5;        // a dropped SQE (shutdown); also LIBURING_UDATA_TIMEOUT (7)
 constexpr std::uint64_t k_tag_raw = 6;           // test_hook("raw_sqe"): its result is kept
-// op flag (A::flags): the op's SQE is a POLL_ADD(POLLOUT); the write itself follows from user space.
-constexpr std::uint8_t k_poll_then_write = 0x01;
+// op flag: the op's SQE is a POLL_ADD(POLLOUT); the write itself follows from user space.
+constexpr std::uint8_t k_poll_then_write = op_flag::uring_poll_then_write;
 
 // ---- where an op is (op.backend_word_: state in bits 0-3, flags, SQ position in bits 32-63) ----
 constexpr std::uintptr_t k_state_mask = 0xf;
@@ -167,35 +164,30 @@ std::uint64_t this_thread_serial() noexcept {
   std::abort();
 }
 
-// The io_uring opcode of each unio operation (-1: none; timeouts stay in the loop).
-int opcode_of(op_code c) noexcept {
-  switch (c) {
-    case op_code::nop: return IORING_OP_NOP;
-    case op_code::open: return IORING_OP_OPENAT2;
-    case op_code::close: return IORING_OP_CLOSE;
-    case op_code::read: return IORING_OP_READ;
-    case op_code::write: return IORING_OP_WRITE;
-    case op_code::readv: return IORING_OP_READV;
-    case op_code::writev: return IORING_OP_WRITEV;
-    case op_code::fsync:
-    case op_code::fdatasync: return IORING_OP_FSYNC;
-    case op_code::fallocate: return IORING_OP_FALLOCATE;
-    case op_code::ftruncate: return static_cast<int>(k_op_ftruncate);
-    case op_code::stat: return IORING_OP_STATX;
-    case op_code::rename: return IORING_OP_RENAMEAT;
-    case op_code::unlink:
-    case op_code::rmdir: return IORING_OP_UNLINKAT;
-    case op_code::mkdir: return IORING_OP_MKDIRAT;
-    case op_code::accept: return IORING_OP_ACCEPT;
-    case op_code::connect: return IORING_OP_CONNECT;
-    case op_code::recv: return IORING_OP_RECV;
-    case op_code::send: return IORING_OP_SEND;
-    case op_code::sendfile: return IORING_OP_SPLICE;
-    case op_code::timeout:
-    case op_code::count_: break;
-  }
-  return -1;
-}
+// The io_uring opcode of each unio operation (-1: none; timeouts stay in the loop): the
+// op_traits row, whose numbers are the kernel's (checked here against liburing's names).
+int opcode_of(op_code c) noexcept { return traits(c).uring_opcode; }
+static_assert(traits(op_code::nop).uring_opcode == IORING_OP_NOP);
+static_assert(traits(op_code::open).uring_opcode == IORING_OP_OPENAT2);
+static_assert(traits(op_code::close).uring_opcode == IORING_OP_CLOSE);
+static_assert(traits(op_code::read).uring_opcode == IORING_OP_READ);
+static_assert(traits(op_code::write).uring_opcode == IORING_OP_WRITE);
+static_assert(traits(op_code::readv).uring_opcode == IORING_OP_READV);
+static_assert(traits(op_code::writev).uring_opcode == IORING_OP_WRITEV);
+static_assert(traits(op_code::fsync).uring_opcode == IORING_OP_FSYNC);
+static_assert(traits(op_code::fdatasync).uring_opcode == IORING_OP_FSYNC);
+static_assert(traits(op_code::fallocate).uring_opcode == IORING_OP_FALLOCATE);
+static_assert(traits(op_code::ftruncate).uring_opcode == static_cast<int>(k_op_ftruncate));
+static_assert(traits(op_code::stat).uring_opcode == IORING_OP_STATX);
+static_assert(traits(op_code::rename).uring_opcode == IORING_OP_RENAMEAT);
+static_assert(traits(op_code::unlink).uring_opcode == IORING_OP_UNLINKAT);
+static_assert(traits(op_code::rmdir).uring_opcode == IORING_OP_UNLINKAT);
+static_assert(traits(op_code::mkdir).uring_opcode == IORING_OP_MKDIRAT);
+static_assert(traits(op_code::accept).uring_opcode == IORING_OP_ACCEPT);
+static_assert(traits(op_code::connect).uring_opcode == IORING_OP_CONNECT);
+static_assert(traits(op_code::recv).uring_opcode == IORING_OP_RECV);
+static_assert(traits(op_code::send).uring_opcode == IORING_OP_SEND);
+static_assert(traits(op_code::sendfile).uring_opcode == IORING_OP_SPLICE);
 
 // ---------------------------------------------------------------------------------------------
 // Probing the kernel
@@ -263,11 +255,6 @@ std::string check_features(unsigned features) {
   return {};
 }
 
-bool is_socket(op_code c) noexcept {
-  return c == op_code::accept || c == op_code::connect || c == op_code::recv || c == op_code::send ||
-         c == op_code::sendfile;
-}
-
 // The UNIO_IO_URING_DELEGATE test knob (see the top of the file); socket ops cannot be delegated.
 bool forced_to_pool(op_code c) {
   const char* env = std::getenv("UNIO_IO_URING_DELEGATE");
@@ -316,31 +303,9 @@ kernel_report inspect_kernel() {
 }
 
 // Whether an op that io_uring answered with EOPNOTSUPP may be redone on the pool: file ops whose
-// syscall path differs from io_uring's. Socket ops cannot run on the pool; fallocate reaches the
-// same vfs_fallocate either way, so its EOPNOTSUPP is final.
-bool pool_can_retry(op_code c) noexcept {
-  switch (c) {
-    case op_code::open:
-    case op_code::close:
-    case op_code::read:
-    case op_code::write:
-    case op_code::readv:
-    case op_code::writev:
-    case op_code::fsync:
-    case op_code::fdatasync:
-    case op_code::ftruncate:
-    case op_code::stat:
-    case op_code::rename:
-    case op_code::unlink:
-    case op_code::rmdir:
-    case op_code::mkdir: return true;
-    default: return false;
-  }
-}
-
-bool is_rw(op_code c) noexcept {
-  return c == op_code::read || c == op_code::write || c == op_code::readv || c == op_code::writev;
-}
+// syscall path differs from io_uring's (the op_traits row). Socket ops cannot run on the pool;
+// fallocate reaches the same vfs_fallocate either way, so its EOPNOTSUPP is final.
+bool pool_can_retry(op_code c) noexcept { return traits(c).uring_pool_retry; }
 
 __kernel_timespec to_timespec(std::chrono::nanoseconds d) noexcept {
   if (d.count() < 0) d = std::chrono::nanoseconds(0);
@@ -407,7 +372,7 @@ class uring_backend final : public backend {
       to_pool_.push(o);
       return;
     }
-    if (is_stream_write(o)) A::flags(o) |= k_poll_then_write;
+    if (is_stream_write(o)) set_flag(o, k_poll_then_write);
     if (o.code() == op_code::sendfile && !splice_start(o)) return;
     enqueue(o);
   }
@@ -714,7 +679,7 @@ class uring_backend final : public backend {
   // EAGAIN on a non-blocking fd). READ and WRITE are required opcodes; READV/WRITEV are in every
   // kernel that has io_uring (5.1), and so is RW_CUR_POS in every kernel with EXT_ARG (5.11).
   bool wants_pool(op& o) const noexcept {
-    bool cur = is_rw(o.code()) && A::args(o).offset == current_position;
+    bool cur = is_transfer(o.code()) && A::args(o).offset == current_position;
     bool to_pool = !native_[static_cast<std::size_t>(o.code())] || (cur && (features_ & IORING_FEAT_RW_CUR_POS) == 0);
     return to_pool && !(cur && sys::needs_readiness(o));
   }
@@ -851,23 +816,7 @@ class uring_backend final : public backend {
   }
 
   // Ops whose SQE takes the file in sqe->fd (close does not: it needs the fd itself).
-  static bool names_fd(op_code c) noexcept {
-    switch (c) {
-      case op_code::read:
-      case op_code::write:
-      case op_code::readv:
-      case op_code::writev:
-      case op_code::fsync:
-      case op_code::fdatasync:
-      case op_code::fallocate:
-      case op_code::ftruncate:
-      case op_code::accept:
-      case op_code::connect:
-      case op_code::recv:
-      case op_code::send: return true;
-      default: return false;
-    }
-  }
+  static bool names_fd(op_code c) noexcept { return traits(c).uring_fixed_file; }
 
   // The registered buffer that holds [buf, buf+len), or -1 (binary search over sorted ranges).
   int buffer_index(const void* buf, std::uint64_t len) const noexcept {
@@ -1392,7 +1341,7 @@ class uring_backend final : public backend {
   // ---- positioned I/O on streams (see the top of the file) ----
 
   bool positioned_io_allowed(op& o) {
-    if (!is_rw(o.code()) || A::args(o).offset == current_position) return true;
+    if (!is_transfer(o.code()) || A::args(o).offset == current_position) return true;
     int fd = A::args(o).fd;
     if (fd >= 0 && static_cast<std::size_t>(fd) < seekable_.size() && seekable_[fd] != 0) return true;
     if (::lseek(fd, 0, SEEK_CUR) < 0) return errno != ESPIPE;  // other errors: the kernel reports them

@@ -65,17 +65,7 @@ int io_cancel(aio_context_t ctx, iocb* cb, io_event* ev) {
   return static_cast<int>(::syscall(SYS_io_cancel, ctx, cb, ev));
 }
 
-bool aio_capable(op_code c) noexcept {
-  switch (c) {
-    case op_code::read:
-    case op_code::write:
-    case op_code::readv:
-    case op_code::writev:
-    case op_code::fsync:
-    case op_code::fdatasync: return true;
-    default: return false;
-  }
-}
+bool aio_capable(op_code c) noexcept { return traits(c).kernel_aio; }
 
 std::string probe_aio_now() {
   aio_context_t ctx = 0;
@@ -142,7 +132,7 @@ class linux_aio_backend final : public backend {
     if (waiting_.remove(o) || nops_.remove(o) || to_pool_.remove(o)) {
       env_.complete(o, -ECANCELED);
     } else if (A::flags(o) & k_in_kernel) {
-      A::flags(o) |= k_cancel_asked;  // a NOWAIT read that comes back refused is not sent again
+      set_flag(o, k_cancel_asked);  // a NOWAIT read that comes back refused is not sent again
       io_event ev{};
       // Only old kernels (before 4.19) complete the op here; newer ones post the event.
       if (io_cancel(ctx_, &slots_[A::word(o)], &ev) == 0) finish_event(ev);
@@ -195,11 +185,9 @@ class linux_aio_backend final : public backend {
   }
 
  private:
-  static constexpr std::uint8_t k_in_kernel = 0x40;
-  static constexpr std::uint8_t k_nowait = 0x20;  // sent on remembered facts, with RWF_NOWAIT
-  static constexpr std::uint8_t k_cancel_asked = 0x10;
-
-  static bool is_read(const op& o) noexcept { return o.code() == op_code::read || o.code() == op_code::readv; }
+  static constexpr std::uint8_t k_in_kernel = op_flag::aio_in_flight;
+  static constexpr std::uint8_t k_nowait = op_flag::aio_nowait;  // sent on remembered facts, with RWF_NOWAIT
+  static constexpr std::uint8_t k_cancel_asked = op_flag::aio_cancel_asked;
 
   // fcntl(F_GETFL) of fd, remembered; -1 with errno set when the kernel refuses.
   int fresh_flags(int fd) noexcept {
@@ -212,10 +200,10 @@ class linux_aio_backend final : public backend {
     if (!aio_capable(o.code()) || A::args(o).offset == current_position) return false;
     if (buffered_) return true;
     int fd = A::args(o).fd;
-    if (is_read(o)) {
+    if (is_read(o.code())) {
       if (const fd_facts::facts* f = facts_.find(fd)) {
         if ((f->flags & O_DIRECT) == 0) return false;
-        A::flags(o) |= k_nowait;
+        set_flag(o, k_nowait);
         return true;
       }
     }
@@ -308,7 +296,7 @@ class linux_aio_backend final : public backend {
       while (i < n) {
         long r = io_submit(ctx_, n - i, batch + i);
         if (r > 0) {
-          for (long k = i; k < i + r; ++k) A::flags(*ops[k]) |= k_in_kernel;
+          for (long k = i; k < i + r; ++k) set_flag(*ops[k], k_in_kernel);
           in_kernel_ += static_cast<std::size_t>(r);
           i += r;
           continue;
@@ -414,10 +402,8 @@ class linux_aio_backend final : public backend {
 
 std::array<bool, op_code_count> aio_native() {
   std::array<bool, op_code_count> a{};
-  for (std::size_t i = 0; i < op_code_count; ++i) a[i] = aio_capable(static_cast<op_code>(i));
-  // Sockets and timers never need the pool: epoll readiness and the loop's timer heap.
-  for (op_code c : {op_code::accept, op_code::connect, op_code::recv, op_code::send, op_code::timeout, op_code::nop})
-    a[static_cast<std::size_t>(c)] = true;
+  for (const op_traits& t : k_op_traits)
+    a[static_cast<std::size_t>(t.code)] = t.kernel_aio || reactor_native(t.code);
   return a;
 }
 

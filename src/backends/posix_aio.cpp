@@ -108,15 +108,7 @@ constexpr long k_rescan_ns = 1'000'000;
 // nothing of ours in flight (no completion would wake it).
 constexpr std::chrono::nanoseconds k_retry_wait{1'000'000};
 
-bool paio_capable(op_code c) noexcept {
-  switch (c) {
-    case op_code::read:
-    case op_code::write:
-    case op_code::fsync:
-    case op_code::fdatasync: return true;
-    default: return false;
-  }
-}
+bool paio_capable(op_code c) noexcept { return traits(c).posix_aio; }
 
 // glibc's AIO tuning is process-global and only applies before the first request.
 void init_glibc_aio(const loop_options& o) {
@@ -225,7 +217,7 @@ class posix_aio_backend final : public backend {
   }
 
  private:
-  static constexpr std::uint8_t k_in_glibc = 0x40;
+  static constexpr std::uint8_t k_in_glibc = op_flag::aio_in_flight;
   // slot::status
   static constexpr std::uint8_t k_free = 0;     // the loop owns the slot (free, or being filled)
   static constexpr std::uint8_t k_running = 1;  // in glibc; whoever sees it finished claims it
@@ -296,7 +288,7 @@ class posix_aio_backend final : public backend {
         s.pos = static_cast<unsigned>(inflight_.size());
         inflight_.push_back(idx);
         A::word(*o) = idx;
-        A::flags(*o) |= k_in_glibc;
+        set_flag(*o, k_in_glibc);
         s.status = k_running;
         ++in_glibc_;
         continue;
@@ -536,10 +528,8 @@ class posix_aio_backend final : public backend {
 
 std::array<bool, op_code_count> paio_native() {
   std::array<bool, op_code_count> a{};
-  for (std::size_t i = 0; i < op_code_count; ++i) a[i] = paio_capable(static_cast<op_code>(i));
-  // Sockets and timers never need the pool: epoll readiness and the loop's timer heap.
-  for (op_code c : {op_code::accept, op_code::connect, op_code::recv, op_code::send, op_code::timeout, op_code::nop})
-    a[static_cast<std::size_t>(c)] = true;
+  for (const op_traits& t : k_op_traits)
+    a[static_cast<std::size_t>(t.code)] = t.posix_aio || reactor_native(t.code);
   return a;
 }
 

@@ -26,8 +26,6 @@
 namespace unio::detail {
 namespace {
 
-bool is_read(op_code c) noexcept { return c == op_code::read || c == op_code::readv; }
-
 class threadpool_backend final : public backend {
  public:
   explicit threadpool_backend(backend_env& env)

@@ -101,23 +101,11 @@ void set_table(const table& t) noexcept {
 }
 
 bool needs_readiness(op& o) noexcept {
-  switch (o.code()) {
-    case op_code::accept:
-    case op_code::connect:
-    case op_code::recv:
-    case op_code::send:
-    case op_code::sendfile: return true;
-    case op_code::read:
-    case op_code::write:
-    case op_code::readv:
-    case op_code::writev: {
-      if (A::args(o).offset != current_position) return false;
-      struct stat st;
-      if (::fstat(A::args(o).fd, &st) != 0) return false;  // the op itself reports EBADF
-      return S_ISFIFO(st.st_mode) || S_ISSOCK(st.st_mode);
-    }
-    default: return false;
-  }
+  if (is_socket(o.code())) return true;
+  if (!is_transfer(o.code()) || A::args(o).offset != current_position) return false;
+  struct stat st;
+  if (::fstat(A::args(o).fd, &st) != 0) return false;  // the op itself reports EBADF
+  return S_ISFIFO(st.st_mode) || S_ISSOCK(st.st_mode);
 }
 
 namespace {
