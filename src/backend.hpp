@@ -38,6 +38,12 @@
 //     use for them keeps the default: accept and ignore. Results of ops must not change.
 //  9. Errors at creation. A backend that cannot work here (the kernel refuses a ring, a library
 //     is missing) is reported by its descriptor's probe() with a reason, before create().
+// 10. The fd lifecycle. The loop calls fd_opened(fd) when an op's result is a new fd (open,
+//     accept), before the op's completion is dispatched, and fd_closing(fd) when it starts a
+//     close, before submit(). A backend that remembers anything per fd number (seekability, file
+//     flags, a registered-file slot) drops it there: the number may name another file next. An
+//     fd closed or reused behind the loop's back is not reported; what a backend remembers must
+//     then fail safe (be checked again when an op fails), never give a wrong result.
 #pragma once
 
 #include <sys/uio.h>
@@ -212,6 +218,9 @@ class backend {
   // Spec item 8. Loop thread only.
   virtual std::error_code set_buffers(std::span<const iovec>) { return {}; }
   virtual std::error_code set_files(std::span<const int>) { return {}; }
+  // Spec item 10. Loop thread only.
+  virtual void fd_opened(int /*fd*/) noexcept {}
+  virtual void fd_closing(int /*fd*/) noexcept {}
   // Test hook (tests/unit only): a backend's internal counters and test actions by name; 0 for
   // names it does not know.
   virtual std::int64_t test_hook(std::string_view, std::int64_t) { return 0; }

@@ -408,14 +408,20 @@ void direct_io::finish(request& r, std::int64_t res) {
   }
 }
 
-route direct_io::take(op& o) {
+bool direct_io::take(op& o) {
   if (o.code() == op_code::open) return take_open(o);
   return take_rw(o);
 }
 
-route direct_io::take_open(op& o) {
+bool direct_io::stale(op& o) noexcept {
+  facts_.forget(A::args(o).fd);
+  env_.recheck(o);
+  return true;
+}
+
+bool direct_io::take_open(op& o) {
   request* r = new_request(0, 4096);
-  if (r == nullptr) return route::kernel;
+  if (r == nullptr) return false;
   r->user = &o;
   r->st = stage::opening;
   A::heap_index(o) = k_held;
@@ -423,7 +429,7 @@ route direct_io::take_open(op& o) {
   prep_inner(*r, 0, op_code::open, nullptr, 0, 0);
   A::args(r->inner[0]) = A::args(o);
   env_.submit_inner(r->inner[0]);
-  return route::taken;
+  return true;
 }
 
 void direct_io::open_done(request& r, std::int64_t res) {
@@ -458,7 +464,7 @@ std::optional<fd_facts::facts> direct_io::read_facts(int fd, bool& cached) {
   return f;
 }
 
-route direct_io::take_rw(op& o) {
+bool direct_io::take_rw(op& o) {
   const op_args& a = A::args(o);
   const bool writing = is_write(o.code());
   bool cached = false;
@@ -466,29 +472,28 @@ route direct_io::take_rw(op& o) {
   dio_alignment al;
   if (!writing) {
     std::optional<fd_facts::facts> f = read_facts(a.fd, cached);
-    if (!f || (f->flags & O_DIRECT) == 0) return cached ? route::kernel_cached : route::kernel;
+    if (!f || (f->flags & O_DIRECT) == 0) return pass_on(o, cached);
     al = f->al;
   } else {
     int fl = ::fcntl(a.fd, F_GETFL);
-    if (fl < 0 || (fl & O_DIRECT) == 0) return route::kernel;
+    if (fl < 0 || (fl & O_DIRECT) == 0) return false;
     // pwrite on an O_APPEND file appends whatever the offset (Linux), and a write-only file
     // cannot read its edge blocks back: both go to the kernel as they are (EINVAL when unaligned).
-    if ((fl & O_APPEND) != 0 || (fl & O_ACCMODE) == O_WRONLY) return route::kernel;
-    if (query_alignment(a.fd, STATX_TYPE | STATX_SIZE | STATX_INO, sx, al) != 0) return route::kernel;
+    if ((fl & O_APPEND) != 0 || (fl & O_ACCMODE) == O_WRONLY) return false;
+    if (query_alignment(a.fd, STATX_TYPE | STATX_SIZE | STATX_INO, sx, al) != 0) return false;
     facts_.put(a.fd, fl, al);
   }
-  const route pass = cached ? route::kernel_cached : route::kernel;
-  if (al.offset == 0 || fits(o, al)) return pass;
+  if (al.offset == 0 || fits(o, al)) return pass_on(o, cached);
   const std::uint64_t len = requested_bytes(o);
   const std::uint64_t b = std::max<std::uint64_t>(al.offset, 1);
-  if (len == 0 || a.offset > k_infinity - len - b) return pass;  // let the kernel judge
+  if (len == 0 || a.offset > k_infinity - len - b) return pass_on(o, cached);  // let the kernel judge
   const std::uint64_t begin = align_down(a.offset, b);
   const std::uint64_t end = align_down(a.offset + len + b - 1, b);
   request* r = new_request(end - begin, std::max<std::size_t>(4096, al.memory));
   if (r == nullptr) {
     A::heap_index(o) = 0;
     env_.complete(o, -ENOMEM);
-    return route::taken;
+    return true;
   }
   r->user = &o;
   r->cached = cached;
@@ -499,14 +504,14 @@ route direct_io::take_rw(op& o) {
   A::word(o) = reinterpret_cast<std::uintptr_t>(r);
   if (!writing) {
     start_read(*r);
-    return route::taken;
+    return true;
   }
   r->size = end_of_file(sx);
   r->lock.key = {makedev(sx.stx_dev_major, sx.stx_dev_minor), static_cast<ino_t>(sx.stx_ino)};
   r->lock.begin = begin;
   r->lock.end = end > r->size ? k_infinity : end;
   start_write(*r);
-  return route::taken;
+  return true;
 }
 
 void direct_io::start_read(request& r) {

@@ -4,12 +4,14 @@
 // of 4096 (candidate(): no system call, so ordinary aligned ops pay nothing). take() then learns
 // whether the fd is O_DIRECT (fcntl) and what it requires (statx STATX_DIOALIGN); an op that
 // already meets the requirement, or whose fd is not O_DIRECT, goes back to the loop unchanged.
-// Reads use remembered facts (fd_facts.hpp; the loop forgets an fd it closes or opens), so an
-// unaligned read costs no extra system call; facts can be stale when an fd number was reused
-// behind the loop's back, so an EINVAL met on remembered facts is retried once with fresh ones
-// (route::kernel_cached for an op the loop passed on, direct_env::recheck for a bounced one).
-// Writes always ask afresh: they need the file's size, inode and O_APPEND under their lock. The rest the layer carries out itself with internal ops that it submits through the
-// loop's own backend (so a bounced read is exactly as asynchronous as a plain one):
+// Reads use remembered facts (fd_facts.hpp; the loop reports every fd it closes or hands out,
+// fd_opened/fd_closing), so an unaligned read costs no extra system call; facts can be stale when
+// an fd number was reused behind the loop's back, so an EINVAL met on remembered facts is retried
+// once with fresh ones: for an op passed on to the kernel (marked, and checked by completed()) and
+// for a bounced one alike, through direct_env::recheck. Writes always ask afresh: they need the
+// file's size, inode and O_APPEND under their lock. The rest the layer carries out itself with
+// internal ops that it submits through the loop's own backend (so a bounced read is exactly as
+// asynchronous as a plain one):
 //  - read, readv: one aligned read of the covering blocks into a bounce buffer, then the
 //    requested bytes are copied out (fewer at end of file).
 //  - write, writev: read-modify-write. A process-wide table of block locks (keyed by device,
@@ -62,13 +64,6 @@ class direct_env {
   virtual void recheck(op& o) = 0;
 };
 
-// Where take() sent an op.
-enum class route : std::uint8_t {
-  taken,          // the layer carries it out
-  kernel,         // submit it as it is; the facts were fresh
-  kernel_cached,  // submit it as it is on remembered facts: an EINVAL calls for recheck
-};
-
 class direct_io {
  public:
   struct request;
@@ -87,10 +82,20 @@ class direct_io {
     if (traits(o.code()).vectored) return vector_candidate(a);
     return a.len != 0 && ((reinterpret_cast<std::uintptr_t>(a.buf) | a.offset | a.len) & 4095) != 0;
   }
-  // Takes a candidate op over, or leaves it to the caller to submit as usual. Called with the op
-  // already counted as submitted by the loop.
-  route take(op& o);
-  // The loop closed fd, or an open/accept returned it: what was known about it no longer holds.
+  // Takes a candidate op over (true), or leaves it to the caller to submit as usual (false). Called
+  // with the op already counted as submitted by the loop. An op left to the caller on remembered
+  // facts is marked, so that completed() can tell whether its EINVAL came from stale facts.
+  bool take(op& o);
+  // Every completion of a user op passes here first (the loop's complete). True when the layer
+  // took the op back instead: it was passed on to the kernel on remembered facts and failed with
+  // EINVAL, so it starts again on fresh facts (direct_env::recheck).
+  bool completed(op& o, std::int64_t res) noexcept {
+    if (A::heap_index(o) != k_passed_cached || !is_transfer(o.code())) return false;
+    A::heap_index(o) = 0;
+    return res == -EINVAL && !env_.in_shutdown() && stale(o);
+  }
+  // The fd lifecycle (the loop's fd_opened/fd_closing): the loop closes fd, or an open or accept
+  // returned it, so what was known about the number no longer holds.
   void forget(int fd) noexcept { facts_.forget(fd); }
   // True when `o` is a user op the layer holds.
   static bool holds(op& o) noexcept { return A::heap_index(o) == k_held && o.code() != op_code::timeout; }
@@ -104,8 +109,17 @@ class direct_io {
   void granted(request& r);  // any thread, with the lock table's mutex held
 
  private:
-  // heap_index_ belongs to the timer heap for timeout ops only; for a file op it marks "held here".
+  // heap_index_ belongs to the timer heap for timeout ops only; for a file op it marks "held here",
+  // or "passed on to the kernel on remembered facts".
   static constexpr std::uint32_t k_held = 0xffffffffu;
+  static constexpr std::uint32_t k_passed_cached = 0xfffffffeu;
+
+  bool stale(op& o) noexcept;
+  // Leaves `o` to the caller (false); on remembered facts, marked for completed().
+  static bool pass_on(op& o, bool cached) noexcept {
+    if (cached) A::heap_index(o) = k_passed_cached;
+    return false;
+  }
 
   static bool vector_candidate(const op_args& a) noexcept;
 
@@ -117,8 +131,8 @@ class direct_io {
   void on_inner(request& r, int i, std::int64_t res);
   void finish(request& r, std::int64_t res);
 
-  route take_open(op& o);
-  route take_rw(op& o);
+  bool take_open(op& o);
+  bool take_rw(op& o);
   std::optional<fd_facts::facts> read_facts(int fd, bool& cached);
   void refresh(request& r);
   void start_read(request& r);

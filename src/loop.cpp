@@ -45,9 +45,6 @@ constexpr std::uint8_t k_held = 0x02;             // waits for its predecessor, 
 constexpr std::uint8_t k_guarded = 0x04;          // has a link timeout (link_timer)
 constexpr std::uint8_t k_is_link_timeout = 0x08;  // this op is a link timeout
 constexpr std::uint8_t k_armed = 0x10;            // a link timeout in the timer heap
-// One bit of the same byte belongs to the O_DIRECT layer's remembered facts (direct_io.hpp): the op
-// went to the kernel on them, so an EINVAL sends it round again on fresh ones (rechecks).
-constexpr std::uint8_t k_recheck = 0x20;
 
 // Whether the chain goes on after `o` completed with `res`: success, and for reads and writes
 // the whole length (io_uring breaks a chain on a short read or write the same way).
@@ -99,12 +96,9 @@ struct loop_impl final : backend_env, direct_env {
 
   // backend_env
   void complete(op& o, std::int64_t res) noexcept override {
-    if (A::link_flags(o) != 0) {
-      if (stale_facts(o, res)) return;
-      if (A::link_flags(o) != 0) settle_links(o, res);
-    }
-    if (res >= 0 && (o.code() == op_code::open || o.code() == op_code::accept))
-      direct.forget(static_cast<int>(res));
+    if (direct.completed(o, res)) return;
+    if (A::link_flags(o) != 0) settle_links(o, res);
+    if (res >= 0 && gives_fd(o.code())) fd_opened(static_cast<int>(res));
     A::res(o) = res;
     A::state(o) = op_completed;
     ready.push(o);
@@ -145,15 +139,15 @@ struct loop_impl final : backend_env, direct_env {
     else rechecks.push(o);
   }
 
-  // An op sent to the kernel on the O_DIRECT layer's remembered facts failed with EINVAL: the
-  // facts may be stale (its fd number reused behind the loop's back), so it goes round again.
-  bool stale_facts(op& o, std::int64_t res) noexcept {
-    if ((A::link_flags(o) & k_recheck) == 0) return false;
-    A::link_flags(o) &= static_cast<std::uint8_t>(~k_recheck);
-    if (res != -EINVAL || shutting_down_) return false;
-    direct.forget(A::args(o).fd);
-    rechecks.push(o);
-    return true;
+  // The fd lifecycle: every fd the loop hands out (open, accept) and every close it starts is
+  // told to the layers that remember things per fd number.
+  void fd_opened(int fd) noexcept {
+    direct.forget(fd);
+    be->fd_opened(fd);
+  }
+  void fd_closing(int fd) noexcept {
+    direct.forget(fd);
+    be->fd_closing(fd);
   }
 
   void restart_rechecked() {
@@ -362,13 +356,8 @@ struct loop_impl final : backend_env, direct_env {
 
   // Hands a started file or network op to the O_DIRECT layer or the backend.
   void begin_io(op& o) {
-    if (o.code() == op_code::close) {
-      direct.forget(A::args(o).fd);
-    } else if (direct_io::candidate(o, opts.direct_fallback)) {
-      route r = direct.take(o);
-      if (r == route::taken) return;
-      if (r == route::kernel_cached) A::link_flags(o) |= k_recheck;
-    }
+    if (o.code() == op_code::close) fd_closing(A::args(o).fd);
+    else if (direct_io::candidate(o, opts.direct_fallback) && direct.take(o)) return;
     be->submit(o);
   }
 
@@ -463,7 +452,7 @@ struct loop_impl final : backend_env, direct_env {
   bool buffers_registered = false;
   bool files_registered = false;
   op_queue to_start;                 // chain members released this turn (linked ops)
-  op_queue rechecks;                 // ops to start again on fresh O_DIRECT facts (k_recheck)
+  op_queue rechecks;                 // ops to start again on fresh O_DIRECT facts (direct_io::completed)
   op* link_tail = nullptr;           // the last op of the open chain
   op* last_submitted = nullptr;      // what link_timeout applies to
   unsigned link_depth = 0;           // open link scopes

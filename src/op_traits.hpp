@@ -108,6 +108,8 @@ constexpr bool is_transfer(op_code c) noexcept { return traits(c).dir != transfe
 constexpr bool is_read(op_code c) noexcept { return traits(c).dir == transfer::in; }
 constexpr bool is_write(op_code c) noexcept { return traits(c).dir == transfer::out; }
 constexpr bool is_socket(op_code c) noexcept { return traits(c).kind == op_kind::socket; }
+// The ops whose result is a new fd (the loop's fd lifecycle reports it to the backend).
+constexpr bool gives_fd(op_code c) noexcept { return c == op_code::open || c == op_code::accept; }
 
 // What a readiness-based backend (the reactor: linux_aio, posix_aio) does without the pool: the
 // socket ops on epoll, timers on the loop's heap, nop. sendfile is not among them: its file side

@@ -363,10 +363,7 @@ class uring_backend final : public backend {
       finished_.push(o);
       return;
     }
-    if (o.code() == op_code::close) {
-      forget_fd(A::args(o).fd);
-      unregister_closing_fd(o);
-    }
+    if (o.code() == op_code::close) unregister_closing_fd(o);
     if (wants_pool(o)) {
       set_state(o, k_to_pool);
       to_pool_.push(o);
@@ -436,6 +433,13 @@ class uring_backend final : public backend {
     drain_pool();
     reap_budget_ = std::numeric_limits<unsigned>::max();
   }
+
+  // A new fd number may be a reused one: what was known about the old file no longer holds.
+  void fd_opened(int fd) noexcept override {
+    forget_fd(fd);
+    forget_fixed_fd(fd);
+  }
+  void fd_closing(int fd) noexcept override { forget_fd(fd); }
 
   void wake() noexcept override {
     std::uint64_t one = 1;
@@ -1197,11 +1201,6 @@ class uring_backend final : public backend {
   }
 
   void complete(op& o, std::int64_t res) {
-    // A new fd number may be a reused one: what was known about the old file no longer holds.
-    if ((o.code() == op_code::open || o.code() == op_code::accept) && res >= 0) {
-      forget_fd(res);
-      forget_fixed_fd(res);
-    }
     if (o.code() == op_code::close && !closing_.empty()) on_close_done(o);
     ++completed_;
     env_.complete(o, res);

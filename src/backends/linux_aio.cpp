@@ -164,6 +164,8 @@ class linux_aio_backend final : public backend {
   }
 
   void wake() noexcept override { reactor_.wake(); }
+  void fd_opened(int fd) noexcept override { facts_.forget(fd); }
+  void fd_closing(int fd) noexcept override { facts_.forget(fd); }
 
   void shutdown() override {
     stopping_ = true;
