@@ -151,6 +151,16 @@ void thread_pool::after_sleep() noexcept {
   }
 }
 
+void thread_pool::cancel_queued() {
+  op_queue left;
+  {
+    std::lock_guard lk(queue_mu_);
+    left.splice(queue_);
+    queued_.store(0, std::memory_order_relaxed);
+  }
+  while (op* o = left.pop()) finish(*o, -ECANCELED);
+}
+
 void thread_pool::stop() {
   {
     std::lock_guard lk(queue_mu_);
@@ -160,14 +170,7 @@ void thread_pool::stop() {
   queue_cv_.notify_all();
   for (auto& t : workers_) t.join();
   workers_.clear();
-  // Nobody runs the ops left in the queue: they complete as cancelled.
-  op_queue left;
-  {
-    std::lock_guard lk(queue_mu_);
-    left.splice(queue_);
-    queued_.store(0, std::memory_order_relaxed);
-  }
-  while (op* o = left.pop()) finish(*o, -ECANCELED);
+  cancel_queued();  // nobody runs them now
 }
 
 void thread_pool::work() {

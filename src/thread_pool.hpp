@@ -64,6 +64,8 @@ class thread_pool {
   bool prepare_sleep() noexcept;
   // Call after waking (or deciding not to sleep): clears the sleep flag and the eventfd.
   void after_sleep() noexcept;
+  // Finishes every op still queued with ECANCELED (drain() returns them); the workers go on.
+  void cancel_queued();
   // Stops the workers after they finish what they are running. Ops still queued are finished
   // with ECANCELED; drain() returns them all afterwards.
   void stop();

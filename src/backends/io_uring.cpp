@@ -115,7 +115,7 @@
 #include "backend.hpp"
 #include "reap_pacer.hpp"
 #include "sys/syscalls.hpp"
-#include "thread_pool.hpp"
+#include "delegation.hpp"
 
 namespace unio::detail {
 namespace {
@@ -140,8 +140,7 @@ constexpr std::uintptr_t k_state_mask = 0xf;
 constexpr std::uintptr_t k_backlog = 1;    // waiting for SQ space
 constexpr std::uintptr_t k_in_sq = 2;      // SQE prepared, not yet consumed by the kernel
 constexpr std::uintptr_t k_in_kernel = 3;  // SQE consumed, CQE not yet reaped
-constexpr std::uintptr_t k_to_pool = 4;    // queued for the thread pool's next batch
-constexpr std::uintptr_t k_in_pool = 5;    // held by the thread pool
+constexpr std::uintptr_t k_delegated = 4;  // queued for the thread pool, or held by it
 constexpr std::uintptr_t k_finished = 6;   // result known at submission; handed back by poll()
 constexpr std::uintptr_t k_cancel_sent = 0x10;    // SQE rewritten or ASYNC_CANCEL prepared
 constexpr std::uintptr_t k_cancel_queued = 0x20;  // ASYNC_CANCEL waiting for SQ space
@@ -330,7 +329,10 @@ constexpr setup_mode k_modes[] = {
 
 class uring_backend final : public backend {
  public:
-  explicit uring_backend(backend_env& env) : env_(env) {
+  explicit uring_backend(backend_env& env) : env_(env), pool_(env, [this](int) { arm_internal_polls(); }, [this](op& o) {
+        complete(o, A::res(o));  // its close and fd bookkeeping
+        return true;
+      }) {
     kernel_report rep = inspect_kernel();
     if (!rep.why_not.empty()) throw std::system_error(ENOTSUP, std::generic_category(), "unio: io_uring: " + rep.why_not);
     native_ = rep.native;
@@ -365,8 +367,8 @@ class uring_backend final : public backend {
     }
     if (o.code() == op_code::close) unregister_closing_fd(o);
     if (wants_pool(o)) {
-      set_state(o, k_to_pool);
-      to_pool_.push(o);
+      set_state(o, k_delegated);
+      pool_.push(o);
       return;
     }
     if (is_stream_write(o)) set_flag(o, k_poll_then_write);
@@ -385,11 +387,7 @@ class uring_backend final : public backend {
         backlog_.remove(o);
         env_.complete(o, -ECANCELED);
         return;
-      case k_to_pool:
-        to_pool_.remove(o);
-        env_.complete(o, -ECANCELED);
-        return;
-      case k_in_pool: pool_->cancel(o); return;
+      case k_delegated: pool_.cancel(o); return;
       case k_finished: return;  // already has its result
       case k_in_sq:
         // With SQPOLL the kernel thread may be reading a published SQE right now: only an SQE
@@ -417,19 +415,15 @@ class uring_backend final : public backend {
     drain_pool();
     reap();
     bool nowait = completed_ > 0 || woken_ || (timeout && timeout->count() <= 0);
-    bool pool_sleeps = false;
-    if (!nowait && pool_ != nullptr && pool_->outstanding() > 0) {
-      pool_sleeps = pool_->prepare_sleep();
-      nowait = !pool_sleeps;
-    }
+    if (!nowait && !pool_.may_sleep()) nowait = true;
     // Whether the ops this enter submits complete during it (page-cache hits) or later (a
     // device, io-wq): only the latter calls for pacing the reaping.
     const unsigned sq_before = io_uring_sq_ready(&ring_);
     const unsigned seen_before = cqes_taken_ + io_uring_cq_ready(&ring_);
     wait_for_events(nowait ? std::optional(std::chrono::nanoseconds(0)) : timeout);
     if (sq_before > 0) pacer_.polled(cqes_taken_ + io_uring_cq_ready(&ring_) - seen_before < sq_before);
-    if (pool_sleeps) pool_->after_sleep();
-    hand_over_to_pool();
+    pool_.after_sleep();
+    pool_.hand_over();
     drain_pool();
     reap_budget_ = std::numeric_limits<unsigned>::max();
   }
@@ -451,13 +445,9 @@ class uring_backend final : public backend {
     shutting_down_ = true;
     while (op* o = finished_.pop()) env_.complete(*o, A::res(*o));
     while (op* o = backlog_.pop()) env_.complete(*o, -ECANCELED);
-    while (op* o = to_pool_.pop()) env_.complete(*o, -ECANCELED);
     drop_unsubmitted();
     if (held_ > 0) cancel_and_reap_all();
-    if (pool_ != nullptr) {
-      pool_->stop();
-      drain_pool();
-    }
+    pool_.shutdown();
     splice_release_all();  // jobs of sendfile ops completed above without their stage handler
   }
 
@@ -1039,25 +1029,12 @@ class uring_backend final : public backend {
       place(sqe, *backlog_.pop());
     }
     arm_internal_polls();
-    hand_over_to_pool();
-  }
-
-  void hand_over_to_pool() {
-    if (to_pool_.empty()) return;
-    if (pool_ == nullptr) {
-      pool_ = &env_.pool();
-      arm_internal_polls();
-    }
-    for (op* o = nullptr; (o = to_pool_.pop()) != nullptr;) {
-      set_state(*o, k_in_pool);
-      pool_batch_.push(*o);
-    }
-    pool_->submit(pool_batch_);
+    pool_.hand_over();
   }
 
   void arm_internal_polls() {
     if (!wake_armed_) wake_armed_ = arm_poll(wake_fd_, k_tag_wake);
-    if (pool_ != nullptr && !pool_armed_) pool_armed_ = arm_poll(pool_->event_fd(), k_tag_pool);
+    if (pool_.started() != nullptr && !pool_armed_) pool_armed_ = arm_poll(pool_.started()->event_fd(), k_tag_pool);
   }
 
   bool arm_poll(int fd, std::uint64_t tag) {
@@ -1193,8 +1170,8 @@ class uring_backend final : public backend {
       return;
     }
     if (res == -EOPNOTSUPP && !cancel_asked && !shutting_down_ && pool_can_retry(o.code())) {
-      set_state(o, k_to_pool);
-      to_pool_.push(o);
+      set_state(o, k_delegated);
+      pool_.push(o);
       return;
     }
     complete(o, res);
@@ -1361,12 +1338,7 @@ class uring_backend final : public backend {
     }
   }
 
-  void drain_pool() {
-    if (pool_ == nullptr) return;
-    op_queue got;
-    pool_->drain(got);
-    while (op* o = got.pop()) complete(*o, A::res(*o));
-  }
+  void drain_pool() { pool_.drain(); }
 
   // ---- shutdown ----
 
@@ -1406,6 +1378,7 @@ class uring_backend final : public backend {
   }
 
   backend_env& env_;
+  delegation pool_;  // the ops the probe lacks, and EOPNOTSUPP retries
   std::array<bool, op_code_count> native_{};
   unsigned entries_ = 0;
   int wake_fd_ = -1;
@@ -1438,10 +1411,7 @@ class uring_backend final : public backend {
 
   op_queue finished_;  // completed at submission (ESPIPE)
   op_queue backlog_;   // waiting for SQ space, in submission order
-  op_queue to_pool_;   // delegated, not yet handed to the pool
-  op_queue pool_batch_;
   std::vector<op*> cancel_backlog_;  // ASYNC_CANCEL requests waiting for SQ space
-  thread_pool* pool_ = nullptr;      // env_.pool(), once something was delegated
 
   // Registered buffers (sorted by address) and files (per fd: its table index, -1 none), with
   // what was registered, to register it again on a recreated ring.

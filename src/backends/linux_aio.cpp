@@ -46,11 +46,11 @@
 #include <vector>
 
 #include "backend.hpp"
+#include "delegation.hpp"
 #include "fd_facts.hpp"
 #include "reactor.hpp"
 #include "reap_pacer.hpp"
 #include "sys/syscalls.hpp"
-#include "thread_pool.hpp"
 
 namespace unio::detail {
 namespace {
@@ -98,7 +98,7 @@ std::string probe_aio() {
 class linux_aio_backend final : public backend {
  public:
   explicit linux_aio_backend(backend_env& env)
-      : env_(env), reactor_(env), depth_(env.options().queue_depth ? env.options().queue_depth : 256),
+      : env_(env), reactor_(env), pool_(env, reactor_), depth_(env.options().queue_depth ? env.options().queue_depth : 256),
         buffered_(env.options().aio_buffered) {
     if (io_setup(depth_, &ctx_) < 0) throw std::system_error(errno, std::generic_category(), "unio: io_setup");
     event_fd_ = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
@@ -108,7 +108,6 @@ class linux_aio_backend final : public backend {
       throw std::system_error(e, std::generic_category(), "unio: eventfd");
     }
     aio_bit_ = reactor_.watch_extra(event_fd_);
-    reactor_.delegate_to(to_pool_);  // sendfile, once its socket is writable
     slots_.resize(depth_);
     free_.reserve(depth_);
     for (unsigned i = depth_; i > 0; --i) free_.push_back(i - 1);
@@ -129,15 +128,15 @@ class linux_aio_backend final : public backend {
   }
 
   void cancel(op& o) override {
-    if (waiting_.remove(o) || nops_.remove(o) || to_pool_.remove(o)) {
+    if (waiting_.remove(o) || nops_.remove(o)) {
       env_.complete(o, -ECANCELED);
     } else if (A::flags(o) & k_in_kernel) {
       set_flag(o, k_cancel_asked);  // a NOWAIT read that comes back refused is not sent again
       io_event ev{};
       // Only old kernels (before 4.19) complete the op here; newer ones post the event.
       if (io_cancel(ctx_, &slots_[A::word(o)], &ev) == 0) finish_event(ev);
-    } else if (!reactor_.cancel(o) && pool_ != nullptr) {
-      pool_->cancel(o);
+    } else if (!reactor_.cancel(o)) {
+      pool_.cancel(o);
     }
   }
 
@@ -146,20 +145,19 @@ class linux_aio_backend final : public backend {
     std::size_t done = complete_nops() + submit_waiting();  // may delegate (fsync EINVAL)
     const std::size_t budget = pacer_.budget();
     std::size_t reaped = reap(budget);
-    hand_over_to_pool();  // after reap(): a read that found a buffered file goes now
+    pool_.hand_over();  // after reap(): a read that found a buffered file goes now
     done += reaped + drain_pool();
     pacer_.polled(done == 0);  // short of completions: the device is doing the work
     if (done > 0) timeout = std::chrono::nanoseconds(0);
     bool zero = timeout && timeout->count() <= 0;
-    bool pool_sleeps = !zero && pool_ != nullptr && pool_->prepare_sleep();
-    if (!zero && pool_ != nullptr && !pool_sleeps) timeout = std::chrono::nanoseconds(0);
+    if (!zero && !pool_.may_sleep()) timeout = std::chrono::nanoseconds(0);
     unsigned ready = reactor_.wait(until.rest(timeout));
-    if (pool_sleeps) pool_->after_sleep();
+    pool_.after_sleep();
     if ((ready & aio_bit_) != 0) clear_eventfd();
     // Completions this leaves in the ring are reaped by the next poll() before it may sleep
     // (and they make it not sleep), so clearing the eventfd loses none.
     if (reaped < budget) reap(budget - reaped);
-    hand_over_to_pool();
+    pool_.hand_over();
     drain_pool();
   }
 
@@ -171,7 +169,6 @@ class linux_aio_backend final : public backend {
     stopping_ = true;
     while (op* o = waiting_.pop()) env_.complete(*o, -ECANCELED);
     while (op* o = nops_.pop()) env_.complete(*o, -ECANCELED);
-    while (op* o = to_pool_.pop()) env_.complete(*o, -ECANCELED);
     reactor_.shutdown();
     // The kernel cannot be told to drop buffered or direct I/O it has started: wait for it.
     while (in_kernel_ > 0) {
@@ -180,10 +177,7 @@ class linux_aio_backend final : public backend {
       if (n < 0 && errno != EINTR) break;
       for (long i = 0; i < n; ++i) finish_event(evs[i]);
     }
-    if (pool_ != nullptr) {
-      pool_->stop();
-      drain_pool();
-    }
+    pool_.shutdown();
   }
 
  private:
@@ -239,18 +233,7 @@ class linux_aio_backend final : public backend {
     return false;
   }
 
-  // Queued until the next poll(), so a cancel right after submission stops the op before any
-  // pool thread can start it (spec item 5).
-  void delegate(op& o) { to_pool_.push(o); }
-
-  void hand_over_to_pool() {
-    if (to_pool_.empty()) return;
-    if (pool_ == nullptr) {
-      pool_ = &env_.pool();
-      reactor_.watch_extra(pool_->event_fd());
-    }
-    pool_->submit(to_pool_);
-  }
+  void delegate(op& o) { pool_.push(o); }
 
   void fill(iocb& cb, op& o) const noexcept {
     const op_args& a = A::args(o);
@@ -369,14 +352,7 @@ class linux_aio_backend final : public backend {
     return total;
   }
 
-  std::size_t drain_pool() {
-    if (pool_ == nullptr) return 0;
-    op_queue got;
-    std::size_t n = pool_->drain(got);
-    while (op* o = got.pop())
-      if (!reactor_.take_back(*o)) env_.complete(*o, A::res(*o));
-    return n;
-  }
+  std::size_t drain_pool() { return pool_.drain(); }
 
   void clear_eventfd() noexcept {
     std::uint64_t v;
@@ -385,6 +361,7 @@ class linux_aio_backend final : public backend {
 
   backend_env& env_;
   reactor reactor_;
+  delegation pool_;  // ops AIO cannot do, handed to the pool once per turn
   const unsigned depth_;
   const bool buffered_;
   bool stopping_ = false;
@@ -393,12 +370,10 @@ class linux_aio_backend final : public backend {
   aio_context_t ctx_ = 0;
   int event_fd_ = -1;
   unsigned aio_bit_ = 0;
-  thread_pool* pool_ = nullptr;
   std::vector<iocb> slots_;
   std::vector<unsigned> free_;
   op_queue waiting_;
   op_queue nops_;
-  op_queue to_pool_;  // delegated ops, handed to the pool once per turn
   std::size_t in_kernel_ = 0;
 };
 

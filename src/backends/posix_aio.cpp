@@ -97,7 +97,7 @@
 #include "backend.hpp"
 #include "reactor.hpp"
 #include "sys/syscalls.hpp"
-#include "thread_pool.hpp"
+#include "delegation.hpp"
 
 namespace unio::detail {
 namespace {
@@ -125,12 +125,11 @@ void init_glibc_aio(const loop_options& o) {
 class posix_aio_backend final : public backend {
  public:
   explicit posix_aio_backend(backend_env& env)
-      : env_(env), reactor_(env), depth_(env.options().queue_depth ? env.options().queue_depth : 256) {
+      : env_(env), reactor_(env), pool_(env, reactor_), depth_(env.options().queue_depth ? env.options().queue_depth : 256) {
     init_glibc_aio(env.options());
     event_fd_ = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     if (event_fd_ < 0) throw std::system_error(errno, std::generic_category(), "unio: eventfd");
     reactor_.watch_extra(event_fd_);
-    reactor_.delegate_to(to_pool_);  // sendfile, once its socket is writable
     slots_ = std::make_unique<slot[]>(depth_);
     free_.reserve(depth_);
     for (unsigned i = depth_; i > 0; --i) free_.push_back(i - 1);
@@ -153,36 +152,36 @@ class posix_aio_backend final : public backend {
     if (sys::needs_readiness(o)) reactor_.submit(o);
     else if (o.code() == op_code::nop) nops_.push(o);
     else if (goes_to_aio(o)) waiting_.push(o);
-    else to_pool_.push(o);
+    else pool_.push(o);
   }
 
   void cancel(op& o) override {
-    if (waiting_.remove(o) || nops_.remove(o) || to_pool_.remove(o)) {
+    if (waiting_.remove(o) || nops_.remove(o)) {
       env_.complete(o, -ECANCELED);
     } else if ((A::flags(o) & k_in_glibc) != 0) {
       // AIO_CANCELED: glibc stored ECANCELED and the op is harvested like any completion.
       // AIO_NOTCANCELED / AIO_ALLDONE (or -1): it completes with its own result.
       aiocb& cb = slots_[A::word(o)].cb;
       (void)::aio_cancel(cb.aio_fildes, &cb);
-    } else if (!reactor_.cancel(o) && pool_ != nullptr) {
-      pool_->cancel(o);
+    } else if (!reactor_.cancel(o)) {
+      pool_.cancel(o);
     }
   }
 
   void poll(std::optional<std::chrono::nanoseconds> timeout) override {
     const poll_deadline until(timeout);
-    std::size_t done = complete_nops() + submit_waiting() + flush_to_pool() + harvest() + drain_pool();
+    pool_.hand_over();  // once per turn, as one batch (cancellable until then)
+    std::size_t done = complete_nops() + submit_waiting() + harvest() + drain_pool();
     if (done > 0) timeout = std::chrono::nanoseconds(0);
     if (!waiting_.empty() && in_glibc_ == 0 && (!timeout || *timeout > k_retry_wait)) timeout = k_retry_wait;
     bool zero = timeout && timeout->count() <= 0;
     if (!zero && in_glibc_ > 0 && wait_briefly(timeout) > 0) zero = true;
     bool aio_sleeps = !zero && in_glibc_ > 0;
     if (aio_sleeps && !prepare_sleep()) zero = true, aio_sleeps = false;
-    bool pool_sleeps = !zero && pool_ != nullptr && pool_->prepare_sleep();
-    if (!zero && pool_ != nullptr && !pool_sleeps) zero = true;
+    if (!zero && !pool_.may_sleep()) zero = true;
     if (zero) timeout = std::chrono::nanoseconds(0);
     (void)reactor_.wait(until.rest(timeout));
-    if (pool_sleeps) pool_->after_sleep();
+    pool_.after_sleep();
     if (aio_sleeps) after_sleep();
     harvest();
     drain_pool();
@@ -193,7 +192,6 @@ class posix_aio_backend final : public backend {
   void shutdown() override {
     while (op* o = waiting_.pop()) env_.complete(*o, -ECANCELED);
     while (op* o = nops_.pop()) env_.complete(*o, -ECANCELED);
-    while (op* o = to_pool_.pop()) env_.complete(*o, -ECANCELED);
     reactor_.shutdown();
     stop_reaper();
     {
@@ -210,10 +208,7 @@ class posix_aio_backend final : public backend {
       for (unsigned idx : inflight_) list.push_back(&slots_[idx].cb);
       (void)::aio_suspend(list.data(), static_cast<int>(list.size()), nullptr);
     }
-    if (pool_ != nullptr) {
-      pool_->stop();
-      drain_pool();
-    }
+    pool_.shutdown();
   }
 
  private:
@@ -240,17 +235,6 @@ class posix_aio_backend final : public backend {
     struct stat st;
     if (::fstat(A::args(o).fd, &st) != 0) return false;  // the pool reports EBADF
     return !S_ISFIFO(st.st_mode) && !S_ISSOCK(st.st_mode);
-  }
-
-  // Delegated ops go to the pool once per turn, as one batch (and stay cancellable until then).
-  std::size_t flush_to_pool() {
-    if (to_pool_.empty()) return 0;
-    if (pool_ == nullptr) {
-      pool_ = &env_.pool();
-      reactor_.watch_extra(pool_->event_fd());
-    }
-    pool_->submit(to_pool_);
-    return 0;
   }
 
   // Hands one op to glibc; returns 0 or an errno value.
@@ -485,20 +469,13 @@ class posix_aio_backend final : public backend {
     return n;
   }
 
-  std::size_t drain_pool() {
-    if (pool_ == nullptr) return 0;
-    op_queue got;
-    std::size_t n = pool_->drain(got);
-    while (op* o = got.pop())
-      if (!reactor_.take_back(*o)) env_.complete(*o, A::res(*o));
-    return n;
-  }
+  std::size_t drain_pool() { return pool_.drain(); }
 
   backend_env& env_;
   reactor reactor_;
+  delegation pool_;  // ops glibc's AIO cannot do
   const unsigned depth_;
   int event_fd_ = -1;
-  thread_pool* pool_ = nullptr;
   std::unique_ptr<slot[]> slots_;
 
   // Loop thread only.
@@ -509,7 +486,6 @@ class posix_aio_backend final : public backend {
   std::vector<const aiocb*> list_;
   op_queue waiting_;
   op_queue nops_;
-  op_queue to_pool_;
   std::size_t in_glibc_ = 0;  // handed to glibc and not yet completed
 
   // Shared with the reaper, guarded by mu_ (and slot::status).

@@ -18,6 +18,7 @@
 #include <memory>
 
 #include "backend.hpp"
+#include "delegation.hpp"
 #include "nowait_policy.hpp"
 #include "reactor.hpp"
 #include "sys/syscalls.hpp"
@@ -29,9 +30,12 @@ namespace {
 class threadpool_backend final : public backend {
  public:
   explicit threadpool_backend(backend_env& env)
-      : env_(env), reactor_(env), pool_(env.pool()), inline_nowait_(env.options().inline_nowait) {
-    reactor_.watch_extra(pool_.event_fd());
-    reactor_.delegate_to(pending_);  // sendfile, once its socket is writable
+      : env_(env),
+        reactor_(env),
+        pool_(env, reactor_),
+        inline_nowait_(env.options().inline_nowait) {
+    pool_.pool();  // every file op runs there: start it now
+    reactor_.delegate_to(pending_);  // ready sendfile ops join the turn's batch (flush)
   }
 
   std::string_view name() const noexcept override { return "threadpool"; }
@@ -51,13 +55,13 @@ class threadpool_backend final : public backend {
     std::size_t done = flush();
     done += drain();
     bool zero = timeout && timeout->count() <= 0;
-    if (done == 0 && !zero && pool_.outstanding() > 0 && pool_.spin_for_finished(until.left())) done += drain();
+    thread_pool& workers = *pool_.started();
+    if (done == 0 && !zero && workers.outstanding() > 0 && workers.spin_for_finished(until.left())) done += drain();
     if (done > 0) timeout = std::chrono::nanoseconds(0);
     zero = timeout && timeout->count() <= 0;
-    bool slept = !zero && pool_.prepare_sleep();
-    if (!zero && !slept) timeout = std::chrono::nanoseconds(0);
+    if (!zero && !pool_.may_sleep()) timeout = std::chrono::nanoseconds(0);
     reactor_.wait(until.rest(timeout));
-    if (slept) pool_.after_sleep();
+    pool_.after_sleep();
     drain();
   }
 
@@ -66,8 +70,7 @@ class threadpool_backend final : public backend {
   void shutdown() override {
     while (op* o = pending_.pop()) env_.complete(*o, -ECANCELED);
     reactor_.shutdown();
-    pool_.stop();
-    drain();
+    pool_.shutdown();
   }
 
  private:
@@ -75,7 +78,6 @@ class threadpool_backend final : public backend {
   std::size_t flush() {
     if (pending_.empty()) return 0;
     std::size_t completed = 0;
-    op_queue batch;
     std::size_t n = pending_.size();
     std::size_t inline_budget = n <= 1 ? n : n / 3;
     while (op* o = pending_.pop()) {
@@ -86,9 +88,9 @@ class threadpool_backend final : public backend {
           continue;
         }
       }
-      batch.push(*o);
+      pool_.push(*o);
     }
-    pool_.submit(batch);
+    pool_.hand_over();
     return completed;
   }
 
@@ -113,17 +115,11 @@ class threadpool_backend final : public backend {
     return static_cast<std::uint64_t>(ts.tv_sec) * 1'000'000'000u + static_cast<std::uint64_t>(ts.tv_nsec);
   }
 
-  std::size_t drain() {
-    op_queue got;
-    std::size_t n = pool_.drain(got);
-    while (op* o = got.pop())
-      if (!reactor_.take_back(*o)) env_.complete(*o, A::res(*o));
-    return n;
-  }
+  std::size_t drain() { return pool_.drain(); }
 
   backend_env& env_;
   reactor reactor_;
-  thread_pool& pool_;
+  delegation pool_;
   const bool inline_nowait_;
   nowait_policy nowait_;
   op_queue pending_;

@@ -1,0 +1,70 @@
+#include "delegation.hpp"
+
+#include <poll.h>
+
+#include <cerrno>
+
+namespace unio::detail {
+
+thread_pool& delegation::pool() {
+  if (pool_ == nullptr) {
+    pool_ = &env_.pool();
+    if (on_start_) on_start_(pool_->event_fd());
+  }
+  return *pool_;
+}
+
+void delegation::hand_over() {
+  if (queued_.empty()) return;
+  pool().submit(queued_);
+}
+
+bool delegation::cancel(op& o) {
+  if (queued_.remove(o)) {
+    env_.complete(o, -ECANCELED);
+    return true;
+  }
+  return pool_ != nullptr && pool_->cancel(o);
+}
+
+std::size_t delegation::drain() {
+  if (pool_ == nullptr) return 0;
+  op_queue got;
+  std::size_t n = pool_->drain(got);
+  while (op* o = got.pop())
+    if (!take_back_ || !take_back_(*o)) env_.complete(*o, A::res(*o));
+  return n;
+}
+
+void delegation::shutdown() {
+  while (op* o = queued_.pop()) env_.complete(*o, -ECANCELED);
+  if (pool_ == nullptr) return;
+  pool_->cancel_queued();
+  drain();
+  while (pool_->outstanding() > 0) {
+    wait_for_pool();
+    drain();
+  }
+}
+
+bool delegation::may_sleep() noexcept {
+  sleeping_ = false;
+  if (pool_ == nullptr || pool_->outstanding() == 0) return true;  // nothing can finish
+  sleeping_ = pool_->prepare_sleep();
+  return sleeping_;
+}
+
+void delegation::after_sleep() noexcept {
+  if (sleeping_) pool_->after_sleep();
+  sleeping_ = false;
+}
+
+void delegation::wait_for_pool() noexcept {
+  if (!pool_->prepare_sleep()) return;  // finished ops are already waiting
+  pollfd p{pool_->event_fd(), POLLIN, 0};
+  while (::poll(&p, 1, -1) < 0 && errno == EINTR) {
+  }
+  pool_->after_sleep();
+}
+
+}  // namespace unio::detail
