@@ -1,5 +1,6 @@
 // reactor: epoll readiness for socket ops, and the sleep/wake primitive of the backends that
-// do not wait on a kernel completion queue (sync, threadpool).
+// do not wait on a kernel completion queue (sync, threadpool, linux_aio and posix_aio, which add
+// their completion eventfds with watch_extra).
 //
 // Socket ops (accept, connect, recv, send), and reads/writes at the current position of a pipe
 // or socket (sys::needs_readiness), are first attempted without blocking; one that would

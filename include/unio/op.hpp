@@ -204,7 +204,7 @@ class UNIO_API op {
   std::uint8_t state_ = 0;           // 0 idle, else detail::op_state
   std::uint8_t cancel_requested_ = 0;
   std::uint8_t internal_flags_ = 0;
-  std::uint8_t link_flags_ = 0;      // linked ops (loop::link_scope, link_timeout); the loop's
+  std::uint8_t link_flags_ = 0;      // linked ops (loop::link_scope, link_timeout): set and read by the loop only
   op* link_next_ = nullptr;          // the next op of its chain
   op* link_prev_ = nullptr;          // the previous op of its chain; a link timeout: the op it guards
   op* link_timer_ = nullptr;         // the link timeout guarding this op

@@ -1,7 +1,7 @@
 // The sync backend: every file op is the blocking system call, made inline on the loop's
 // thread. It is the baseline the other backends are measured against, and it stalls the loop
 // for as long as each call takes (a cache miss on a disk: milliseconds), which is exactly the
-// problem the article describes. Sockets use non-blocking fds and epoll readiness (reactor),
+// problem that drove Node.js and Python to run file I/O on thread pools. Sockets use non-blocking fds and epoll readiness (reactor),
 // as every event loop does.
 #include <memory>
 
@@ -56,7 +56,7 @@ class sync_backend final : public backend {
   op_queue files_;
 };
 
-std::array<bool, op_code_count> all_native() {
+std::array<bool, op_code_count> all_native(const loop_options&) {
   std::array<bool, op_code_count> a{};
   a.fill(true);
   return a;

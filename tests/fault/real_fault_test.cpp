@@ -1,7 +1,8 @@
 // Real faults, not mocked: a full file system (a 1 MiB tmpfs in a private mount namespace) and
 // an exhausted file-descriptor table (RLIMIT_NOFILE). Each case runs in a forked child, so the
 // mount and the limit die with it; the child reports through its exit code and a pipe, and is
-// bounded by alarm(). TESTING.md rows 1a (tmpfs ENOSPC) and R8 (fd limits) describe the setups.
+// bounded by alarm(): a size-limited tmpfs mounted in a private mount namespace gives ENOSPC,
+// and a lowered RLIMIT_NOFILE gives EMFILE.
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <sched.h>

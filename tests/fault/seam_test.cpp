@@ -1,7 +1,7 @@
 // Fault-seam tests: faults injected through the syscall table (faulty_syscalls.hpp) on the
 // backends that perform blocking system calls through it (sync, threadpool).
 //
-// What they prove (DESIGN.md "Operations"): EINTR is retried transparently, except by close;
+// What they prove (the operations contract in include/unio/loop.hpp and op.hpp): EINTR is retried transparently, except by close;
 // short transfers are reported as they are and read_exact/write_all loop over them; ENOSPC and
 // EIO reach the caller as std::errc values, once, without retries.
 #include <fcntl.h>

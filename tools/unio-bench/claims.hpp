@@ -1,4 +1,5 @@
-// `unio-bench claims` (the default command): each claim of the article (DESIGN.md, seed) with
+// `unio-bench claims` (the default command): each claim of the debate on why Node.js and Python
+// run file I/O on thread pools rather than Linux AIO, and whether io_uring changes that, with
 // the experiment that tests it, the figures, and a verdict computed from the figures by a rule
 // printed next to it; then "when to use what on this machine", computed from the same figures.
 #pragma once

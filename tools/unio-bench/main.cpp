@@ -1,5 +1,5 @@
 // unio-bench: measures unio's backends side by side (and against fio and libuv) on this machine.
-// The command-line contract is in DESIGN.md ("Tools and examples").
+// The command-line contract is docs/unio-bench.md; other tools and tests rely on it.
 #include <unistd.h>
 
 #include <algorithm>

@@ -78,7 +78,7 @@ std::vector<std::string> fio_args(const run_options& o, const std::string& engin
                                 "--lat_percentiles=1", "--output-format=json"};
   if (o.rw == "randrw") a.push_back(fmt::format("--rwmixread={}", o.rwmixread));
   // unio submits a loop turn's ops with one call and reaps every ready completion: fio's
-  // equivalent is batched submission and reaping (BASELINES.md's io_uring_batch section).
+  // equivalent is batched submission and reaping (iodepth_batch_submit/iodepth_batch_complete).
   if (engine == "io_uring" || engine == "libaio") {
     a.push_back(fmt::format("--iodepth_batch_submit={}", std::min(8u, o.iodepth)));
     a.emplace_back("--iodepth_batch_complete_min=1");

@@ -1,4 +1,4 @@
-// Output of unio-bench: the backends table, the run table, JSON (DESIGN.md schema plus a
+// Output of unio-bench: the backends table, the run table, JSON (docs/unio-bench.md's schema plus a
 // "peers" array) and CSV.
 #pragma once
 
@@ -22,7 +22,7 @@ struct run_report {
 
 // `unio-bench backends`: availability, the kernel, auto's choice, native vs delegated ops.
 void print_backends(std::FILE* out);
-// Every backend name unio knows of, built in or not (the DESIGN.md list).
+// Every backend name unio knows of, built in or not.
 const std::vector<std::string>& known_backend_names();
 
 void print_run_header(std::FILE* out, const run_options& o, const std::string& file, bool temporary);

@@ -1,7 +1,7 @@
 // unio-serve --root DIR [--port 8080] [--bind 127.0.0.1] [--backend B] [--threads N]
 //            [--timeout-ms 10000] [--access-log]
 //
-// A static HTTP/1.1 file server on unio loops (DESIGN.md, "Tools and examples"). Each of the N
+// A static HTTP/1.1 file server on unio loops (command line in README.md). Each of the N
 // threads runs its own loop and its own SO_REUSEPORT listener on the same port. The first line
 // on stdout is "listening on ADDRESS:PORT" (--port 0 picks a free port; scripts read it there);
 // with --access-log one Common Log Format line per response follows. SIGINT/SIGTERM stop

@@ -5,7 +5,7 @@
 #                       and in the JSON (which parses and has the claims array), an SVG with the experiments
 #   run_plot            `run --plot x.svg` writes an SVG naming every backend of the run
 #   plot_without_gnuplot  --plot with no gnuplot on PATH: non-zero exit and a clear message
-#   tiny_run            a 1 s run on every backend gives JSON with the DESIGN.md schema keys
+#   tiny_run            a 1 s run on every backend gives JSON with docs/unio-bench.md's schema keys
 #   progress            on a terminal (a pty from script(1)) a run draws its progress line on stderr;
 #                       with stderr redirected to a file it draws none
 #   io_uring_flags      `run --fixed-buffers --sqpoll` on io_uring (when available) and threadpool: both
@@ -13,7 +13,7 @@
 #   misalign            --misalign with --verify (buffered, and O_DIRECT where the file system has it):
 #                       every backend runs with no error and no data mismatch
 #   vs_fio              `run --vs fio` on linux_aio and sync: a ratio line per backend against the fio engine
-#                       DESIGN.md names, the JSON peers array, and the note that buffered linux_aio goes to
+#                       documented names, the JSON peers array, and the note that buffered linux_aio goes to
 #                       its pool (not with --aio-buffered); skipped (77) without fio
 #   bad ARGS...         `run ARGS` exits non-zero with a message and leaves no file behind
 set -u
