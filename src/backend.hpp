@@ -29,8 +29,8 @@
 //  6. Shutdown. shutdown() completes every op still held (ECANCELED or its own result), waits
 //     for its threads to stop touching ops, and returns with nothing in flight. After it the
 //     backend receives no more calls except its destructor.
-//  7. Capabilities. native(code) tells whether the backend performs an op itself (true) or
-//     delegates it to env.pool() (false). timeout ops never reach a backend: the loop keeps the
+//  7. Capabilities. The descriptor's native(options) table tells whether the backend performs
+//     each op itself (true) or delegates it to env.pool() (false). timeout ops never reach a backend: the loop keeps the
 //     timers and passes the next deadline to poll(), as a duration measured at the call; work a
 //     backend does before it sleeps comes off the sleep (poll_deadline), or timers fire late.
 //  8. Registered resources. set_buffers()/set_files() receive input the loop has validated
@@ -236,8 +236,8 @@ struct backend_descriptor {
   const char* name;
   // Empty when the backend works here; else the reason it does not.
   std::string (*probe)();
-  // Per op_code: native (true) or delegated to the pool (false).
-  std::array<bool, op_code_count> (*native)();
+  // Per op_code: native (true) or delegated to the pool (false), for a loop with these options.
+  std::array<bool, op_code_count> (*native)(const loop_options&);
   std::unique_ptr<backend> (*create)(backend_env& env);
 };
 

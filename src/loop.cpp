@@ -9,6 +9,8 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <array>
+#include <optional>
 #include <atomic>
 #include <cstdio>
 #include <mutex>
@@ -90,6 +92,7 @@ struct loop_impl final : backend_env, direct_env {
     if (opts.pool_nice < 0 || opts.pool_nice > 19)
       throw std::system_error(EINVAL, std::generic_category(), "unio: loop_options::pool_nice must be 0-19");
     const backend_descriptor& d = resolve_backend(opts.backend, reason);
+    descriptor = &d;
     now_ns = steady_now_ns();
     be = d.create(*this);
   }
@@ -441,6 +444,8 @@ struct loop_impl final : backend_env, direct_env {
 
   loop_options opts;
   std::string reason;
+  const backend_descriptor* descriptor = nullptr;
+  std::optional<std::array<bool, op_code_count>> native;  // is_native(), asked on first use
   std::unique_ptr<thread_pool> pool_;  // before be: the backend may hold a reference to it
   std::unique_ptr<backend> be;
   direct_io direct{*this};  // after be: destroyed first, with nothing left in flight
@@ -474,6 +479,12 @@ loop::~loop() { impl_->shut_down(); }
 std::string_view loop::backend_name() const noexcept { return impl_->be->name(); }
 const std::string& loop::backend_reason() const noexcept { return impl_->reason; }
 const loop_options& loop::options() const noexcept { return impl_->opts; }
+
+bool loop::is_native(op_code code) const {
+  if (static_cast<std::size_t>(code) >= op_code_count) return false;
+  if (!impl_->native) impl_->native = impl_->descriptor->native(impl_->opts);
+  return (*impl_->native)[static_cast<std::size_t>(code)];
+}
 
 void loop::run() {
   while (!impl_->stop_requested.load(std::memory_order_acquire)) {

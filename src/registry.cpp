@@ -79,7 +79,7 @@ std::vector<backend_info> probe_backends() {
     bi.name = d->name;
     bi.reason = d->probe();
     bi.available = bi.reason.empty();
-    bi.native = d->native();
+    bi.native = d->native(loop_options{});
     out.push_back(std::move(bi));
   }
   return out;

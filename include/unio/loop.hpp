@@ -108,6 +108,13 @@ struct loop_options {
   // make it do anything else (any other opcode fails with EACCES). Where the kernel refuses it,
   // creating the loop throws std::system_error naming the reason.
   bool io_uring_restrict = false;
+  // io_uring, for diagnosis and tests: ops that run on the loop's thread pool although the
+  // kernel has their opcode, as op names (to_string) separated by commas, or "files" for every
+  // file op. Socket ops, nop and timeouts stay on the ring whatever it says; so do reads and
+  // writes at the current position of a pipe or socket (the pool cannot wait for readiness).
+  // Results are the same either way; loop::is_native reports the effect. Empty: the kernel's
+  // probe alone decides.
+  std::string io_uring_delegate{};
 };
 
 class loop;
@@ -185,6 +192,9 @@ class UNIO_API loop {
   std::string_view backend_name() const noexcept;
   const std::string& backend_reason() const noexcept;
   const loop_options& options() const noexcept;
+  // Whether this loop's backend performs `code` itself (true) or hands it to the loop's thread
+  // pool (false): probe_backends()'s table for the backend, with this loop's options applied.
+  bool is_native(op_code code) const;
 
   // Runs until no work is left or stop() is called.
   void run();

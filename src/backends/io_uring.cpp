@@ -2,15 +2,14 @@
 // loop sleeps on. Built on liburing 2.3 (Debian 12); newer kernel features are used by raw value
 // where liburing 2.3 does not name them.
 //
+// The backend's parts: io_uring_probe (what the kernel can do: availability and which opcodes
+// are native), io_uring_registered (registered buffers and files), io_uring_splice (sendfile);
+// this file is the ring and an op's way through it.
+//
 // Design choices, with the kernel versions that drive them:
-//  - Availability (probe). The ring must set up (io_uring_setup can be refused: EPERM from a
-//    seccomp filter or kernel.io_uring_disabled, ENOSYS on a kernel without io_uring), it must
-//    have IORING_FEAT_NODROP (5.5) and IORING_FEAT_EXT_ARG (5.11: a wait with a timeout is one
-//    io_uring_enter and never a hidden timeout SQE), the opcode probe (5.6) must list the opcodes
-//    that cannot be delegated (NOP, READ, WRITE, POLL_ADD, ASYNC_CANCEL and the four socket
-//    ops: the thread pool cannot wait for socket readiness), and a NOP must make the round trip.
-//    Every other opcode the probe lacks is delegated to the loop's thread pool; native() reports
-//    which. IORING_OP_FTRUNCATE (6.9) is opcode 55 by number (liburing 2.3 stops at 48).
+//  - Availability: see io_uring_probe.hpp. Every opcode the probe lacks is delegated to the
+//    loop's thread pool; native() reports which. IORING_OP_FTRUNCATE (6.9) is opcode 55 by number
+//    (liburing 2.3 stops at 48).
 //  - Setup flags, best first, falling back when setup says EINVAL:
 //      [R_DISABLED|SINGLE_ISSUER|DEFER_TASKRUN|TASKRUN_FLAG|SUBMIT_ALL|CLAMP  (6.1), opt-in]
 //      COOP_TASKRUN|TASKRUN_FLAG|SUBMIT_ALL|CLAMP                            (5.19), default
@@ -53,21 +52,14 @@
 //    (an io_uring limitation on that file; nothing was done, so the pool may redo it) run on the
 //    loop's thread pool. EINVAL is never retried: the probe already showed that the opcode
 //    exists, so EINVAL is the kernel's verdict on the arguments, the same the syscall would give.
+//  - sendfile is native: SPLICE file -> pipe -> socket (io_uring_splice.hpp).
 //
-//  - sendfile is native: IORING_OP_SPLICE from the file into a pipe of the loop's (up to the
-//    pipe's capacity, from the op's offset), then SPLICE from the pipe to the socket until the pipe
-//    is empty; the op's result is what reached the socket. The kernel runs SPLICE on an io-wq
-//    worker (never inline), so a closed peer's SIGPIPE goes to that worker, which blocks every
-//    signal, and EPIPE is the result. A full non-blocking socket answers -EAGAIN (io-wq does not
-//    poll for SPLICE); the op then waits with POLL_ADD(POLLOUT) and splices again. out_fd is made
-//    non-blocking at submission so a worker never sleeps on it. Each op in flight has its own
-//    pipe (a few empty ones are kept for reuse); a pipe left with data (an error, a cancel) is
-//    closed, never reused. See the splice_* functions.
-//
-// Test knobs: UNIO_IO_URING_REFUSE="sqpoll,restrict" makes setup answer as a kernel that refuses
-// those options would (EPERM, EINVAL). UNIO_IO_URING_DELEGATE="stat,ftruncate" (op names as in
-// to_string(op_code)) or "files" (every file op) treats those opcodes as missing from the probe, so the delegation path
-// can be tested (and the conformance suite run through it) on a kernel that has every opcode.
+// Diagnostic options (loop_options): io_uring_delegate names ops that run on the pool although the
+// kernel has their opcode, so the delegation path can be compared and tested (the conformance
+// suite runs whole through it, variant io_uring_delegate). The environment variable
+// UNIO_IO_URING_REFUSE="sqpoll,restrict" is a test knob: setup then answers as a kernel that
+// refuses those options would (EPERM, EINVAL), so the error paths can be tested on a kernel that
+// accepts them. Nothing else is read from the environment.
 //
 // Options and registrations (docs/design.md has when to use them):
 //  - SQPOLL (loop_options::io_uring_sqpoll_idle_ms, any kernel with io_uring; unprivileged since
@@ -81,8 +73,8 @@
 //    IORING_REGISTER_RESTRICTIONS allows unio's opcodes, IOSQE_FIXED_FILE and the buffer/file
 //    register calls, then ENABLE_RINGS (a SINGLE_ISSUER ring is enabled by its first poll, as
 //    before). Other opcodes complete with -EACCES.
-//  - Fixed buffers and files (loop::register_buffers/register_files): applied when an SQE is
-//    prepared (use_registered). Unregistering turns SQEs still in the SQ back into their plain
+//  - Fixed buffers and files (loop::register_buffers/register_files, io_uring_registered.hpp):
+//    applied when an SQE is prepared. Unregistering turns SQEs still in the SQ back into their plain
 //    form; closing a registered fd through the loop empties its table slot once the close has
 //    completed; everything is registered again on a recreated ring.
 //
@@ -113,9 +105,12 @@
 #include <vector>
 
 #include "backend.hpp"
+#include "delegation.hpp"
+#include "io_uring_probe.hpp"
+#include "io_uring_registered.hpp"
+#include "io_uring_splice.hpp"
 #include "reap_pacer.hpp"
 #include "sys/syscalls.hpp"
-#include "delegation.hpp"
 
 namespace unio::detail {
 namespace {
@@ -163,9 +158,8 @@ std::uint64_t this_thread_serial() noexcept {
   std::abort();
 }
 
-// The io_uring opcode of each unio operation (-1: none; timeouts stay in the loop): the
-// op_traits row, whose numbers are the kernel's (checked here against liburing's names).
-int opcode_of(op_code c) noexcept { return traits(c).uring_opcode; }
+// The io_uring opcode of each unio operation is in its op_traits row, by the kernel's numbers
+// (checked here against liburing's names).
 static_assert(traits(op_code::nop).uring_opcode == IORING_OP_NOP);
 static_assert(traits(op_code::open).uring_opcode == IORING_OP_OPENAT2);
 static_assert(traits(op_code::close).uring_opcode == IORING_OP_CLOSE);
@@ -187,119 +181,6 @@ static_assert(traits(op_code::connect).uring_opcode == IORING_OP_CONNECT);
 static_assert(traits(op_code::recv).uring_opcode == IORING_OP_RECV);
 static_assert(traits(op_code::send).uring_opcode == IORING_OP_SEND);
 static_assert(traits(op_code::sendfile).uring_opcode == IORING_OP_SPLICE);
-
-// ---------------------------------------------------------------------------------------------
-// Probing the kernel
-// ---------------------------------------------------------------------------------------------
-
-struct required_opcode {
-  int opcode;
-  const char* name;
-};
-// Opcodes without which the backend is unavailable: the loop's own machinery, and socket ops,
-// which the thread pool cannot run (it does not wait for readiness).
-constexpr required_opcode k_required[] = {
-    {IORING_OP_NOP, "NOP"},         {IORING_OP_READ, "READ"},
-    {IORING_OP_WRITE, "WRITE"},     {IORING_OP_POLL_ADD, "POLL_ADD"},
-    {IORING_OP_ASYNC_CANCEL, "ASYNC_CANCEL"}, {IORING_OP_ACCEPT, "ACCEPT"},
-    {IORING_OP_CONNECT, "CONNECT"}, {IORING_OP_RECV, "RECV"},
-    {IORING_OP_SEND, "SEND"},       {IORING_OP_SPLICE, "SPLICE"},
-};
-
-std::string read_io_uring_disabled() {
-  std::ifstream f("/proc/sys/kernel/io_uring_disabled");
-  std::string v;
-  if (!(f >> v)) return {};
-  return v;
-}
-
-std::string setup_refusal(int err) {
-  std::string disabled = read_io_uring_disabled();
-  std::string sysctl = disabled.empty() ? std::string() : " (kernel.io_uring_disabled=" + disabled + ")";
-  if (err == EPERM) return "io_uring_setup refused (EPERM): seccomp filter or io_uring_disabled" + sysctl;
-  if (err == ENOSYS) return "io_uring_setup: kernel without io_uring (ENOSYS)" + sysctl;
-  return std::string("io_uring_setup failed: ") + std::strerror(err) + sysctl;
-}
-
-// Submits one NOP and waits for it (bounded; EINTR retried): the ring really works.
-std::string nop_round_trip(io_uring& ring) {
-  io_uring_sqe* sqe = io_uring_get_sqe(&ring);
-  if (sqe == nullptr) return "no SQE on a fresh ring";
-  io_uring_prep_nop(sqe);
-  sqe->user_data = 0x5a;
-  int r = io_uring_submit(&ring);
-  for (int tries = 0; r == -EINTR && tries < 100; ++tries) r = io_uring_submit(&ring);
-  if (r != 1) return std::string("NOP submit failed: ") + std::strerror(r < 0 ? -r : EIO);
-  for (int tries = 0; tries < 100; ++tries) {
-    __kernel_timespec ts{1, 0};
-    io_uring_cqe* cqe = nullptr;
-    r = io_uring_wait_cqe_timeout(&ring, &cqe, &ts);
-    if (r == -EINTR) continue;
-    if (r < 0 || cqe == nullptr) return std::string("NOP did not complete: ") + std::strerror(r < 0 ? -r : EIO);
-    bool ok = cqe->user_data == 0x5a && cqe->res == 0;
-    io_uring_cqe_seen(&ring, cqe);
-    return ok ? std::string() : "NOP completed with a wrong result";
-  }
-  return "NOP wait interrupted too often";
-}
-
-struct kernel_report {
-  std::string why_not;  // empty: usable
-  std::array<bool, op_code_count> native{};
-};
-
-std::string check_features(unsigned features) {
-  if ((features & IORING_FEAT_NODROP) == 0) return "kernel lacks IORING_FEAT_NODROP (needs Linux 5.5)";
-  if ((features & IORING_FEAT_EXT_ARG) == 0) return "kernel lacks IORING_FEAT_EXT_ARG (needs Linux 5.11)";
-  return {};
-}
-
-// The UNIO_IO_URING_DELEGATE test knob (see the top of the file); socket ops cannot be delegated.
-bool forced_to_pool(op_code c) {
-  const char* env = std::getenv("UNIO_IO_URING_DELEGATE");
-  if (env == nullptr || is_socket(c) || c == op_code::nop || c == op_code::timeout) return false;
-  std::istringstream in(env);
-  for (std::string item; std::getline(in, item, ',');)
-    if (item == "files" || item == to_string(c)) return true;
-  return false;
-}
-
-std::string check_opcodes(const io_uring_probe* p, std::array<bool, op_code_count>& native) {
-  for (std::size_t i = 0; i < op_code_count; ++i) {
-    auto c = static_cast<op_code>(i);
-    int opc = opcode_of(c);
-    native[i] = opc >= 0 && io_uring_opcode_supported(p, opc) != 0 && !forced_to_pool(c);
-  }
-  native[static_cast<std::size_t>(op_code::timeout)] = true;  // kept by the loop, never the pool
-  for (const required_opcode& r : k_required)
-    if (io_uring_opcode_supported(p, r.opcode) == 0) return std::string("kernel lacks IORING_OP_") + r.name;
-  return {};
-}
-
-// Sets up a small plain ring and checks everything unio needs. Not cached: a seccomp filter
-// installed later (or a forked child) must see its own answer.
-kernel_report inspect_kernel() {
-  kernel_report rep;
-  io_uring ring{};
-  io_uring_params params{};
-  int r = io_uring_queue_init_params(8, &ring, &params);
-  if (r < 0) {
-    rep.why_not = setup_refusal(-r);
-    return rep;
-  }
-  rep.why_not = check_features(params.features);
-  io_uring_probe* p = io_uring_get_probe_ring(&ring);
-  if (p == nullptr) {
-    if (rep.why_not.empty()) rep.why_not = "kernel has no io_uring opcode probe (needs Linux 5.6)";
-  } else {
-    std::string ops = check_opcodes(p, rep.native);
-    if (rep.why_not.empty()) rep.why_not = ops;
-    io_uring_free_probe(p);
-  }
-  if (rep.why_not.empty()) rep.why_not = nop_round_trip(ring);
-  io_uring_queue_exit(&ring);
-  return rep;
-}
 
 // Whether an op that io_uring answered with EOPNOTSUPP may be redone on the pool: file ops whose
 // syscall path differs from io_uring's (the op_traits row). Socket ops cannot run on the pool;
@@ -333,7 +214,7 @@ class uring_backend final : public backend {
         complete(o, A::res(o));  // its close and fd bookkeeping
         return true;
       }) {
-    kernel_report rep = inspect_kernel();
+    uring::kernel_report rep = uring::inspect_kernel(env.options().io_uring_delegate);
     if (!rep.why_not.empty()) throw std::system_error(ENOTSUP, std::generic_category(), "unio: io_uring: " + rep.why_not);
     native_ = rep.native;
     entries_ = std::clamp(env.options().queue_depth, 1u, 32768u);
@@ -352,7 +233,6 @@ class uring_backend final : public backend {
 
   ~uring_backend() override {
     if (ring_ready_) io_uring_queue_exit(&ring_);
-    splice_release_all();
     ::close(wake_fd_);
   }
 
@@ -365,21 +245,28 @@ class uring_backend final : public backend {
       finished_.push(o);
       return;
     }
-    if (o.code() == op_code::close) unregister_closing_fd(o);
+    if (o.code() == op_code::close) tables_.closing(o);
     if (wants_pool(o)) {
       set_state(o, k_delegated);
       pool_.push(o);
       return;
     }
     if (is_stream_write(o)) set_flag(o, k_poll_then_write);
-    if (o.code() == op_code::sendfile && !splice_start(o)) return;
+    if (o.code() == op_code::sendfile) {
+      if (int err = splicer_.start(o); err != 0) {
+        A::res(o) = -err;
+        set_state(o, k_finished);
+        finished_.push(o);
+        return;
+      }
+    }
     enqueue(o);
   }
 
   void cancel(op& o) override {
     if (o.code() == op_code::sendfile && state_of(o) == k_backlog) {
       backlog_.remove(o);
-      splice_finish(o, -ECANCELED);
+      complete(o, splicer_.finish(o, -ECANCELED));
       return;
     }
     switch (state_of(o)) {
@@ -431,7 +318,7 @@ class uring_backend final : public backend {
   // A new fd number may be a reused one: what was known about the old file no longer holds.
   void fd_opened(int fd) noexcept override {
     forget_fd(fd);
-    forget_fixed_fd(fd);
+    tables_.forget(ring_, fd);
   }
   void fd_closing(int fd) noexcept override { forget_fd(fd); }
 
@@ -448,7 +335,7 @@ class uring_backend final : public backend {
     drop_unsubmitted();
     if (held_ > 0) cancel_and_reap_all();
     pool_.shutdown();
-    splice_release_all();  // jobs of sendfile ops completed above without their stage handler
+    splicer_.release_all();  // jobs of sendfile ops completed above without their stage handler
   }
 
  private:
@@ -498,7 +385,7 @@ class uring_backend final : public backend {
     if (restrict_)
       return "a disabled ring for restrictions refused by the kernel (" + why +
              "; needs Linux 5.10): set loop_options::io_uring_restrict = false";
-    return err == EINVAL ? std::string("no setup flags accepted") : setup_refusal(err);
+    return err == EINVAL ? std::string("no setup flags accepted") : uring::setup_refusal(err);
   }
 
   // The UNIO_IO_URING_REFUSE test knob ("sqpoll", "restrict"): setup answers as a kernel that
@@ -521,45 +408,12 @@ class uring_backend final : public backend {
       int r = io_uring_register(static_cast<unsigned>(ring_.ring_fd), IORING_REGISTER_ENABLE_RINGS, nullptr, 0);
       if (r < 0) throw std::system_error(-r, std::generic_category(), "unio: io_uring: IORING_REGISTER_ENABLE_RINGS");
     }
-    if (!reg_bufs_.empty() && io_uring_register_buffers(&ring_, reg_bufs_.data(), static_cast<unsigned>(reg_bufs_.size())) < 0)
-      clear_buffer_table();
-    if (!reg_fds_.empty() && io_uring_register_files(&ring_, reg_fds_.data(), static_cast<unsigned>(reg_fds_.size())) < 0)
-      clear_file_table();
+    tables_.register_again(ring_);
   }
 
-  // IORING_REGISTER_RESTRICTIONS: the opcodes unio submits (those of opcode_of that the probe
-  // found, the ring's own POLL_ADD and ASYNC_CANCEL, and READ_FIXED/WRITE_FIXED for registered
-  // buffers; a duplicate entry is harmless), the one SQE
-  // flag it sets (FIXED_FILE), and the register operations of loop::register_buffers and
-  // register_files (registration must stay possible after enabling: the loop's API allows it
-  // at any time). Nothing else: no personalities, no eventfd, no probe.
+  // The restrictions are uring::restrictions(native_).
   void register_restrictions() {
-    std::vector<io_uring_restriction> res;
-    auto allow_op = [&](int opcode) {
-      io_uring_restriction r{};
-      r.opcode = IORING_RESTRICTION_SQE_OP;
-      r.sqe_op = static_cast<std::uint8_t>(opcode);
-      res.push_back(r);
-    };
-    // Only opcodes this kernel has: the kernel refuses restrictions naming an unknown one.
-    for (std::size_t i = 0; i < op_code_count; ++i)
-      if (int opc = opcode_of(static_cast<op_code>(i)); opc >= 0 && native_[i]) allow_op(opc);
-    // Also when delegated: stream reads and writes stay on the ring (wants_pool). All are in
-    // every kernel this backend accepts.
-    for (int opc : {IORING_OP_READV, IORING_OP_WRITEV, IORING_OP_POLL_ADD, IORING_OP_ASYNC_CANCEL,
-                    IORING_OP_READ_FIXED, IORING_OP_WRITE_FIXED})
-      allow_op(opc);
-    for (int reg : {IORING_REGISTER_BUFFERS, IORING_UNREGISTER_BUFFERS, IORING_REGISTER_FILES,
-                    IORING_UNREGISTER_FILES, IORING_REGISTER_FILES_UPDATE}) {
-      io_uring_restriction r{};
-      r.opcode = IORING_RESTRICTION_REGISTER_OP;
-      r.register_op = static_cast<std::uint8_t>(reg);
-      res.push_back(r);
-    }
-    io_uring_restriction flags{};
-    flags.opcode = IORING_RESTRICTION_SQE_FLAGS_ALLOWED;
-    flags.sqe_flags = IOSQE_FIXED_FILE;
-    res.push_back(flags);
+    std::vector<io_uring_restriction> res = uring::restrictions(native_);
     int r = io_uring_register(static_cast<unsigned>(ring_.ring_fd), IORING_REGISTER_RESTRICTIONS, res.data(),
                               static_cast<unsigned>(res.size()));
     if (r < 0)
@@ -713,8 +567,8 @@ class uring_backend final : public backend {
   void place(io_uring_sqe* sqe, op& o) {
     unsigned index = static_cast<unsigned>(sqe - ring_.sq.sqes);
     prep(sqe, o, slot_how_[index]);
-    if (o.code() == op_code::sendfile) splice_prep(sqe, o);
-    use_registered(sqe, o);
+    if (o.code() == op_code::sendfile) splicer_.prep(sqe, o);
+    if ((A::flags(o) & k_poll_then_write) == 0 && !tables_.empty()) tables_.apply(sqe, o);
     sqe->user_data = user_data(o, k_tag_op);
     unsigned pos = ring_.sq.sqe_tail - 1;  // the SQE just taken
     A::word(o) = (static_cast<std::uintptr_t>(pos) << 32) | k_in_sq;
@@ -779,7 +633,7 @@ class uring_backend final : public backend {
       case op_code::send:
         io_uring_prep_send(sqe, a.fd, a.buf, len32, static_cast<int>(a.flags) | MSG_NOSIGNAL);
         break;
-      case op_code::sendfile: break;  // splice_prep() fills the SQE of the op's current stage
+      case op_code::sendfile: break;  // splicer_.prep() fills the SQE of the op's current stage
       case op_code::timeout:
       case op_code::count_: io_uring_prep_nop(sqe); break;  // never reaches a backend
     }
@@ -787,83 +641,14 @@ class uring_backend final : public backend {
 
   // ---- registered buffers and files (loop::register_buffers/register_files) ----
 
-  // Turns a prepared SQE into its fixed form: READ/WRITE inside a registered buffer become
-  // READ_FIXED/WRITE_FIXED with the buffer's index; an op on a registered fd names the file by
-  // its table index (IOSQE_FIXED_FILE). The POLL_ADD stage of a stream write stays as it is.
-  void use_registered(io_uring_sqe* sqe, op& o) noexcept {
-    if ((A::flags(o) & k_poll_then_write) != 0) return;
-    const op_args& a = A::args(o);
-    if (!fixed_bufs_.empty() && (o.code() == op_code::read || o.code() == op_code::write) &&
-        a.offset != current_position) {
-      if (int idx = buffer_index(a.buf, sqe->len); idx >= 0) {
-        sqe->opcode = o.code() == op_code::read ? IORING_OP_READ_FIXED : IORING_OP_WRITE_FIXED;
-        sqe->buf_index = static_cast<std::uint16_t>(idx);
-        ++fixed_buffer_sqes_;
-      }
-    }
-    if (names_fd(o.code()) && a.fd >= 0 && static_cast<std::size_t>(a.fd) < fixed_file_.size() &&
-        fixed_file_[static_cast<std::size_t>(a.fd)] >= 0) {
-      sqe->fd = fixed_file_[static_cast<std::size_t>(a.fd)];
-      sqe->flags |= IOSQE_FIXED_FILE;
-      ++fixed_file_sqes_;
-    }
-  }
-
-  // Ops whose SQE takes the file in sqe->fd (close does not: it needs the fd itself).
-  static bool names_fd(op_code c) noexcept { return traits(c).uring_fixed_file; }
-
-  // The registered buffer that holds [buf, buf+len), or -1 (binary search over sorted ranges).
-  int buffer_index(const void* buf, std::uint64_t len) const noexcept {
-    auto b = reinterpret_cast<std::uintptr_t>(buf);
-    auto it = std::upper_bound(fixed_bufs_.begin(), fixed_bufs_.end(), b,
-                               [](std::uintptr_t x, const fixed_buffer& f) { return x < f.begin; });
-    if (it == fixed_bufs_.begin()) return -1;
-    --it;
-    return b < it->end && len <= it->end - b ? static_cast<int>(it->index) : -1;
-  }
-
   std::error_code set_buffers(std::span<const iovec> bufs) override {
-    if (bufs.empty()) {
-      unfix_unconsumed_sqes();
-      clear_buffer_table();
-      return errc(io_uring_unregister_buffers(&ring_));
-    }
-    int r = io_uring_register_buffers(&ring_, bufs.data(), static_cast<unsigned>(bufs.size()));
-    if (r < 0) return errc(r);
-    reg_bufs_.assign(bufs.begin(), bufs.end());
-    for (std::size_t i = 0; i < bufs.size(); ++i) {
-      auto b = reinterpret_cast<std::uintptr_t>(bufs[i].iov_base);
-      fixed_bufs_.push_back({b, b + bufs[i].iov_len, static_cast<unsigned>(i)});
-    }
-    std::sort(fixed_bufs_.begin(), fixed_bufs_.end(), [](auto& x, auto& y) { return x.begin < y.begin; });
-    return {};
+    if (bufs.empty()) unfix_unconsumed_sqes();
+    return tables_.set_buffers(ring_, bufs);
   }
 
   std::error_code set_files(std::span<const int> fds) override {
-    if (fds.empty()) {
-      unfix_unconsumed_sqes();
-      clear_file_table();
-      return errc(io_uring_unregister_files(&ring_));
-    }
-    int r = io_uring_register_files(&ring_, fds.data(), static_cast<unsigned>(fds.size()));
-    if (r < 0) return errc(r);
-    reg_fds_.assign(fds.begin(), fds.end());
-    int top = *std::max_element(fds.begin(), fds.end());
-    fixed_file_.assign(static_cast<std::size_t>(top) + 1, -1);
-    for (std::size_t i = 0; i < fds.size(); ++i) fixed_file_[static_cast<std::size_t>(fds[i])] = static_cast<std::int32_t>(i);
-    return {};
-  }
-
-  static std::error_code errc(int r) noexcept { return r < 0 ? std::error_code(-r, std::generic_category()) : std::error_code(); }
-
-  void clear_buffer_table() noexcept {
-    reg_bufs_.clear();
-    fixed_bufs_.clear();
-  }
-  void clear_file_table() noexcept {
-    reg_fds_.clear();
-    fixed_file_.clear();
-    closing_.clear();
+    if (fds.empty()) unfix_unconsumed_sqes();
+    return tables_.set_files(ring_, fds);
   }
 
   // Before unregistering: SQEs that still wait in the SQ go back to their plain form (they
@@ -880,56 +665,16 @@ class uring_backend final : public backend {
     }
     for (unsigned pos = from; pos != ring_.sq.sqe_tail; ++pos) {
       op* o = slot_op_[pos & ring_.sq.ring_mask];
-      io_uring_sqe* sqe = &ring_.sq.sqes[pos & ring_.sq.ring_mask];
       if (o == nullptr || (A::word(*o) & k_cancel_sent) != 0) continue;
-      if (sqe->opcode == IORING_OP_READ_FIXED) sqe->opcode = IORING_OP_READ;
-      if (sqe->opcode == IORING_OP_WRITE_FIXED) sqe->opcode = IORING_OP_WRITE;
-      sqe->buf_index = 0;
-      if ((sqe->flags & IOSQE_FIXED_FILE) != 0) {
-        sqe->flags &= static_cast<std::uint8_t>(~IOSQE_FIXED_FILE);
-        sqe->fd = A::args(*o).fd;
-      }
+      uring::registered_tables::undo(&ring_.sq.sqes[pos & ring_.sq.ring_mask], *o);
     }
-  }
-
-  // A registered fd is being closed through the loop: later ops on that number use the plain
-  // fd (it may be reused), and once the close has completed -- every SQE submitted before it
-  // has been consumed by then -- the kernel's table slot is emptied, which drops the table's
-  // reference so the file is really closed.
-  void unregister_closing_fd(op& close_op) {
-    int fd = A::args(close_op).fd;
-    if (fd < 0 || static_cast<std::size_t>(fd) >= fixed_file_.size() || fixed_file_[static_cast<std::size_t>(fd)] < 0) return;
-    closing_.push_back({&close_op, fixed_file_[static_cast<std::size_t>(fd)]});
-    fixed_file_[static_cast<std::size_t>(fd)] = -1;
-  }
-
-  void on_close_done(op& close_op) {
-    for (std::size_t i = 0; i < closing_.size(); ++i) {
-      if (closing_[i].first != &close_op) continue;
-      clear_file_slot(closing_[i].second);
-      closing_.erase(closing_.begin() + static_cast<std::ptrdiff_t>(i));
-      return;
-    }
-  }
-
-  void clear_file_slot(std::int32_t index) {
-    int none = -1;
-    io_uring_register_files_update(&ring_, static_cast<unsigned>(index), &none, 1);
-  }
-
-  // An open or accept returned this number, so the registered file that had it was closed
-  // behind the loop's back: forget the mapping and drop the kernel's reference.
-  void forget_fixed_fd(std::int64_t fd) {
-    if (fd < 0 || static_cast<std::size_t>(fd) >= fixed_file_.size() || fixed_file_[static_cast<std::size_t>(fd)] < 0) return;
-    clear_file_slot(fixed_file_[static_cast<std::size_t>(fd)]);
-    fixed_file_[static_cast<std::size_t>(fd)] = -1;
   }
 
   // ---- test hooks (tests/unit/io_uring_test.cpp) ----
 
   std::int64_t test_hook(std::string_view name, std::int64_t arg) override {
-    if (name == "fixed_buffer_sqes") return static_cast<std::int64_t>(fixed_buffer_sqes_);
-    if (name == "fixed_file_sqes") return static_cast<std::int64_t>(fixed_file_sqes_);
+    if (name == "fixed_buffer_sqes") return static_cast<std::int64_t>(tables_.buffer_sqes());
+    if (name == "fixed_file_sqes") return static_cast<std::int64_t>(tables_.file_sqes());
     if (name == "sqpoll") return (ring_.flags & IORING_SETUP_SQPOLL) != 0;
     if (name == "raw_sqe") return raw_sqe(static_cast<unsigned>(arg));
     return 0;
@@ -1166,7 +911,8 @@ class uring_backend final : public backend {
       return;
     }
     if (o.code() == op_code::sendfile) {
-      splice_done(o, res, cancel_asked);
+      if (auto r = splicer_.done(o, res, cancel_asked || shutting_down_)) complete(o, *r);
+      else enqueue(o);
       return;
     }
     if (res == -EOPNOTSUPP && !cancel_asked && !shutting_down_ && pool_can_retry(o.code())) {
@@ -1178,140 +924,9 @@ class uring_backend final : public backend {
   }
 
   void complete(op& o, std::int64_t res) {
-    if (o.code() == op_code::close && !closing_.empty()) on_close_done(o);
+    if (o.code() == op_code::close) tables_.close_done(ring_, o);
     ++completed_;
     env_.complete(o, res);
-  }
-
-  // ---- sendfile: file -> pipe -> socket (see the top of the file) ----
-
-  enum class splice_stage : std::uint8_t { fill, drain, wait };
-  struct splice_job {
-    int pipe_r = -1;
-    int pipe_w = -1;
-    std::uint32_t capacity = 0;  // the pipe's size in bytes
-    std::uint32_t in_pipe = 0;   // bytes read from the file, not yet sent
-    std::uint64_t sent = 0;      // bytes that reached the socket
-    splice_stage stage = splice_stage::fill;
-  };
-  static constexpr std::size_t k_spare_pipes = 16;
-  // 1 MiB (fs.pipe-max-size's default): a 1 GiB body took 2.4x as long through a 256 KiB pipe
-  // as with sendfile(2) on the pool, and as long through 1 MiB. The pipe holds page references.
-  static constexpr int k_pipe_size = 1024 * 1024;
-
-  // Gives the op a job with an empty pipe; false when no pipe can be had (the op is finished).
-  bool splice_start(op& o) {
-    const op_args& a = A::args(o);
-    splice_job job;
-    int err = a.offset > static_cast<std::uint64_t>(INT64_MAX) ? EINVAL : splice_take_pipe(job);
-    if (err != 0) {
-      A::res(o) = -err;
-      set_state(o, k_finished);
-      finished_.push(o);
-      return false;
-    }
-    // A worker must never sleep on the socket (it could not be stopped).
-    int fl = ::fcntl(a.fd, F_GETFL);
-    if (fl >= 0 && (fl & O_NONBLOCK) == 0) ::fcntl(a.fd, F_SETFL, fl | O_NONBLOCK);
-    splices_[&o] = job;
-    return true;
-  }
-
-  int splice_take_pipe(splice_job& job) {
-    if (!spare_pipes_.empty()) {
-      job = spare_pipes_.back();
-      spare_pipes_.pop_back();
-      return 0;
-    }
-    int fds[2];
-    if (::pipe2(fds, O_CLOEXEC | O_NONBLOCK) < 0) return errno;
-    (void)::fcntl(fds[1], F_SETPIPE_SZ, k_pipe_size);  // a smaller pipe only means more rounds
-    int cap = ::fcntl(fds[1], F_GETPIPE_SZ);
-    job.pipe_r = fds[0];
-    job.pipe_w = fds[1];
-    job.capacity = cap > 0 ? static_cast<std::uint32_t>(cap) : 4096;
-    return 0;
-  }
-
-  // Fills the SQE of the op's current stage.
-  void splice_prep(io_uring_sqe* sqe, op& o) {
-    const op_args& a = A::args(o);
-    const splice_job& j = splices_.at(&o);
-    switch (j.stage) {
-      case splice_stage::fill: {
-        auto n = static_cast<unsigned>(std::min<std::uint64_t>(a.len, j.capacity));
-        io_uring_prep_splice(sqe, a.fd_in, static_cast<std::int64_t>(a.offset), j.pipe_w, -1, n, 0);
-        break;
-      }
-      case splice_stage::drain: io_uring_prep_splice(sqe, j.pipe_r, -1, a.fd, -1, j.in_pipe, 0); break;
-      case splice_stage::wait: io_uring_prep_poll_add(sqe, a.fd, POLLOUT); break;
-    }
-  }
-
-  // One stage's CQE: go on to the next stage, or finish.
-  void splice_done(op& o, std::int32_t res, bool cancel_asked) {
-    splice_job& j = splices_.at(&o);
-    bool stop = cancel_asked || shutting_down_;
-    if (res == -EAGAIN && j.stage == splice_stage::drain && !stop) {  // the socket is full
-      j.stage = splice_stage::wait;
-      enqueue(o);
-      return;
-    }
-    if (res < 0) return splice_finish(o, stop || res == -EINTR ? -ECANCELED : res);
-    switch (j.stage) {
-      case splice_stage::fill:
-        if (res == 0) return splice_finish(o, 0);  // at or past the end of the file (or len 0)
-        j.in_pipe = static_cast<std::uint32_t>(res);
-        j.stage = splice_stage::drain;
-        break;
-      case splice_stage::drain:
-        if (res == 0) return splice_finish(o, -EIO);  // the pipe had data: never expected
-        j.sent += static_cast<std::uint64_t>(res);
-        j.in_pipe -= std::min(static_cast<std::uint32_t>(res), j.in_pipe);
-        if (j.in_pipe == 0) return splice_finish(o, 0);
-        break;
-      case splice_stage::wait: j.stage = splice_stage::drain; break;
-    }
-    if (stop) return splice_finish(o, -ECANCELED);
-    enqueue(o);
-  }
-
-  // Completes the op with what reached the socket, or `err` when nothing did.
-  void splice_finish(op& o, std::int64_t err) {
-    auto it = splices_.find(&o);
-    std::int64_t res = err;
-    if (it != splices_.end()) {
-      splice_job j = it->second;
-      splices_.erase(it);
-      if (j.sent > 0) res = static_cast<std::int64_t>(j.sent);
-      splice_recycle(j);
-    }
-    complete(o, res);
-  }
-
-  // An empty pipe is kept for the next op; one with data left in it is closed.
-  void splice_recycle(splice_job& j) {
-    if (j.in_pipe == 0 && spare_pipes_.size() < k_spare_pipes) {
-      j.sent = 0;
-      j.stage = splice_stage::fill;
-      spare_pipes_.push_back(j);
-      return;
-    }
-    ::close(j.pipe_r);
-    ::close(j.pipe_w);
-  }
-
-  void splice_release_all() noexcept {
-    for (auto& [o, j] : splices_) {
-      ::close(j.pipe_r);
-      ::close(j.pipe_w);
-    }
-    splices_.clear();
-    for (auto& j : spare_pipes_) {
-      ::close(j.pipe_r);
-      ::close(j.pipe_w);
-    }
-    spare_pipes_.clear();
   }
 
   // ---- positioned I/O on streams (see the top of the file) ----
@@ -1413,19 +1028,7 @@ class uring_backend final : public backend {
   op_queue backlog_;   // waiting for SQ space, in submission order
   std::vector<op*> cancel_backlog_;  // ASYNC_CANCEL requests waiting for SQ space
 
-  // Registered buffers (sorted by address) and files (per fd: its table index, -1 none), with
-  // what was registered, to register it again on a recreated ring.
-  struct fixed_buffer {
-    std::uintptr_t begin, end;
-    unsigned index;
-  };
-  std::vector<fixed_buffer> fixed_bufs_;
-  std::vector<iovec> reg_bufs_;
-  std::vector<std::int32_t> fixed_file_;
-  std::vector<int> reg_fds_;
-  std::vector<std::pair<op*, std::int32_t>> closing_;  // close ops of registered fds, with the slot
-  std::uint64_t fixed_buffer_sqes_ = 0;  // SQEs made READ_FIXED/WRITE_FIXED (test_hook)
-  std::uint64_t fixed_file_sqes_ = 0;    // SQEs with IOSQE_FIXED_FILE (test_hook)
+  uring::registered_tables tables_;
   std::int64_t raw_res_ = 0;
   bool raw_done_ = false;
 
@@ -1435,17 +1038,18 @@ class uring_backend final : public backend {
   bool shutting_down_ = false;
   std::size_t completed_ = 0;  // ops handed back during the current poll()
 
-  std::unordered_map<op*, splice_job> splices_;  // sendfile ops in flight
-  std::vector<splice_job> spare_pipes_;          // empty pipes for the next sendfile
+  uring::splice_sendfile splicer_;  // sendfile ops in flight
 };
 
-std::array<bool, op_code_count> native_table() { return inspect_kernel().native; }
+std::array<bool, op_code_count> native_table(const loop_options& o) {
+  return uring::inspect_kernel(o.io_uring_delegate).native;
+}
 
 }  // namespace
 
 extern const backend_descriptor io_uring_descriptor = {
     "io_uring",
-    [] { return inspect_kernel().why_not; },
+    [] { return uring::inspect_kernel().why_not; },
     native_table,
     [](backend_env& env) -> std::unique_ptr<backend> { return std::make_unique<uring_backend>(env); },
 };

@@ -1,10 +1,10 @@
 // The linux_aio backend: Linux native AIO (io_setup/io_submit/io_getevents, raw syscalls, no
 // libaio needed) for reads, writes and syncs; everything else on the loop's thread pool.
 //
-// The article's point, made into behaviour: native AIO is asynchronous only for O_DIRECT files.
-// On a buffered file io_submit does the whole read inside the syscall, including waiting for
-// the disk on a cache miss (BASELINES.md finding 2: 56-58 us per submit, QD32 no faster than
-// QD1), so the loop would stall. By default, ops on files not opened with O_DIRECT therefore go
+// Native AIO is asynchronous only for O_DIRECT files (the reason Node.js and Python never adopted
+// it for file I/O), made into behaviour. On a buffered file io_submit does the whole read inside
+// the syscall, including waiting for the disk on a cache miss (measured on a VM's virtio disk:
+// 56-58 us per submit of a cold 4 KiB read, and QD32 no faster than QD1), so the loop would stall. By default, ops on files not opened with O_DIRECT therefore go
 // to the pool; loop_options::aio_buffered submits them through AIO anyway, so the benchmark can
 // show the stall.
 //
@@ -377,7 +377,7 @@ class linux_aio_backend final : public backend {
   std::size_t in_kernel_ = 0;
 };
 
-std::array<bool, op_code_count> aio_native() {
+std::array<bool, op_code_count> aio_native(const loop_options&) {
   std::array<bool, op_code_count> a{};
   for (const op_traits& t : k_op_traits)
     a[static_cast<std::size_t>(t.code)] = t.kernel_aio || reactor_native(t.code);

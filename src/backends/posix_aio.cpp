@@ -2,7 +2,7 @@
 // reads and writes on files and for fsync/fdatasync; sockets and pipes through the reactor;
 // everything else on the loop's thread pool.
 //
-// What glibc does underneath (glibc 2.36, sysdeps/pthread/aio_misc.c; BASELINES.md finding 3):
+// What glibc does underneath (glibc 2.36, sysdeps/pthread/aio_misc.c):
 // POSIX AIO on Linux is a user-space thread pool, not a kernel interface. aio_read takes one
 // process-wide mutex and appends the request to a queue per file descriptor. An fd is served by
 // at most ONE helper thread at a time, which runs the fd's requests one after another with
@@ -41,7 +41,7 @@
 // busy-polling aio_error for spin_us before sleeping made things worse (0.63-0.67x fio against
 // 0.75-0.79x without), because the spinning loop takes CPU from glibc's helper, the thread that
 // does the reads; the short aio_suspend wait instead raised it to 0.69-1.01x (median 0.89x).
-// A cross-core wake-up costs 43-55 us on this VM (BASELINES.md finding 4), which is why the
+// A cross-core wake-up costs 43-55 us on a 2-vCPU VM (a pipe ping-pong between two threads), so the
 // reaper writes the eventfd at most once per loop sleep, never per op.
 //
 // aio_suspend cannot be extended while it waits: if the loop wakes for another reason (a timer,
@@ -502,7 +502,7 @@ class posix_aio_backend final : public backend {
   std::thread reaper_;
 };
 
-std::array<bool, op_code_count> paio_native() {
+std::array<bool, op_code_count> paio_native(const loop_options&) {
   std::array<bool, op_code_count> a{};
   for (const op_traits& t : k_op_traits)
     a[static_cast<std::size_t>(t.code)] = t.posix_aio || reactor_native(t.code);

@@ -4,8 +4,9 @@
 // skipped with its reason (GTEST_SKIP); it never passes silently.
 //
 // Variants: a parameter may also name a backend run with non-default loop options (a gtest
-// parameter name allows only letters, digits and '_'): "io_uring_sqpoll" (SQPOLL, 10 ms idle)
-// and "io_uring_restrict" (IORING_REGISTER_RESTRICTIONS). They run when their backend is built
+// parameter name allows only letters, digits and '_'): "io_uring_sqpoll" (SQPOLL, 10 ms idle),
+// "io_uring_restrict" (IORING_REGISTER_RESTRICTIONS) and "io_uring_delegate" (every file op
+// through io_uring's delegation to the pool). They run when their backend is built
 // in. backend_of(param) gives the backend's own name.
 #pragma once
 
@@ -26,6 +27,7 @@ struct backend_variant {
 inline constexpr backend_variant k_variants[] = {
     {"io_uring_sqpoll", "io_uring", [](unio::loop_options& o) { o.io_uring_sqpoll_idle_ms = 10; }},
     {"io_uring_restrict", "io_uring", [](unio::loop_options& o) { o.io_uring_restrict = true; }},
+    {"io_uring_delegate", "io_uring", [](unio::loop_options& o) { o.io_uring_delegate = "files"; }},
 };
 
 // The backend a parameter runs on ("io_uring" for "io_uring_sqpoll").

@@ -48,11 +48,7 @@ class pool_priority : public conformance_test {
   // Whether an open on this loop runs on a pool worker: the threadpool backend's ops all do,
   // and so does an op another backend delegates.
   static bool open_on_pool(const unio::loop& lp) {
-    std::string name(lp.backend_name());
-    if (name == "threadpool") return true;
-    for (const auto& b : unio::probe_backends())
-      if (b.name == name) return !b.native[static_cast<std::size_t>(unio::op_code::open)];
-    return false;
+    return lp.backend_name() == "threadpool" || !lp.is_native(unio::op_code::open);
   }
 
   static int my_nice() {

@@ -1,6 +1,6 @@
 // Tests specific to the io_uring backend: the probe and its capability table, auto's choice,
 // refusal by seccomp (fallback and a clear error), CQ overflow, cancel races, thread changes of
-// a SINGLE_ISSUER ring, delegation to the pool (forced with UNIO_IO_URING_DELEGATE), the fixed
+// a SINGLE_ISSUER ring, delegation to the pool (forced with loop_options::io_uring_delegate), the fixed
 // path of registered buffers and files, restricted rings and SQPOLL.
 #include <fcntl.h>
 #include <gtest/gtest.h>
@@ -399,20 +399,22 @@ TEST(io_uring, wake_from_another_thread) {
   EXPECT_EQ(ran, 1);
 }
 
-// Delegation: with UNIO_IO_URING_DELEGATE the named ops are reported as not native and run on
-// the loop's thread pool, with the same results.
+// Delegation: with loop_options::io_uring_delegate the named ops are reported as not native and
+// run on the loop's thread pool, with the same results; probe_backends() reports the kernel.
 TEST(io_uring, delegated_ops_run_on_the_pool) {
   REQUIRE_IO_URING();
-  ::setenv("UNIO_IO_URING_DELEGATE", "files", 1);
   auto all = unio::probe_backends();
   const unio::backend_info* b = find_info(all, "io_uring");
   ASSERT_NE(b, nullptr);
-  EXPECT_FALSE(b->native[static_cast<std::size_t>(unio::op_code::read)]);
-  EXPECT_FALSE(b->native[static_cast<std::size_t>(unio::op_code::stat)]);
-  EXPECT_TRUE(b->native[static_cast<std::size_t>(unio::op_code::recv)]);
+  EXPECT_TRUE(b->native[static_cast<std::size_t>(unio::op_code::read)]);
+  unio::loop_options opts = uring();
+  opts.io_uring_delegate = "files";
   std::string p = temp_file("through the pool");
   {
-    unio::loop lp(uring());
+    unio::loop lp(opts);
+    EXPECT_FALSE(lp.is_native(unio::op_code::read));
+    EXPECT_FALSE(lp.is_native(unio::op_code::stat));
+    EXPECT_TRUE(lp.is_native(unio::op_code::recv));
     EXPECT_EQ(read_through(lp, p), "through the pool");
     // A delegated op cancelled before the pool took it never runs.
     unio::op s;
@@ -426,7 +428,13 @@ TEST(io_uring, delegated_ops_run_on_the_pool) {
     lp.run();
     EXPECT_EQ(calls, 1);
   }
-  ::unsetenv("UNIO_IO_URING_DELEGATE");
+  {
+    opts.io_uring_delegate = "stat,ftruncate";
+    unio::loop lp(opts);
+    EXPECT_TRUE(lp.is_native(unio::op_code::read));
+    EXPECT_FALSE(lp.is_native(unio::op_code::stat));
+    EXPECT_FALSE(lp.is_native(unio::op_code::ftruncate));
+  }
   ::unlink(p.c_str());
 }
 
