@@ -19,7 +19,7 @@
 #include <vector>
 
 #include "backend.hpp"
-#include "direct_io.hpp"
+#include "direct/direct_io.hpp"
 #include "registry.hpp"
 #include "thread_pool.hpp"
 #include "timer_heap.hpp"

@@ -1,7 +1,7 @@
 // The O_DIRECT layer's bounce slots: 128 distinct 16 KiB-aligned slots in one 2 MiB-aligned region,
 // none given twice, each reusable once given back; fd_facts: remembered facts expire and are
 // forgotten.
-#include "bounce_arena.hpp"
+#include "direct/bounce_arena.hpp"
 
 #include <gtest/gtest.h>
 

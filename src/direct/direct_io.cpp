@@ -1,5 +1,5 @@
-// The O_DIRECT layer; src/direct_io.hpp says what it does, docs/design.md why.
-#include "direct_io.hpp"
+// The O_DIRECT layer; src/direct/direct_io.hpp says what it does, docs/design.md why.
+#include "direct/direct_io.hpp"
 
 #include <fcntl.h>
 #include <linux/fs.h>

@@ -38,7 +38,7 @@
 #include <optional>
 
 #include "backend.hpp"
-#include "bounce_arena.hpp"
+#include "direct/bounce_arena.hpp"
 #include "fd_facts.hpp"
 #include "unio/direct_io.hpp"
 
