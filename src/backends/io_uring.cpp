@@ -550,7 +550,7 @@ class uring_backend final : public backend {
   // (sys::attempt_nonblocking), the same way on every backend. send() is not affected: it
   // carries MSG_NOSIGNAL.
   static bool is_stream_write(op& o) noexcept {
-    return (o.code() == op_code::write || o.code() == op_code::writev) && sys::needs_readiness(o);
+    return is_write(o.code()) && sys::needs_readiness(o);
   }
 
   // The POLLOUT stage of a stream write finished: try the write, or wait again.
