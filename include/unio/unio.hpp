@@ -10,3 +10,4 @@
 #include "unio/result.hpp"
 #include "unio/task.hpp"
 #include "unio/version.hpp"
+#include "unio/when.hpp"
