@@ -8,6 +8,7 @@
 #include "unio/net.hpp"
 #include "unio/op.hpp"
 #include "unio/result.hpp"
+#include "unio/sync.hpp"
 #include "unio/task.hpp"
 #include "unio/version.hpp"
 #include "unio/when.hpp"
