@@ -10,5 +10,6 @@
 #include "unio/result.hpp"
 #include "unio/sync.hpp"
 #include "unio/task.hpp"
+#include "unio/timeout.hpp"
 #include "unio/version.hpp"
 #include "unio/when.hpp"
