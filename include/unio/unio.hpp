@@ -1,6 +1,9 @@
 // unio: one API over every Linux I/O model. Include this header for the whole public API.
 #pragma once
 
+// The flags and constants unio's calls take (O_RDONLY, O_CREAT, AT_FDCWD, AT_EMPTY_PATH, ...).
+#include <fcntl.h>
+
 #include "unio/backend_info.hpp"
 #include "unio/buffer.hpp"
 #include "unio/direct_io.hpp"
