@@ -46,8 +46,10 @@ class waiter_queue {
   bool empty() const noexcept { return head_ == nullptr; }
   void push(waiter_node* n) noexcept {
     n->next = nullptr;
-    if (tail_ != nullptr) tail_->next = n;
-    else head_ = n;
+    if (tail_ != nullptr)
+      tail_->next = n;
+    else
+      head_ = n;
     tail_ = n;
   }
   // REQUIRES: !empty().
@@ -118,8 +120,10 @@ class semaphore {
   // Returns one unit: to the longest waiter (resumed during a later loop turn, holding it), or to
   // the count when nobody waits. Releasing more than was acquired raises the count.
   void release() {
-    if (waiters_.empty()) ++count_;
-    else detail::resume_later(loop_, waiters_.pop());
+    if (waiters_.empty())
+      ++count_;
+    else
+      detail::resume_later(loop_, waiters_.pop());
   }
   // Units free now.
   std::size_t available() const noexcept { return count_; }
@@ -152,7 +156,8 @@ class event {
 
   void set() {
     set_ = true;
-    while (!waiters_.empty()) detail::resume_later(loop_, waiters_.pop());
+    while (!waiters_.empty())
+      detail::resume_later(loop_, waiters_.pop());
   }
   void reset() noexcept { set_ = false; }
   bool is_set() const noexcept { return set_; }

@@ -116,7 +116,8 @@ class join_awaiter {
   bool await_suspend(std::coroutine_handle<> h) noexcept {
     state_.waiter = h;
     state_.left = children_.size() + 1;
-    for (auto& c : children_) c.start(state_);
+    for (auto& c : children_)
+      c.start(state_);
     return --state_.left != 0;
   }
   void await_resume() const noexcept {}
@@ -127,7 +128,8 @@ class join_awaiter {
 };
 
 template <class Slots, class... Ts, std::size_t... I>
-void add_join_children(std::vector<join_child>& out, Slots& slots, std::index_sequence<I...>, task<Ts>&... ts) {
+void add_join_children(std::vector<join_child>& out, Slots& slots, std::index_sequence<I...>,
+                       task<Ts>&... ts) {
   (out.push_back(run_join_child(std::move(ts), std::get<I>(slots))), ...);
 }
 
@@ -159,8 +161,10 @@ struct any_state : any_state_base {
   // I: the alternative of the variant V (pack form), or k_any_dynamic (vector form: V itself).
   template <std::size_t I, class X>
   void store(X&& x) {
-    if constexpr (I == k_any_dynamic) value.emplace(std::forward<X>(x));
-    else value.emplace(std::in_place_index<I>, std::forward<X>(x));
+    if constexpr (I == k_any_dynamic)
+      value.emplace(std::forward<X>(x));
+    else
+      value.emplace(std::in_place_index<I>, std::forward<X>(x));
   }
 };
 
@@ -189,8 +193,10 @@ class any_child {
     void return_void() noexcept {}
     // The winner's exception is when_any's; a loser's is reported like a spawned task's.
     void unhandled_exception() noexcept {
-      if (state->claim(index)) state->error = std::current_exception();
-      else report_spawn_error(std::current_exception());
+      if (state->claim(index))
+        state->error = std::current_exception();
+      else
+        report_spawn_error(std::current_exception());
     }
   };
   using handle = std::coroutine_handle<promise_type>;
@@ -231,7 +237,8 @@ class any_awaiter {
   bool await_ready() const noexcept { return false; }
   bool await_suspend(std::coroutine_handle<> h) {
     state_->waiter = h;
-    for (std::size_t i = 0; i < children_.size(); ++i) children_[i].start(state_, i);
+    for (std::size_t i = 0; i < children_.size(); ++i)
+      children_[i].start(state_, i);
     if (state_->winner != k_no_winner) return false;
     state_->waiting = true;
     return true;
@@ -244,7 +251,8 @@ class any_awaiter {
 };
 
 template <class V, class... Ts, std::size_t... I>
-void add_any_children(std::vector<any_child>& out, any_state<V>* st, std::index_sequence<I...>, task<Ts>&... ts) {
+void add_any_children(std::vector<any_child>& out, any_state<V>* st, std::index_sequence<I...>,
+                      task<Ts>&... ts) {
   (out.push_back(run_any_child<I>(std::move(ts), st, I)), ...);
 }
 
@@ -271,8 +279,8 @@ task<std::tuple<detail::when_value_t<Ts>...>> when_all(task<Ts>... tasks) {
   co_await detail::join_awaiter(state, children);
   children.clear();
   if (state.error) std::rethrow_exception(state.error);
-  co_return std::apply(
-      [](auto&... s) { return std::tuple<detail::when_value_t<Ts>...>(std::move(*s)...); }, slots);
+  co_return std::apply([](auto&... s) { return std::tuple<detail::when_value_t<Ts>...>(std::move(*s)...); },
+                       slots);
 }
 
 // when_all(vector of tasks): the same for a run-time number of tasks of one type; the values come
@@ -284,13 +292,15 @@ task<std::vector<detail::when_value_t<T>>> when_all(std::vector<task<T>> tasks) 
   std::vector<std::optional<value>> slots(tasks.size());
   std::vector<detail::join_child> children;
   children.reserve(tasks.size());
-  for (std::size_t i = 0; i < tasks.size(); ++i) children.push_back(detail::run_join_child(std::move(tasks[i]), slots[i]));
+  for (std::size_t i = 0; i < tasks.size(); ++i)
+    children.push_back(detail::run_join_child(std::move(tasks[i]), slots[i]));
   co_await detail::join_awaiter(state, children);
   children.clear();
   if (state.error) std::rethrow_exception(state.error);
   std::vector<value> out;
   out.reserve(slots.size());
-  for (auto& s : slots) out.push_back(std::move(*s));
+  for (auto& s : slots)
+    out.push_back(std::move(*s));
   co_return out;
 }
 

@@ -1,6 +1,6 @@
-// Description: the coroutine toolkit on every backend: when_all, when_any (and what becomes of the losers), semaphore,
-// event, with_timeout (a timed-out op is really cancelled and reaped; a result that wins the race is kept), and spawn
-// of any task<T> with its exceptions reported.
+// Description: the coroutine toolkit on every backend: when_all, when_any (and what becomes of the losers),
+// semaphore, event, with_timeout (a timed-out op is really cancelled and reaped; a result that wins the race
+// is kept), and spawn of any task<T> with its exceptions reported.
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
@@ -27,7 +27,8 @@ class toolkit : public conformance_test {};
 // ---- helpers ----
 
 unio::task<void> nops(unio::loop& lp, int n) {
-  for (int i = 0; i < n; ++i) (void)co_await lp.async_nop();
+  for (int i = 0; i < n; ++i)
+    (void)co_await lp.async_nop();
 }
 
 unio::task<int> logged_value(unio::loop& lp, std::vector<std::string>& log, std::string name, int n, int v) {
@@ -38,7 +39,9 @@ unio::task<int> logged_value(unio::loop& lp, std::vector<std::string>& log, std:
 }
 
 // An address on the current stack: where a resumed coroutine runs, to see whether resumptions nest.
-[[gnu::noinline]] std::uintptr_t stack_mark() { return reinterpret_cast<std::uintptr_t>(__builtin_frame_address(0)); }
+[[gnu::noinline]] std::uintptr_t stack_mark() {
+  return reinterpret_cast<std::uintptr_t>(__builtin_frame_address(0));
+}
 
 struct stack_span {
   std::uintptr_t lo = UINTPTR_MAX;
@@ -73,7 +76,8 @@ struct error_catcher {
 TEST_P(toolkit, when_all_starts_every_task_before_any_finishes_and_keeps_argument_order) {
   auto lp = make_loop();
   std::vector<std::string> log;
-  auto outer = [](unio::loop& lp, std::vector<std::string>& log) -> unio::task<std::tuple<int, std::string, std::monostate>> {
+  auto outer = [](unio::loop& lp,
+                  std::vector<std::string>& log) -> unio::task<std::tuple<int, std::string, std::monostate>> {
     auto text = [](unio::loop& lp, std::vector<std::string>& log) -> unio::task<std::string> {
       log.push_back("b:start");
       co_await nops(lp, 1);
@@ -123,12 +127,13 @@ TEST_P(toolkit, when_all_vector_gives_values_in_vector_order) {
   for (int i = 0; i < 100; ++i) {
     ts.push_back([](unio::loop& lp, int i) -> unio::task<int> {
       co_await nops(lp, i % 5);
-      co_return i * i;
+      co_return i* i;
     }(*lp, i));
   }
   auto v = unio::sync_wait(*lp, unio::when_all(std::move(ts)));
   ASSERT_EQ(v.size(), 100u);
-  for (int i = 0; i < 100; ++i) EXPECT_EQ(v[static_cast<std::size_t>(i)], i * i);
+  for (int i = 0; i < 100; ++i)
+    EXPECT_EQ(v[static_cast<std::size_t>(i)], i * i);
 }
 
 TEST_P(toolkit, when_all_of_void_tasks_and_of_nothing) {
@@ -186,7 +191,8 @@ TEST_P(toolkit, when_any_gives_the_first_and_the_losers_run_to_completion) {
     co_await nops(lp, 2);
     co_return 42;
   };
-  auto r = unio::sync_wait(*lp, unio::when_any(loser(gate, losers_done), winner(*lp), loser(gate, losers_done)));
+  auto r =
+      unio::sync_wait(*lp, unio::when_any(loser(gate, losers_done), winner(*lp), loser(gate, losers_done)));
   EXPECT_EQ(r.index, 1u);
   ASSERT_EQ(r.value.index(), 1u);
   EXPECT_EQ(std::get<1>(r.value), 42);
@@ -205,8 +211,10 @@ TEST_P(toolkit, when_any_vector_and_a_loser_exception_is_reported) {
   std::vector<unio::task<int>> ts;
   for (int i = 0; i < 10; ++i) {
     ts.push_back([](unio::loop& lp, unio::event& gate, int i, int& finished) -> unio::task<int> {
-      if (i == 7) co_await nops(lp, 1);
-      else co_await gate.wait();
+      if (i == 7)
+        co_await nops(lp, 1);
+      else
+        co_await gate.wait();
       ++finished;
       if (i == 3) throw std::runtime_error("loser 3 failed");
       co_return i * 10;
@@ -236,7 +244,8 @@ TEST_P(toolkit, when_any_rethrows_the_winners_exception) {
     co_await gate.wait();
     done = true;
   };
-  EXPECT_THROW(unio::sync_wait(*lp, unio::when_any(thrower(*lp), loser(gate, loser_done))), std::runtime_error);
+  EXPECT_THROW(unio::sync_wait(*lp, unio::when_any(thrower(*lp), loser(gate, loser_done))),
+               std::runtime_error);
   EXPECT_FALSE(loser_done);
   gate.set();
   lp->run();
@@ -405,7 +414,8 @@ TEST_P(toolkit, event_wakes_every_waiter_in_order_and_stays_set) {
     co_await ev.wait();
     order.push_back(i);
   };
-  for (int i = 0; i < 3; ++i) unio::spawn(waiter(ev, order, i));
+  for (int i = 0; i < 3; ++i)
+    unio::spawn(waiter(ev, order, i));
   ev.set();
   EXPECT_TRUE(ev.is_set());
   EXPECT_TRUE(order.empty()) << "a waiter must not run inside set()";
@@ -445,7 +455,8 @@ TEST_P(toolkit, event_with_10000_waiters) {
 // ---- with_timeout ----
 
 // The error of a with_timeout'd recv of up to 16 bytes, and what it received.
-unio::task<std::pair<std::error_code, std::string>> recv_within(unio::loop& lp, int fd, std::chrono::nanoseconds d) {
+unio::task<std::pair<std::error_code, std::string>> recv_within(unio::loop& lp, int fd,
+                                                                std::chrono::nanoseconds d) {
   char buf[16];
   auto r = co_await unio::with_timeout(lp, lp.async_recv(fd, buf, sizeof buf), d);
   if (!r) co_return std::pair{r.error(), std::string()};
@@ -553,7 +564,8 @@ TEST_P(toolkit, with_timeout_read_on_an_empty_pipe_times_out) {
   auto lp = make_loop();
   auto t = [](unio::loop& lp, int fd) -> unio::task<std::error_code> {
     char buf[8];
-    auto r = co_await unio::with_timeout(lp, lp.async_read(fd, buf, sizeof buf, unio::current_position), 20ms);
+    auto r =
+        co_await unio::with_timeout(lp, lp.async_read(fd, buf, sizeof buf, unio::current_position), 20ms);
     co_return r.error();
   };
   EXPECT_EQ(unio::sync_wait(*lp, t(*lp, p[0])), std::errc::timed_out);
@@ -603,7 +615,8 @@ TEST_P(toolkit, with_timeout_inside_when_any_and_when_all) {
   }
   ASSERT_EQ(::send(pairs[2].second, "two", 3, 0), 3);
   std::vector<unio::task<std::pair<std::error_code, std::string>>> ts;
-  for (auto& p : pairs) ts.push_back(recv_within(*lp, p.first, 30ms));
+  for (auto& p : pairs)
+    ts.push_back(recv_within(*lp, p.first, 30ms));
   auto all = unio::sync_wait(*lp, unio::when_all(std::move(ts)));
   ASSERT_EQ(all.size(), 4u);
   for (std::size_t i = 0; i < 4; ++i) {
