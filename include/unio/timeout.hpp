@@ -6,9 +6,8 @@
 //
 // `awaitable` is any op awaitable of the loop (lp.async_recv, async_accept, async_connect,
 // async_read, async_sleep, ...: a detail::op_awaitable<R>), passed as a temporary or as a named
-// awaitable that has not been awaited yet (or whose previous await has finished). On suspension
-// the op is submitted together with a timer of `d` on the same loop. The co_await yields the
-// awaitable's result<R>:
+// awaitable that has not been awaited yet. On suspension the op is submitted together with a
+// timer of `d` on the same loop. The co_await yields the awaitable's result<R>:
 //  - the op finished before the timer fired: its own result. The timer has been cancelled, and
 //    its completion reaped, before the coroutine resumes: nothing of it is left on the loop.
 //  - the timer fired first: the op is cancelled (loop::cancel). If the cancel stopped it, the
