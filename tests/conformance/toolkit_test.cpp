@@ -605,6 +605,26 @@ TEST_P(toolkit, with_timeout_of_a_longer_sleep) {
   EXPECT_FALSE(lp->poll());
 }
 
+TEST_P(toolkit, with_timeout_cancelled_by_someone_else_gives_ecanceled) {
+  auto [a, b] = unio::test::socket_pair();
+  ASSERT_GE(a, 0);
+  auto lp = make_loop();
+  auto t = [](unio::loop& lp, int fd) -> unio::task<std::error_code> {
+    char buf[8];
+    auto aw = lp.async_recv(fd, buf, sizeof buf);
+    unio::spawn([](unio::loop& lp, unio::op* target) -> unio::task<void> {
+      co_await nops(lp, 1);  // by then the recv waits
+      lp.cancel(*target);
+    }(lp, &aw.get_op()));
+    auto r = co_await unio::with_timeout(lp, aw, 1h);
+    co_return r.error();
+  };
+  EXPECT_EQ(unio::sync_wait(*lp, t(*lp, a)), std::errc::operation_canceled);
+  EXPECT_FALSE(lp->poll()) << "the 1 h timer must be cancelled and reaped";
+  ::close(a);
+  ::close(b);
+}
+
 TEST_P(toolkit, with_timeout_inside_when_any_and_when_all) {
   // Several timed recvs at once: the one whose peer sends wins; the others time out.
   auto lp = make_loop();
