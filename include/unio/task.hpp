@@ -2,7 +2,9 @@
 //
 // A task does nothing until it is awaited (by another task), spawned on a loop, or driven by
 // sync_wait(). Awaiting a task runs it to completion and yields its value; an exception thrown
-// inside it is rethrown at the co_await. A task is move-only and owns its coroutine frame.
+// inside it is rethrown at the co_await. A task is move-only and owns its coroutine frame; it is
+// awaited once, as an rvalue (`co_await f()` or `co_await std::move(t)`: awaiting a named task
+// without std::move does not compile). when.hpp runs several tasks at once.
 //
 //   unio::task<std::size_t> size_of(unio::loop& lp, int fd) {
 //     struct statx st{};

@@ -23,8 +23,8 @@
 //
 // REQUIRES: `awaitable` belongs to `lp`; the result of with_timeout is co_awaited in the same
 // full expression that makes it (it refers to `awaitable`, which may be a temporary of that
-// expression: do not keep it in a variable); not inside a
-// loop::link_scope (the timer would join the chain and only start after the op).
+// expression: do not keep it in a variable); not inside a loop::link_scope (the timer would join
+// the chain and only start after the op).
 // Threading: the loop's thread.
 #pragma once
 
