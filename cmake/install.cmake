@@ -8,9 +8,9 @@
 #   Threads::Threads      unioConfig.cmake: find_dependency(Threads)      unio.pc: -pthread
 #   PkgConfig::<NAME>     (made by pkg_check_modules(<NAME> IMPORTED_TARGET <module>))
 #                         static: unioConfig.cmake recreates PkgConfig::<NAME> with pkg-config,
-#                         unio.pc lists <module> in Requires; shared: unio.pc Requires.private
-#   uring, -luring, /path/libx.a    unio.pc: the -l flag or the path (static: Libs,
-#                         shared: Libs.private); CMake's export carries them as they are
+#                         unio.pc lists <module> in Requires.private (static or shared)
+#   uring, -luring, /path/libx.a    unio.pc: the -l flag or the path in Libs.private;
+#                         CMake's export carries them as they are
 # Anything else (another imported target, a generator expression) cannot be translated and is
 # reported with a warning at configure time.
 include(CMakePackageConfigHelpers)
@@ -108,21 +108,16 @@ function(unio_write_packages)
   configure_package_config_file(${CMAKE_CURRENT_FUNCTION_LIST_DIR}/unioConfig.cmake.in
     ${PROJECT_BINARY_DIR}/unioConfig.cmake INSTALL_DESTINATION ${unio_cmake_dir})
 
-  # A static library has nobody else to pull its dependencies in, so they are public in unio.pc
-  # (plain `pkg-config --libs unio` then links); a shared one needs them only with --static.
+  # No public header uses these libraries, so unio.pc lists them where pkg-config's convention
+  # puts what only a static link needs: Requires.private and Libs.private. A program linking the
+  # shared libunio.so needs just -lunio (`pkg-config --libs unio`); one linking the static
+  # libunio.a asks for the rest with `pkg-config --static --libs unio`.
   list(JOIN requires ", " requires)
   list(JOIN libs " " libs)
   set(UNIO_PC_REQUIRES "")
-  set(UNIO_PC_REQUIRES_PRIVATE "")
   set(UNIO_PC_LIBS "")
-  set(UNIO_PC_LIBS_PRIVATE "")
-  if(static)
-    set(UNIO_PC_REQUIRES "${requires}")
-    set(UNIO_PC_LIBS "${libs}")
-  else()
-    set(UNIO_PC_REQUIRES_PRIVATE "${requires}")
-    set(UNIO_PC_LIBS_PRIVATE "${libs}")
-  endif()
+  set(UNIO_PC_REQUIRES_PRIVATE "${requires}")
+  set(UNIO_PC_LIBS_PRIVATE "${libs}")
   file(RELATIVE_PATH up "/${CMAKE_INSTALL_LIBDIR}/pkgconfig" "/")
   string(REGEX REPLACE "/$" "" up "${up}")
   if(IS_ABSOLUTE "${CMAKE_INSTALL_LIBDIR}")

@@ -147,6 +147,8 @@ class op_awaitable {
   loop& loop_;
   unio::op op_;
 };
+template <class R>
+class timeout_awaitable;  // unio/timeout.hpp
 // The awaitable of loop::async_write_fsync: a write and an fsync in one chain.
 class write_sync_awaitable {
  public:
@@ -446,6 +448,8 @@ class UNIO_API loop {
  private:
   template <class R>
   friend class detail::op_awaitable;
+  template <class R>
+  friend class detail::timeout_awaitable;
   friend struct detail::loop_access;
   template <class R, class P>
   detail::op_awaitable<R> make(P&& p) { return detail::op_awaitable<R>(*this, std::forward<P>(p)); }

@@ -2,7 +2,9 @@
 //
 // A task does nothing until it is awaited (by another task), spawned on a loop, or driven by
 // sync_wait(). Awaiting a task runs it to completion and yields its value; an exception thrown
-// inside it is rethrown at the co_await. A task is move-only and owns its coroutine frame.
+// inside it is rethrown at the co_await. A task is move-only and owns its coroutine frame; it is
+// awaited once, as an rvalue (`co_await f()` or `co_await std::move(t)`: awaiting a named task
+// without std::move does not compile). when.hpp runs several tasks at once.
 //
 //   unio::task<std::size_t> size_of(unio::loop& lp, int fd) {
 //     struct statx st{};
@@ -11,9 +13,11 @@
 //   }
 #pragma once
 
+#include <atomic>
 #include <coroutine>
 #include <cstddef>
 #include <cstdint>
+#include <cstdio>
 #include <exception>
 #include <optional>
 #include <stdexcept>
@@ -27,7 +31,40 @@ namespace unio {
 template <class T = void>
 class task;
 
+// What happens to an exception that escapes a spawned task (spawn(), task::detach(), and the
+// tasks when_any leaves running): it has no awaiter to go to, so it is handed to the spawn error
+// handler, on the loop's thread, and the task's frame is then freed as usual. The default handler
+// writes "unio: exception escaped a spawned task: <what()>" to stderr and returns; the program
+// goes on. A handler must not throw (it is noexcept). Setting a handler is thread-safe; it
+// applies to the whole process. Returns the previous handler; nullptr restores the default.
+using spawn_error_handler = void (*)(std::exception_ptr) noexcept;
+inline spawn_error_handler set_spawn_error_handler(spawn_error_handler h) noexcept;
+
 namespace detail {
+
+template <class>
+inline constexpr bool always_false = false;
+
+inline void default_spawn_error_handler(std::exception_ptr e) noexcept {
+  try {
+    std::rethrow_exception(e);
+  } catch (const std::exception& x) {
+    std::fprintf(stderr, "unio: exception escaped a spawned task: %s\n", x.what());
+  } catch (...) {
+    std::fprintf(stderr, "unio: exception escaped a spawned task (not a std::exception)\n");
+  }
+}
+
+inline std::atomic<spawn_error_handler>& spawn_error_hook() noexcept {
+  static std::atomic<spawn_error_handler> hook{nullptr};
+  return hook;
+}
+
+// Hands an exception that escaped a detached task to the spawn error handler.
+inline void report_spawn_error(std::exception_ptr e) noexcept {
+  spawn_error_handler h = spawn_error_hook().load(std::memory_order_acquire);
+  (h != nullptr ? h : default_spawn_error_handler)(std::move(e));
+}
 
 struct task_promise_base {
   std::coroutine_handle<> continuation = std::noop_coroutine();
@@ -41,9 +78,9 @@ struct task_promise_base {
     std::coroutine_handle<> await_suspend(std::coroutine_handle<P> h) noexcept {
       auto& p = h.promise();
       if (p.detached) {
-        // A spawned task owns itself: it has no awaiter, so it frees its own frame. An
-        // exception escaping a spawned task has nowhere to go.
-        if (p.error) std::terminate();
+        // A spawned task owns itself: it has no awaiter, so it frees its own frame, after
+        // reporting an exception that escaped it.
+        if (p.error) report_spawn_error(std::exchange(p.error, nullptr));
         h.destroy();
         return std::noop_coroutine();
       }
@@ -111,9 +148,16 @@ class [[nodiscard]] task {
     };
     return awaiter{h_};
   }
+  // A task is awaited once, as an rvalue: `co_await f()` or `co_await std::move(t)`.
+  template <class U = T>
+  auto operator co_await() const& noexcept {
+    static_assert(detail::always_false<U>,
+                  "unio::task: co_await on a task lvalue; write `co_await std::move(t)` (a task is awaited once)");
+    return std::suspend_never{};
+  }
 
-  // Starts the task now and lets it free itself when it finishes (fire and forget). An
-  // exception escaping it terminates the program.
+  // Starts the task now and lets it free itself when it finishes (fire and forget). Its value is
+  // dropped; an exception escaping it goes to the spawn error handler (set_spawn_error_handler).
   void detach() && {
     auto h = std::exchange(h_, {});
     h.promise().detached = true;
@@ -138,9 +182,19 @@ inline task<void> task_promise<void>::get_return_object() noexcept {
 }
 }  // namespace detail
 
+inline spawn_error_handler set_spawn_error_handler(spawn_error_handler h) noexcept {
+  return detail::spawn_error_hook().exchange(h, std::memory_order_acq_rel);
+}
+
 // Starts `t` on the current thread (it runs until its first suspension) and detaches it; it
-// continues on the loop's thread as its operations complete.
-inline void spawn(task<void> t) { std::move(t).detach(); }
+// continues on the loop's thread as its operations complete and frees itself when it finishes.
+// Any T: the value is dropped. An exception escaping `t` is reported to the spawn error handler
+// (see set_spawn_error_handler; by default a line on stderr), never lost and never fatal.
+// Everything the task refers to must outlive it.
+template <class T>
+void spawn(task<T> t) {
+  std::move(t).detach();
+}
 
 // Runs the loop until `t` has finished and returns its value (rethrows its exception). If the
 // loop runs out of work before `t` finishes (a task waiting on nothing), throws

@@ -84,7 +84,17 @@ string(STRIP "${step_output}" v)
 if(NOT v STREQUAL VERSION)
   message(FATAL_ERROR "install test: unio.pc says version ${v}, the project is ${VERSION}")
 endif()
-step("pkg-config --cflags --libs unio" ${PKG_CONFIG} --cflags --libs unio)
+# unio's own dependencies (liburing, libaio, ...) are only for a static link: Libs.private and
+# Requires.private, never in plain --libs.
+step("pkg-config --libs unio" ${PKG_CONFIG} --libs unio)
+if(step_output MATCHES "uring|aio")
+  message(FATAL_ERROR "install test: `pkg-config --libs unio` lists a backend library: ${step_output}")
+endif()
+set(pc_static)
+if(EXISTS ${prefix}/${LIBDIR}/libunio.a)
+  set(pc_static --static)
+endif()
+step("pkg-config ${pc_static} --cflags --libs unio" ${PKG_CONFIG} ${pc_static} --cflags --libs unio)
 string(STRIP "${step_output}" pc_flags)
 message(STATUS "    ${pc_flags}")
 # Paths are ${pcfiledir}-relative (unio.pc is relocatable), so they must point into the prefix.
