@@ -10,6 +10,7 @@
 
 #include <algorithm>
 #include <array>
+#include <climits>
 #include <optional>
 #include <atomic>
 #include <cstdio>
@@ -673,6 +674,140 @@ void loop::prep_timeout(op& o, std::chrono::nanoseconds d) {
 void loop::prep_link_timeout(op& o, std::chrono::nanoseconds d) {
   prep_timeout(o, d);
   A::link_flags(o) = detail::k_is_link_timeout;
+}
+
+// The file system ops added after sendfile; op.hpp lists which op_args field holds what.
+void loop::prep_symlink(op& o, const char* target, int newdirfd, const char* linkpath) {
+  auto& a = begin(o, op_code::symlink);
+  a.path = target;
+  a.dirfd2 = newdirfd;
+  a.path2 = linkpath;
+}
+void loop::prep_link(op& o, int olddirfd, const char* oldpath, int newdirfd, const char* newpath, int flags) {
+  auto& a = begin(o, op_code::link);
+  a.dirfd = olddirfd;
+  a.path = oldpath;
+  a.dirfd2 = newdirfd;
+  a.path2 = newpath;
+  a.flags = static_cast<std::uint32_t>(flags);
+}
+void loop::prep_readlink(op& o, int dirfd, const char* path, char* buf, std::size_t len) {
+  auto& a = begin(o, op_code::readlink);
+  a.dirfd = dirfd;
+  a.path = path;
+  a.buf = buf;
+  a.len = len;
+}
+void loop::prep_chmod(op& o, int dirfd, const char* path, unsigned mode) {
+  auto& a = begin(o, op_code::chmod);
+  a.dirfd = dirfd;
+  a.path = path;
+  a.mode = mode;
+}
+void loop::prep_fchmod(op& o, int fd, unsigned mode) {
+  auto& a = begin(o, op_code::fchmod);
+  a.fd = fd;
+  a.mode = mode;
+}
+void loop::prep_chown(op& o, op_code c, int dirfd, const char* path, uid_t uid, gid_t gid) {
+  auto& a = begin(o, c);
+  a.dirfd = dirfd;
+  a.path = path;
+  a.mode = uid;
+  a.len = gid;
+  a.flags = c == op_code::lchown ? AT_SYMLINK_NOFOLLOW : 0;
+}
+void loop::prep_fchown(op& o, int fd, uid_t uid, gid_t gid) {
+  auto& a = begin(o, op_code::fchown);
+  a.fd = fd;
+  a.mode = uid;
+  a.len = gid;
+}
+void loop::prep_utimens(op& o, int dirfd, const char* path, const timespec times[2], int flags) {
+  auto& a = begin(o, op_code::utimens);
+  a.dirfd = dirfd;
+  a.path = path;
+  a.buf = const_cast<timespec*>(times);
+  a.flags = static_cast<std::uint32_t>(flags);
+}
+void loop::prep_statfs(op& o, const char* path, struct statfs* out) {
+  auto& a = begin(o, op_code::statfs);
+  a.path = path;
+  a.out = out;
+}
+void loop::prep_fstatfs(op& o, int fd, struct statfs* out) {
+  auto& a = begin(o, op_code::fstatfs);
+  a.fd = fd;
+  a.out = out;
+}
+void loop::prep_copy_range(op& o, op_code c, int fd_in, std::uint64_t off_in, int fd_out, std::uint64_t off_out,
+                           std::size_t len, unsigned flags) {
+  auto& a = begin(o, c);
+  a.fd_in = fd_in;
+  a.offset = off_in;
+  a.fd = fd_out;
+  a.resolve = off_out;
+  a.len = len;
+  a.flags = flags;
+}
+void loop::prep_access(op& o, int dirfd, const char* path, int mode, int flags) {
+  auto& a = begin(o, op_code::access);
+  a.dirfd = dirfd;
+  a.path = path;
+  a.mode = static_cast<std::uint32_t>(mode);
+  a.flags = static_cast<std::uint32_t>(flags);
+}
+void loop::prep_mktemp(op& o, op_code c, char* tmpl) { begin(o, c).buf = tmpl; }
+void loop::prep_realpath(op& o, const char* path, char* buf, std::size_t len) {
+  auto& a = begin(o, op_code::realpath);
+  a.path = path;
+  a.buf = buf;
+  a.len = len;
+}
+
+// ---- the awaitables of the ops that give text ----
+namespace {
+constexpr std::size_t k_readlink_first = 256;       // most targets fit; longer ones run again
+constexpr std::size_t k_readlink_max = 1u << 20;    // no file system stores a longer target
+}  // namespace
+
+void detail::text_awaitable::await_suspend(std::coroutine_handle<> h) {
+  handle_ = h;
+  if (kind_ == kind::readlink) text_.resize(k_readlink_first);
+  if (kind_ == kind::realpath) text_.resize(PATH_MAX);
+  start();
+}
+
+void detail::text_awaitable::start() {
+  auto done = [this](op&) { on_done(); };
+  switch (kind_) {
+    case kind::readlink: loop_.readlink(op_, dirfd_, path_, text_.data(), text_.size(), done); break;
+    case kind::realpath: loop_.realpath(op_, path_, text_.data(), text_.size(), done); break;
+    case kind::mkdtemp: loop_.mkdtemp(op_, text_.data(), done); break;
+    case kind::mkstemp: loop_.mkstemp(op_, text_.data(), done); break;
+  }
+}
+
+// A readlink that filled the whole buffer may have been cut short: run it again, larger.
+void detail::text_awaitable::on_done() {
+  if (kind_ == kind::readlink && op_.ok() && op_.value() == text_.size() && text_.size() < k_readlink_max) {
+    text_.resize(text_.size() * 4);
+    start();
+    return;
+  }
+  handle_.resume();
+}
+
+result<std::string> detail::text_awaitable::await_resume() {
+  if (!op_.ok()) return op_.error();
+  if (kind_ == kind::readlink && op_.value() == text_.size()) return errno_code(ENAMETOOLONG);
+  if (kind_ == kind::readlink || kind_ == kind::realpath) text_.resize(op_.value());
+  return std::move(text_);
+}
+
+result<temp_file> detail::temp_file_awaitable::await_resume() {
+  if (!op_.ok()) return op_.error();
+  return temp_file{static_cast<int>(op_.raw_result()), std::move(text_)};
 }
 
 }  // namespace unio

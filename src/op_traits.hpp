@@ -4,7 +4,9 @@
 // ops wait for readiness) and the backends (io_uring's opcode, what native AIO can submit, what
 // may be redone on the pool) all ask this table instead of keeping their own switch. Adding an
 // operation means one row here, one case in sys::perform, one prep function in the loop, and,
-// where the kernel has one, its io_uring opcode in the row and its SQE in the io_uring backend.
+// where the kernel has one, its io_uring opcode in the row and its SQE in the io_uring backend
+// (whose prep switch names every op_code: an op without an opcode joins its "always on the pool"
+// case), plus its name in tests/unit/loop_basics_test.cpp.
 //
 // The op's private flag byte (op::internal_flags_, A::flags) is shared by the backends: each bit
 // has one owner, named below, and a row lists the bits that may be set on its ops (flag_bits),
@@ -21,10 +23,11 @@ namespace unio::detail {
 // The bits of A::flags, each with its one owner.
 namespace op_flag {
 inline constexpr std::uint8_t uring_poll_then_write = 0x01;  // io_uring: a stream write waits for POLLOUT on the ring
+inline constexpr std::uint8_t uring_splice_wait = 0x02;      // io_uring: a splice waits for its pipe on the ring
 inline constexpr std::uint8_t aio_cancel_asked = 0x10;       // linux_aio: cancel() was asked while in the kernel
 inline constexpr std::uint8_t aio_nowait = 0x20;             // linux_aio: a read sent with RWF_NOWAIT on remembered facts
 inline constexpr std::uint8_t aio_in_flight = 0x40;          // linux_aio: in the kernel; posix_aio: in glibc
-inline constexpr std::uint8_t reactor_cancel_asked = 0x80;   // reactor: cancel() asked while a sendfile was delegated
+inline constexpr std::uint8_t reactor_cancel_asked = 0x80;   // reactor: cancel() asked while a sendfile or splice was delegated
 }  // namespace op_flag
 
 enum class op_kind : std::uint8_t {
@@ -63,7 +66,7 @@ inline constexpr std::uint8_t k_sync_bits = op_flag::aio_cancel_asked | op_flag:
 // IORING_OP_* values used below (the kernel's enum io_uring_op; io_uring.cpp checks each against
 // liburing's names): NOP 0, READV 1, WRITEV 2, FSYNC 3, ACCEPT 13, CONNECT 16, FALLOCATE 17,
 // CLOSE 19, STATX 21, READ 22, WRITE 23, SEND 26, RECV 27, OPENAT2 28, SPLICE 30, RENAMEAT 35,
-// UNLINKAT 36, MKDIRAT 37, FTRUNCATE 55 (Linux 6.9; liburing 2.3 has no name for it).
+// UNLINKAT 36, MKDIRAT 37, SYMLINKAT 38, LINKAT 39, FTRUNCATE 55 (Linux 6.9; liburing 2.3 has no name for it).
 inline constexpr op_traits k_op_traits[] = {
     // code               name         kind              dir            vec    uring pool   fixed  kaio   paio   flag bits
     {op_code::nop,         "nop",      op_kind::control, transfer::none, false, 0,   false, false, false, false, 0},
@@ -91,6 +94,26 @@ inline constexpr op_traits k_op_traits[] = {
     {op_code::timeout,     "timeout",  op_kind::timer,   transfer::none, false, -1,  false, false, false, false, 0},
     {op_code::sendfile,    "sendfile", op_kind::socket,  transfer::none, false, 30,  false, false, false, false,
      op_flag::reactor_cancel_asked},
+    // More file system operations. splice is a readiness op like sendfile: its pipe side is
+    // waited for on epoll (or by io_uring itself), never by a pool thread.
+    {op_code::symlink,     "symlink",  op_kind::path,    transfer::none, false, 38,  true,  false, false, false, 0},
+    {op_code::link,        "link",     op_kind::path,    transfer::none, false, 39,  true,  false, false, false, 0},
+    {op_code::readlink,    "readlink", op_kind::path,    transfer::none, false, -1,  false, false, false, false, 0},
+    {op_code::chmod,       "chmod",    op_kind::path,    transfer::none, false, -1,  false, false, false, false, 0},
+    {op_code::fchmod,      "fchmod",   op_kind::file,    transfer::none, false, -1,  false, false, false, false, 0},
+    {op_code::chown,       "chown",    op_kind::path,    transfer::none, false, -1,  false, false, false, false, 0},
+    {op_code::fchown,      "fchown",   op_kind::file,    transfer::none, false, -1,  false, false, false, false, 0},
+    {op_code::lchown,      "lchown",   op_kind::path,    transfer::none, false, -1,  false, false, false, false, 0},
+    {op_code::utimens,     "utimens",  op_kind::path,    transfer::none, false, -1,  false, false, false, false, 0},
+    {op_code::statfs,      "statfs",   op_kind::path,    transfer::none, false, -1,  false, false, false, false, 0},
+    {op_code::fstatfs,     "fstatfs",  op_kind::file,    transfer::none, false, -1,  false, false, false, false, 0},
+    {op_code::copy_file_range, "copy_file_range", op_kind::file, transfer::none, false, -1, false, false, false, false, 0},
+    {op_code::splice,      "splice",   op_kind::socket,  transfer::none, false, 30,  false, false, false, false,
+     op_flag::reactor_cancel_asked | op_flag::uring_splice_wait},
+    {op_code::access,      "access",   op_kind::path,    transfer::none, false, -1,  false, false, false, false, 0},
+    {op_code::mkdtemp,     "mkdtemp",  op_kind::path,    transfer::none, false, -1,  false, false, false, false, 0},
+    {op_code::mkstemp,     "mkstemp",  op_kind::path,    transfer::none, false, -1,  false, false, false, false, 0},
+    {op_code::realpath,    "realpath", op_kind::path,    transfer::none, false, -1,  false, false, false, false, 0},
 };
 
 constexpr bool rows_in_order() noexcept {
@@ -109,14 +132,19 @@ constexpr bool is_read(op_code c) noexcept { return traits(c).dir == transfer::i
 constexpr bool is_write(op_code c) noexcept { return traits(c).dir == transfer::out; }
 constexpr bool is_socket(op_code c) noexcept { return traits(c).kind == op_kind::socket; }
 // The ops whose result is a new fd (the loop's fd lifecycle reports it to the backend).
-constexpr bool gives_fd(op_code c) noexcept { return c == op_code::open || c == op_code::accept; }
+constexpr bool gives_fd(op_code c) noexcept {
+  return c == op_code::open || c == op_code::accept || c == op_code::mkstemp;
+}
+// The readiness ops whose file side may block (sendfile, splice): they wait for their socket or
+// pipe on the loop, then run on the pool where a backend has one.
+constexpr bool waits_then_delegates(op_code c) noexcept { return c == op_code::sendfile || c == op_code::splice; }
 
 // What a readiness-based backend (the reactor: linux_aio, posix_aio) does without the pool: the
-// socket ops on epoll, timers on the loop's heap, nop. sendfile is not among them: its file side
-// can wait for the disk, so it is delegated.
+// socket ops on epoll, timers on the loop's heap, nop. sendfile and splice are not among them:
+// their file side can wait for the disk, so they are delegated.
 constexpr bool reactor_native(op_code c) noexcept {
   op_kind k = traits(c).kind;
-  return (k == op_kind::socket && c != op_code::sendfile) || k == op_kind::timer || k == op_kind::control;
+  return (k == op_kind::socket && !waits_then_delegates(c)) || k == op_kind::timer || k == op_kind::control;
 }
 
 }  // namespace unio::detail

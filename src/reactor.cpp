@@ -5,6 +5,7 @@
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -26,6 +27,37 @@ constexpr std::uint8_t k_cancel_asked = op_flag::reactor_cancel_asked;
 
 bool is_reader(op_code c) noexcept {
   return c == op_code::accept || c == op_code::recv || c == op_code::read || c == op_code::readv;
+}
+
+// backend_word_ of a splice that waits for its output (else it waits for its input).
+constexpr std::uintptr_t k_splice_out = 2;
+
+// The fd an op waits on, and whether it waits to read: a splice waits on the side that
+// splice_ready() found not ready.
+int wait_fd(op& o) noexcept {
+  bool input = o.code() == op_code::splice && A::word(o) != k_splice_out;
+  return input ? A::args(o).fd_in : A::args(o).fd;
+}
+bool waits_to_read(op& o) noexcept {
+  return o.code() == op_code::splice ? A::word(o) != k_splice_out : is_reader(o.code());
+}
+
+bool is_pipe(int fd) noexcept {
+  struct stat st;
+  return ::fstat(fd, &st) == 0 && S_ISFIFO(st.st_mode);
+}
+
+// Whether both sides of a splice are ready (a regular file always is; a bad fd counts as ready:
+// the call reports it). Otherwise A::word names the side to wait for; when both are ready it
+// names a pipe side, in case the call still finds it busy.
+bool splice_ready(op& o) noexcept {
+  const op_args& a = A::args(o);
+  pollfd p[2] = {{a.fd_in, POLLIN, 0}, {a.fd, POLLOUT, 0}};
+  if (::poll(p, 2, 0) < 0) return true;
+  bool in = p[0].revents != 0, out = p[1].revents != 0;
+  if (!in || !out) A::word(o) = in ? k_splice_out : 0;
+  else A::word(o) = is_pipe(a.fd_in) ? 0 : k_splice_out;
+  return in && out;
 }
 
 // accept4 on a blocking listening socket would block the loop; make it non-blocking first.
@@ -86,18 +118,18 @@ void reactor::submit(op& o) {
 bool reactor::cancel(op& o) {
   bool found = fresh_.remove(o);
   if (!found) {
-    auto it = fds_.find(A::args(o).fd);
+    auto it = fds_.find(wait_fd(o));
     if (it != fds_.end()) {
-      found = is_reader(o.code()) ? it->second.readers.remove(o) : it->second.writers.remove(o);
+      found = waits_to_read(o) ? it->second.readers.remove(o) : it->second.writers.remove(o);
     }
   }
   if (found) done(o, -ECANCELED);
-  else if (o.code() == op_code::sendfile) set_flag(o, k_cancel_asked);
+  else if (waits_then_delegates(o.code())) set_flag(o, k_cancel_asked);
   return found;
 }
 
 bool reactor::take_back(op& o) {
-  if (o.code() != op_code::sendfile || A::res(o) != -EAGAIN) return false;
+  if (!waits_then_delegates(o.code()) || A::res(o) != -EAGAIN) return false;
   if ((A::flags(o) & k_cancel_asked) != 0 || stopped_) {
     A::res(o) = -ECANCELED;
     return false;
@@ -106,10 +138,11 @@ bool reactor::take_back(op& o) {
   return true;
 }
 
-// A sendfile whose out_fd is writable (or in error: the call reports it) leaves for the pool.
+// A sendfile whose out_fd is writable (or in error: the call reports it), or a splice whose
+// sides are ready (checked by the caller), leaves for the pool.
 bool reactor::hand_off(op& o) {
   pollfd p{A::args(o).fd, POLLOUT, 0};
-  if (::poll(&p, 1, 0) == 0) return false;
+  if (o.code() == op_code::sendfile && ::poll(&p, 1, 0) == 0) return false;
   --held_;
   ++completed_in_attempt_;  // the backend must not sleep before it passes the op on
   delegate_->push(o);
@@ -144,7 +177,8 @@ bool reactor::attempt(op& o) {
   } else {
     if (o.code() == op_code::accept || o.code() == op_code::connect || o.code() == op_code::sendfile)
       ensure_nonblocking(a.fd);
-    if (o.code() == op_code::sendfile && delegate_ != nullptr) return hand_off(o);
+    if (o.code() == op_code::splice && !splice_ready(o)) return false;
+    if (waits_then_delegates(o.code()) && delegate_ != nullptr) return hand_off(o);
     res = sys::attempt_nonblocking(o);
   }
   if (res == -EAGAIN || res == -EWOULDBLOCK) return false;
@@ -157,9 +191,9 @@ bool reactor::attempt(op& o) {
 }
 
 void reactor::park(op& o) {
-  int fd = A::args(o).fd;
+  int fd = wait_fd(o);
   fd_state& st = fds_[fd];
-  (is_reader(o.code()) ? st.readers : st.writers).push(o);
+  (waits_to_read(o) ? st.readers : st.writers).push(o);
   arm(fd, st);
 }
 
@@ -191,14 +225,19 @@ void reactor::arm(int fd, fd_state& st) {
 
 void reactor::run_queue(op_queue& q) {
   while (op* o = q.pop()) {
-    if (!attempt(*o)) {
-      // Still not ready: put it back at the front, keeping the order of the rest.
-      op_queue rest;
-      rest.splice(q);
-      q.push(*o);
-      q.splice(rest);
-      return;
+    const int fd = wait_fd(*o);
+    const bool reads = waits_to_read(*o);
+    if (attempt(*o)) continue;
+    if (wait_fd(*o) != fd || waits_to_read(*o) != reads) {  // a splice now waits for its other side
+      park(*o);
+      continue;
     }
+    // Still not ready: put it back at the front, keeping the order of the rest.
+    op_queue rest;
+    rest.splice(q);
+    q.push(*o);
+    q.splice(rest);
+    return;
   }
 }
 
@@ -216,11 +255,10 @@ void reactor::attempt_queued() {
   op_queue todo;
   todo.splice(fresh_);
   while (op* o = todo.pop()) {
-    int fd = A::args(*o).fd;
-    auto it = fds_.find(fd);
+    auto it = fds_.find(wait_fd(*o));
     // Keep per-fd order: an op behind parked ones on the same direction waits its turn.
     if (it != fds_.end()) {
-      op_queue& q = is_reader(o->code()) ? it->second.readers : it->second.writers;
+      op_queue& q = waits_to_read(*o) ? it->second.readers : it->second.writers;
       if (!q.empty()) {
         q.push(*o);
         continue;

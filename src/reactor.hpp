@@ -12,7 +12,9 @@
 // (delegate_to: every backend with a pool), it leaves the reactor for that queue and runs on the
 // pool, since sendfile(2) may block on reading the file (never on the socket: the reactor makes
 // out_fd non-blocking). Without one (sync) it runs inline. An op handed off no longer keeps the
-// order of its fd's queue.
+// order of its fd's queue. splice does the same once both sides are ready: it waits for its
+// input pipe to be readable or its output pipe writable, whichever is not, and the call never
+// waits on a pipe (SPLICE_F_NONBLOCK), so a pipe emptied or filled meanwhile sends it back here.
 //
 // REQUIRES: an fd with parked ops is not closed behind the reactor's back (close it with
 // loop::close after the ops completed or were cancelled).

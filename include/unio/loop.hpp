@@ -22,7 +22,10 @@
 
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
+#include <sys/types.h>
 #include <sys/uio.h>
+#include <time.h>
 
 #include <chrono>
 #include <coroutine>
@@ -172,6 +175,49 @@ class write_sync_awaitable {
   unio::op write_;
   unio::op sync_;
 };
+// The awaitable of the ops that give text (readlink, realpath, mkdtemp, mkstemp): the op and the
+// string it fills live in the coroutine frame, so no other op pays for them. readlink starts with
+// a small buffer and runs again with a larger one while the target may have been cut short.
+class UNIO_API text_awaitable {
+ public:
+  enum class kind : std::uint8_t { readlink, realpath, mkdtemp, mkstemp };
+  text_awaitable(loop& lp, kind k, int dirfd, const char* path, std::string text)
+      : loop_(lp), kind_(k), dirfd_(dirfd), path_(path), text_(std::move(text)) {}
+  text_awaitable(const text_awaitable&) = delete;
+  text_awaitable& operator=(const text_awaitable&) = delete;
+  bool await_ready() const noexcept { return false; }
+  void await_suspend(std::coroutine_handle<> h);
+  result<std::string> await_resume();
+  // The underlying op, e.g. to cancel it from elsewhere while it is awaited.
+  unio::op& get_op() noexcept { return op_; }
+
+ protected:
+  void start();
+  void on_done();
+
+  loop& loop_;
+  kind kind_;
+  int dirfd_;
+  const char* path_;
+  std::string text_;
+  std::coroutine_handle<> handle_;
+  unio::op op_;
+};
+}  // namespace detail
+
+// What async_mkstemp gives: the new file's fd (O_RDWR, close-on-exec; the caller closes it) and
+// its path (the template with its XXXXXX replaced).
+struct temp_file {
+  int fd = -1;
+  std::string path;
+};
+
+namespace detail {
+class UNIO_API temp_file_awaitable : public text_awaitable {
+ public:
+  temp_file_awaitable(loop& lp, std::string tmpl) : text_awaitable(lp, kind::mkstemp, -100, nullptr, std::move(tmpl)) {}
+  result<temp_file> await_resume();
+};
 }  // namespace detail
 
 // openat2-style open parameters.
@@ -295,6 +341,88 @@ class UNIO_API loop {
   template <class H>
   void sendfile(op& o, int out_fd, int in_fd, std::uint64_t in_offset, std::size_t len, H&& h) {
     prep_sendfile(o, out_fd, in_fd, in_offset, len); submit(o, std::forward<H>(h));
+  }
+  // ---- More file system operations (docs/ops.md has each one's contract) ----
+  // symlinkat(2): creates linkpath (relative to newdirfd) pointing at target.
+  template <class H> void symlink(op& o, const char* target, int newdirfd, const char* linkpath, H&& h) {
+    prep_symlink(o, target, newdirfd, linkpath); submit(o, std::forward<H>(h));
+  }
+  // linkat(2); flags: AT_SYMLINK_FOLLOW, AT_EMPTY_PATH or 0.
+  template <class H>
+  void link(op& o, int olddirfd, const char* oldpath, int newdirfd, const char* newpath, int flags, H&& h) {
+    prep_link(o, olddirfd, oldpath, newdirfd, newpath, flags); submit(o, std::forward<H>(h));
+  }
+  // readlinkat(2) into buf (no NUL added). Result: the bytes placed; len of them means the target
+  // may have been cut short (async_readlink grows its buffer and runs again).
+  template <class H> void readlink(op& o, int dirfd, const char* path, char* buf, std::size_t len, H&& h) {
+    prep_readlink(o, dirfd, path, buf, len); submit(o, std::forward<H>(h));
+  }
+  template <class H> void chmod(op& o, int dirfd, const char* path, unsigned mode, H&& h) {
+    prep_chmod(o, dirfd, path, mode); submit(o, std::forward<H>(h));
+  }
+  template <class H> void fchmod(op& o, int fd, unsigned mode, H&& h) {
+    prep_fchmod(o, fd, mode); submit(o, std::forward<H>(h));
+  }
+  // fchownat(2); uid or gid (uid_t)-1 / (gid_t)-1 leaves it unchanged. lchown changes a symlink
+  // itself, not its target (AT_SYMLINK_NOFOLLOW).
+  template <class H> void chown(op& o, int dirfd, const char* path, uid_t uid, gid_t gid, H&& h) {
+    prep_chown(o, op_code::chown, dirfd, path, uid, gid); submit(o, std::forward<H>(h));
+  }
+  template <class H> void lchown(op& o, int dirfd, const char* path, uid_t uid, gid_t gid, H&& h) {
+    prep_chown(o, op_code::lchown, dirfd, path, uid, gid); submit(o, std::forward<H>(h));
+  }
+  template <class H> void fchown(op& o, int fd, uid_t uid, gid_t gid, H&& h) {
+    prep_fchown(o, fd, uid, gid); submit(o, std::forward<H>(h));
+  }
+  // utimensat(2): times[0] = access, times[1] = modification (UTIME_NOW, UTIME_OMIT allowed);
+  // times == nullptr sets both to now. flags: AT_SYMLINK_NOFOLLOW; AT_EMPTY_PATH with path "" for
+  // the file dirfd refers to (an fd of any file).
+  template <class H> void utimens(op& o, int dirfd, const char* path, const timespec times[2], int flags, H&& h) {
+    prep_utimens(o, dirfd, path, times, flags); submit(o, std::forward<H>(h));
+  }
+  // statfs(2)/fstatfs(2): fills *out.
+  template <class H> void statfs(op& o, const char* path, struct statfs* out, H&& h) {
+    prep_statfs(o, path, out); submit(o, std::forward<H>(h));
+  }
+  template <class H> void fstatfs(op& o, int fd, struct statfs* out, H&& h) {
+    prep_fstatfs(o, fd, out); submit(o, std::forward<H>(h));
+  }
+  // copy_file_range(2). Offsets: a position (the fd's own position is neither used nor changed)
+  // or current_position (the fd's position is used and advanced). Result: bytes copied (may be
+  // fewer than len; 0 at end of file).
+  template <class H>
+  void copy_file_range(op& o, int fd_in, std::uint64_t off_in, int fd_out, std::uint64_t off_out, std::size_t len,
+                       unsigned flags, H&& h) {
+    prep_copy_range(o, op_code::copy_file_range, fd_in, off_in, fd_out, off_out, len, flags);
+    submit(o, std::forward<H>(h));
+  }
+  // splice(2): one of fd_in, fd_out is a pipe (its offset must be current_position), the other a
+  // file or a pipe. The op waits for the pipe (readable input, writable output) on the loop,
+  // also on a non-blocking pipe (never EAGAIN). Result: bytes moved; 0 when the input pipe has no
+  // writer left and is empty, or the input file is at its end.
+  template <class H>
+  void splice(op& o, int fd_in, std::uint64_t off_in, int fd_out, std::uint64_t off_out, std::size_t len,
+              unsigned flags, H&& h) {
+    prep_copy_range(o, op_code::splice, fd_in, off_in, fd_out, off_out, len, flags);
+    submit(o, std::forward<H>(h));
+  }
+  // faccessat2(2) (faccessat(2) on kernels before 5.8 when flags == 0). mode: F_OK or R_OK|W_OK|X_OK;
+  // flags: AT_EACCESS, AT_SYMLINK_NOFOLLOW, AT_EMPTY_PATH. Success: access is allowed.
+  template <class H> void access(op& o, int dirfd, const char* path, int mode, int flags, H&& h) {
+    prep_access(o, dirfd, path, mode, flags); submit(o, std::forward<H>(h));
+  }
+  // mkdtemp(3)/mkostemp(3) with O_CLOEXEC: tmpl (the caller's buffer, ending in "XXXXXX") is
+  // rewritten in place to the created directory's or file's path. mkstemp's result: the new fd.
+  template <class H> void mkdtemp(op& o, char* tmpl, H&& h) {
+    prep_mktemp(o, op_code::mkdtemp, tmpl); submit(o, std::forward<H>(h));
+  }
+  template <class H> void mkstemp(op& o, char* tmpl, H&& h) {
+    prep_mktemp(o, op_code::mkstemp, tmpl); submit(o, std::forward<H>(h));
+  }
+  // realpath(3) into buf (NUL-terminated; ERANGE when len is too small; PATH_MAX always
+  // suffices). Result: the path's length.
+  template <class H> void realpath(op& o, const char* path, char* buf, std::size_t len, H&& h) {
+    prep_realpath(o, path, buf, len); submit(o, std::forward<H>(h));
   }
   // Completes with success after `d` (measured on the loop's clock), or ECANCELED.
   template <class H> void timeout(op& o, std::chrono::nanoseconds d, H&& h) {
@@ -429,6 +557,61 @@ class UNIO_API loop {
   auto async_sendfile(int out_fd, int in_fd, std::uint64_t in_offset, std::size_t len) {
     return make<std::size_t>([=, this](op& o) { prep_sendfile(o, out_fd, in_fd, in_offset, len); });
   }
+  auto async_symlink(const char* target, int newdirfd, const char* linkpath) {
+    return make<void>([=, this](op& o) { prep_symlink(o, target, newdirfd, linkpath); });
+  }
+  auto async_link(int olddirfd, const char* oldpath, int newdirfd, const char* newpath, int flags = 0) {
+    return make<void>([=, this](op& o) { prep_link(o, olddirfd, oldpath, newdirfd, newpath, flags); });
+  }
+  // Yields the whole target, however long.
+  detail::text_awaitable async_readlink(int dirfd, const char* path) {
+    return {*this, detail::text_awaitable::kind::readlink, dirfd, path, std::string()};
+  }
+  auto async_chmod(int dirfd, const char* path, unsigned mode) {
+    return make<void>([=, this](op& o) { prep_chmod(o, dirfd, path, mode); });
+  }
+  auto async_fchmod(int fd, unsigned mode) { return make<void>([=, this](op& o) { prep_fchmod(o, fd, mode); }); }
+  auto async_chown(int dirfd, const char* path, uid_t uid, gid_t gid) {
+    return make<void>([=, this](op& o) { prep_chown(o, op_code::chown, dirfd, path, uid, gid); });
+  }
+  auto async_lchown(int dirfd, const char* path, uid_t uid, gid_t gid) {
+    return make<void>([=, this](op& o) { prep_chown(o, op_code::lchown, dirfd, path, uid, gid); });
+  }
+  auto async_fchown(int fd, uid_t uid, gid_t gid) {
+    return make<void>([=, this](op& o) { prep_fchown(o, fd, uid, gid); });
+  }
+  // `times` (when not nullptr) must stay valid until the op completes, like a buffer.
+  auto async_utimens(int dirfd, const char* path, const timespec times[2], int flags = 0) {
+    return make<void>([=, this](op& o) { prep_utimens(o, dirfd, path, times, flags); });
+  }
+  auto async_statfs(const char* path, struct statfs* out) {
+    return make<void>([=, this](op& o) { prep_statfs(o, path, out); });
+  }
+  auto async_fstatfs(int fd, struct statfs* out) { return make<void>([=, this](op& o) { prep_fstatfs(o, fd, out); }); }
+  auto async_copy_file_range(int fd_in, std::uint64_t off_in, int fd_out, std::uint64_t off_out, std::size_t len,
+                             unsigned flags = 0) {
+    return make<std::size_t>([=, this](op& o) {
+      prep_copy_range(o, op_code::copy_file_range, fd_in, off_in, fd_out, off_out, len, flags);
+    });
+  }
+  auto async_splice(int fd_in, std::uint64_t off_in, int fd_out, std::uint64_t off_out, std::size_t len,
+                    unsigned flags = 0) {
+    return make<std::size_t>([=, this](op& o) {
+      prep_copy_range(o, op_code::splice, fd_in, off_in, fd_out, off_out, len, flags);
+    });
+  }
+  auto async_access(int dirfd, const char* path, int mode, int flags = 0) {
+    return make<void>([=, this](op& o) { prep_access(o, dirfd, path, mode, flags); });
+  }
+  // Yield the created directory's path, or the new file's fd and path (temp_file).
+  detail::text_awaitable async_mkdtemp(std::string tmpl) {
+    return {*this, detail::text_awaitable::kind::mkdtemp, -100, nullptr, std::move(tmpl)};
+  }
+  detail::temp_file_awaitable async_mkstemp(std::string tmpl) { return {*this, std::move(tmpl)}; }
+  // Yields the absolute path with every symlink, "." and ".." resolved.
+  detail::text_awaitable async_realpath(const char* path) {
+    return {*this, detail::text_awaitable::kind::realpath, -100, path, std::string()};
+  }
   auto async_sleep(std::chrono::nanoseconds d) { return make<void>([=, this](op& o) { prep_timeout(o, d); }); }
   // A write linked to an fsync (fdatasync when `datasync`): the sync runs only after the whole
   // write succeeded. Yields the bytes written (== len) when both succeeded, else the write's
@@ -478,6 +661,21 @@ class UNIO_API loop {
   void prep_timeout(op& o, std::chrono::nanoseconds d);
   void prep_sendfile(op& o, int out_fd, int in_fd, std::uint64_t in_offset, std::size_t len);
   void prep_link_timeout(op& o, std::chrono::nanoseconds d);
+  void prep_symlink(op& o, const char* target, int newdirfd, const char* linkpath);
+  void prep_link(op& o, int olddirfd, const char* oldpath, int newdirfd, const char* newpath, int flags);
+  void prep_readlink(op& o, int dirfd, const char* path, char* buf, std::size_t len);
+  void prep_chmod(op& o, int dirfd, const char* path, unsigned mode);
+  void prep_fchmod(op& o, int fd, unsigned mode);
+  void prep_chown(op& o, op_code c, int dirfd, const char* path, uid_t uid, gid_t gid);
+  void prep_fchown(op& o, int fd, uid_t uid, gid_t gid);
+  void prep_utimens(op& o, int dirfd, const char* path, const timespec times[2], int flags);
+  void prep_statfs(op& o, const char* path, struct statfs* out);
+  void prep_fstatfs(op& o, int fd, struct statfs* out);
+  void prep_copy_range(op& o, op_code c, int fd_in, std::uint64_t off_in, int fd_out, std::uint64_t off_out,
+                       std::size_t len, unsigned flags);
+  void prep_access(op& o, int dirfd, const char* path, int mode, int flags);
+  void prep_mktemp(op& o, op_code c, char* tmpl);
+  void prep_realpath(op& o, const char* path, char* buf, std::size_t len);
   detail::op_handler& handler_of(op& o) noexcept;
 
   std::unique_ptr<detail::loop_impl> impl_;

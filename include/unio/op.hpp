@@ -55,6 +55,24 @@ enum class op_code : std::uint8_t {
   send,
   timeout,
   sendfile,
+  // More file system operations (libuv's uv_fs_* set).
+  symlink,
+  link,
+  readlink,
+  chmod,
+  fchmod,
+  chown,
+  fchown,
+  lchown,
+  utimens,
+  statfs,
+  fstatfs,
+  copy_file_range,
+  splice,
+  access,
+  mkdtemp,
+  mkstemp,
+  realpath,
   count_  // not an operation: the number of operations
 };
 inline constexpr std::size_t op_code_count = static_cast<std::size_t>(op_code::count_);
@@ -84,6 +102,20 @@ namespace detail {
 struct op_access;
 
 // The arguments of an op; which fields mean what is documented per operation in docs/ops.md.
+// The file system ops added after sendfile reuse these fields (no field was added for them):
+//   symlink          path = target, dirfd2/path2 = the new link
+//   link             dirfd/path = existing name, dirfd2/path2 = new name, flags
+//   readlink         dirfd/path, buf/len = the caller's output buffer
+//   chmod, fchmod    dirfd/path or fd, mode
+//   chown, lchown    dirfd/path, mode = uid, len = gid, flags (AT_SYMLINK_NOFOLLOW for lchown)
+//   fchown           fd, mode = uid, len = gid
+//   utimens          dirfd/path, buf = const timespec[2] (nullptr: now), flags
+//   statfs, fstatfs  path or fd, out = struct statfs*
+//   copy_file_range, splice  fd_in/offset = input and its offset, fd/resolve = output and its
+//                    offset (current_position: the fd's own position), len, flags
+//   access           dirfd/path, mode, flags
+//   mkdtemp, mkstemp buf = the caller's template, rewritten in place
+//   realpath         path, buf/len = the caller's output buffer
 struct op_args {
   int fd = -1;
   int dirfd = -100;   // AT_FDCWD
@@ -94,13 +126,13 @@ struct op_args {
   std::uint32_t mode = 0;   // open/mkdir mode; statx mask
   std::uint64_t offset = 0;  // read/write offset, fallocate offset, ftruncate length
   std::uint64_t len = 0;     // buffer length, fallocate length
-  std::uint64_t resolve = 0;
+  std::uint64_t resolve = 0;  // open: resolve flags; copy_file_range, splice: the output offset
   std::int64_t timeout_ns = 0;
   void* buf = nullptr;
   const void* iov = nullptr;  // const struct iovec*
   const char* path = nullptr;
   const char* path2 = nullptr;
-  void* out = nullptr;           // struct statx* (stat) or sockaddr* (accept/connect)
+  void* out = nullptr;           // struct statx* (stat), struct statfs* (statfs), or sockaddr* (accept/connect)
   std::uint32_t* addrlen = nullptr;  // accept: in/out length of *out
   std::uint32_t addrlen_in = 0;  // connect: length of *out
 };
@@ -178,7 +210,7 @@ class UNIO_API op {
   bool busy() const noexcept { return state_ != 0; }
 
   // Valid inside the handler and afterwards (until the next submission):
-  // the raw result: >= 0 on success (bytes transferred, or a new fd for open/accept), else -errno.
+  // the raw result: >= 0 on success (bytes transferred, or a new fd for open/accept/mkstemp), else -errno.
   std::int64_t raw_result() const noexcept { return res_; }
   bool ok() const noexcept { return res_ >= 0; }
   // The error, or an empty error_code on success.

@@ -181,6 +181,9 @@ static_assert(traits(op_code::connect).uring_opcode == IORING_OP_CONNECT);
 static_assert(traits(op_code::recv).uring_opcode == IORING_OP_RECV);
 static_assert(traits(op_code::send).uring_opcode == IORING_OP_SEND);
 static_assert(traits(op_code::sendfile).uring_opcode == IORING_OP_SPLICE);
+static_assert(traits(op_code::symlink).uring_opcode == IORING_OP_SYMLINKAT);
+static_assert(traits(op_code::link).uring_opcode == IORING_OP_LINKAT);
+static_assert(traits(op_code::splice).uring_opcode == IORING_OP_SPLICE);
 
 // Whether an op that io_uring answered with EOPNOTSUPP may be redone on the pool: file ops whose
 // syscall path differs from io_uring's (the op_traits row). Socket ops cannot run on the pool;
@@ -587,6 +590,7 @@ class uring_backend final : public backend {
       io_uring_prep_poll_add(sqe, a.fd, POLLOUT);
       return;
     }
+    if (has_flag(o, op_flag::uring_splice_wait)) return prep_splice_wait(sqe, a);
     switch (o.code()) {
       case op_code::nop: io_uring_prep_nop(sqe); break;
       case op_code::open:
@@ -634,9 +638,46 @@ class uring_backend final : public backend {
         io_uring_prep_send(sqe, a.fd, a.buf, len32, static_cast<int>(a.flags) | MSG_NOSIGNAL);
         break;
       case op_code::sendfile: break;  // splicer_.prep() fills the SQE of the op's current stage
-      case op_code::timeout:
-      case op_code::count_: io_uring_prep_nop(sqe); break;  // never reaches a backend
+      case op_code::symlink: io_uring_prep_symlinkat(sqe, a.path, a.dirfd2, a.path2); break;
+      case op_code::link:
+        io_uring_prep_linkat(sqe, a.dirfd, a.path, a.dirfd2, a.path2, static_cast<int>(a.flags));
+        break;
+      case op_code::splice:
+        io_uring_prep_splice(sqe, a.fd_in, a.offset == current_position ? -1 : static_cast<std::int64_t>(a.offset),
+                             a.fd, a.resolve == current_position ? -1 : static_cast<std::int64_t>(a.resolve), len32,
+                             a.flags);
+        break;
+      default:
+        // Ops without an opcode in their op_traits row run on the pool and never get an SQE;
+        // timeouts never reach a backend.
+        assert(traits(o.code()).uring_opcode < 0 && "an op_traits row names an opcode that prep() lacks");
+        io_uring_prep_nop(sqe);
+        break;
     }
+  }
+
+  // SPLICE on a non-blocking pipe answers -EAGAIN (Linux 6.18 too) instead of waiting: the op then
+  // polls on the ring for its input pipe to be readable or, when that one is, its output to be
+  // writable (a regular file is always ready), and splices again.
+  static void prep_splice_wait(io_uring_sqe* sqe, const op_args& a) {
+    pollfd p{a.fd_in, POLLIN, 0};
+    if (::poll(&p, 1, 0) == 0) io_uring_prep_poll_add(sqe, a.fd_in, POLLIN);
+    else io_uring_prep_poll_add(sqe, a.fd, POLLOUT);
+  }
+
+  // A splice's CQE: its POLL_ADD stage is over (splice again), or the splice found its pipe busy.
+  bool splice_waits(op& o, std::int32_t res, bool cancel_asked) {
+    bool waited = has_flag(o, op_flag::uring_splice_wait);
+    clear_flag(o, op_flag::uring_splice_wait);
+    bool stop = cancel_asked || shutting_down_;
+    if (!waited && (res != -EAGAIN || stop)) return false;  // its result, as any op's
+    if (waited && (res < 0 || stop)) {
+      complete(o, stop ? -ECANCELED : res);
+      return true;
+    }
+    if (!waited) set_flag(o, op_flag::uring_splice_wait);
+    enqueue(o);
+    return true;
   }
 
   // ---- registered buffers and files (loop::register_buffers/register_files) ----
@@ -905,7 +946,7 @@ class uring_backend final : public backend {
   void on_op_done(op& o, std::int32_t res, bool cancelled) {
     bool cancel_asked = (A::word(o) & (k_cancel_sent | k_cancel_queued)) != 0;
     untrack(o);
-    if (cancelled) res = -ECANCELED;
+    if (cancelled || (cancel_asked && res == -EINTR)) res = -ECANCELED;  // an io-wq worker interrupted
     if ((A::flags(o) & k_poll_then_write) != 0) {
       on_poll_write_ready(o, res);
       return;
@@ -915,6 +956,7 @@ class uring_backend final : public backend {
       else enqueue(o);
       return;
     }
+    if (o.code() == op_code::splice && splice_waits(o, res, cancel_asked)) return;
     if (res == -EOPNOTSUPP && !cancel_asked && !shutting_down_ && pool_can_retry(o.code())) {
       set_state(o, k_delegated);
       pool_.push(o);

@@ -1,6 +1,7 @@
 #include "sys/syscalls.hpp"
 
 #include <linux/openat2.h>
+#include <fcntl.h>
 #include <sys/sendfile.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -10,6 +11,8 @@
 
 #include <atomic>
 #include <cerrno>
+#include <climits>
+#include <cstring>
 
 #include "backend.hpp"
 
@@ -20,10 +23,17 @@ long real_openat2(int dirfd, const char* path, void* how, size_t size) {
   return ::syscall(SYS_openat2, dirfd, path, how, size);
 }
 
+int real_faccessat2(int dirfd, const char* path, int mode, int flags) {
+  return static_cast<int>(::syscall(SYS_faccessat2, dirfd, path, mode, flags));
+}
+
 const table k_real = {
     ::pread,     ::pwrite,    ::read,      ::write,     ::preadv2,    ::pwritev2, ::fsync,
     ::fdatasync, ::fallocate, ::ftruncate, ::statx,     ::renameat2,  ::unlinkat, ::mkdirat,
     real_openat2, ::close,    ::accept4,   ::connect,   ::recv,       ::send,     ::sendfile,
+    ::symlinkat, ::linkat,    ::readlinkat, ::fchmodat, ::fchmod,     ::fchownat, ::fchown,
+    ::utimensat, ::statfs,    ::fstatfs,   ::copy_file_range, ::splice, real_faccessat2, ::faccessat,
+    ::mkdtemp,   ::mkostemp,  ::realpath,
 };
 
 std::atomic<const table*> g_table{&k_real};
@@ -143,6 +153,89 @@ std::int64_t do_sendfile(const op_args& a) noexcept {
   });
 }
 
+// An offset argument of copy_file_range/splice: a local copy (the caller's value is never
+// written back), or nullptr for current_position (the fd's own position is used and advanced).
+off64_t* offset_arg(std::uint64_t v, off64_t& local) noexcept {
+  if (v == current_position) return nullptr;
+  local = static_cast<off64_t>(v);
+  return &local;
+}
+
+std::int64_t do_copy_file_range(const op_args& a) noexcept {
+  if (a.offset != current_position && a.offset > static_cast<std::uint64_t>(INT64_MAX)) return -EINVAL;
+  if (a.resolve != current_position && a.resolve > static_cast<std::uint64_t>(INT64_MAX)) return -EINVAL;
+  return retry([&] {
+    off64_t in = 0, out = 0;
+    return current().copy_file_range(a.fd_in, offset_arg(a.offset, in), a.fd, offset_arg(a.resolve, out),
+                                      static_cast<size_t>(a.len), a.flags);
+  });
+}
+
+// splice(2) never waits for its pipe here (SPLICE_F_NONBLOCK): the reactor or io_uring waits for
+// readiness, and a pool thread only ever runs a splice whose pipe was found ready. A pipe whose
+// reader has gone raises SIGPIPE, as write(2) does.
+std::int64_t do_splice(const op_args& a) noexcept {
+  return without_sigpipe([&] {
+    off64_t in = 0, out = 0;
+    return current().splice(a.fd_in, offset_arg(a.offset, in), a.fd, offset_arg(a.resolve, out),
+                            static_cast<size_t>(a.len), a.flags | SPLICE_F_NONBLOCK);
+  });
+}
+
+// faccessat2 (Linux 5.8); on an older kernel faccessat, which has no flags argument.
+std::int64_t do_access(const op_args& a) noexcept {
+  const table& t = current();
+  int mode = static_cast<int>(a.mode), flags = static_cast<int>(a.flags);
+  std::int64_t r = retry([&] { return t.faccessat2(a.dirfd, a.path, mode, flags); });
+  if (r != -ENOSYS || flags != 0) return r;
+  return retry([&] { return t.faccessat(a.dirfd, a.path, mode, 0); });
+}
+
+std::int64_t do_mkdtemp(const op_args& a) noexcept {
+  return current().mkdtemp(static_cast<char*>(a.buf)) != nullptr ? 0 : -errno;
+}
+
+// realpath(3) into a PATH_MAX buffer of this thread, then into the caller's buffer with its NUL;
+// ERANGE when it does not fit. The result is the length without the NUL.
+std::int64_t do_realpath(const op_args& a) noexcept {
+  char resolved[PATH_MAX];
+  if (current().realpath(a.path, resolved) == nullptr) return -errno;
+  std::size_t n = std::strlen(resolved);
+  if (n + 1 > a.len) return -ERANGE;
+  std::memcpy(a.buf, resolved, n + 1);
+  return static_cast<std::int64_t>(n);
+}
+
+// The file system ops added after sendfile (op.hpp lists their op_args fields).
+std::int64_t perform_fs(const op_args& a, op_code c) noexcept {
+  const table& t = current();
+  auto uid = static_cast<uid_t>(a.mode);
+  auto gid = static_cast<gid_t>(a.len);
+  int flags = static_cast<int>(a.flags);
+  switch (c) {
+    case op_code::symlink: return retry([&] { return t.symlinkat(a.path, a.dirfd2, a.path2); });
+    case op_code::link: return retry([&] { return t.linkat(a.dirfd, a.path, a.dirfd2, a.path2, flags); });
+    case op_code::readlink:
+      return retry([&] { return t.readlinkat(a.dirfd, a.path, static_cast<char*>(a.buf), a.len); });
+    case op_code::chmod: return retry([&] { return t.fchmodat(a.dirfd, a.path, a.mode, 0); });
+    case op_code::fchmod: return retry([&] { return t.fchmod(a.fd, a.mode); });
+    case op_code::chown:
+    case op_code::lchown: return retry([&] { return t.fchownat(a.dirfd, a.path, uid, gid, flags); });
+    case op_code::fchown: return retry([&] { return t.fchown(a.fd, uid, gid); });
+    case op_code::utimens:
+      return retry([&] { return t.utimensat(a.dirfd, a.path, static_cast<const timespec*>(a.buf), flags); });
+    case op_code::statfs: return retry([&] { return t.statfs(a.path, static_cast<struct statfs*>(a.out)); });
+    case op_code::fstatfs: return retry([&] { return t.fstatfs(a.fd, static_cast<struct statfs*>(a.out)); });
+    case op_code::copy_file_range: return do_copy_file_range(a);
+    case op_code::splice: return do_splice(a);
+    case op_code::access: return do_access(a);
+    case op_code::mkdtemp: return do_mkdtemp(a);
+    case op_code::mkstemp: return retry([&] { return t.mkostemp(static_cast<char*>(a.buf), O_CLOEXEC); });
+    case op_code::realpath: return do_realpath(a);
+    default: return -EINVAL;
+  }
+}
+
 }  // namespace
 
 std::int64_t attempt_nonblocking(op& o) noexcept {
@@ -202,6 +295,7 @@ std::int64_t perform(op& o) noexcept {
     case op_code::sendfile: return do_sendfile(a);
     case op_code::timeout:
     case op_code::count_: break;
+    default: return perform_fs(a, o.code());
   }
   return -EINVAL;
 }

@@ -14,6 +14,7 @@
 #include <fcntl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 #include <sys/types.h>
 #include <sys/uio.h>
 
@@ -45,6 +46,25 @@ struct table {
   ssize_t (*recv)(int fd, void* buf, size_t len, int flags);
   ssize_t (*send)(int fd, const void* buf, size_t len, int flags);
   ssize_t (*sendfile)(int out_fd, int in_fd, off_t* offset, size_t len);
+  // More file system operations. faccessat2 is the raw system call (Linux 5.8); faccessat is
+  // glibc's, used when faccessat2 answers ENOSYS and no flags were given.
+  int (*symlinkat)(const char* target, int newdirfd, const char* linkpath);
+  int (*linkat)(int olddirfd, const char* oldpath, int newdirfd, const char* newpath, int flags);
+  ssize_t (*readlinkat)(int dirfd, const char* path, char* buf, size_t len);
+  int (*fchmodat)(int dirfd, const char* path, mode_t mode, int flags);
+  int (*fchmod)(int fd, mode_t mode);
+  int (*fchownat)(int dirfd, const char* path, uid_t uid, gid_t gid, int flags);
+  int (*fchown)(int fd, uid_t uid, gid_t gid);
+  int (*utimensat)(int dirfd, const char* path, const timespec times[2], int flags);
+  int (*statfs)(const char* path, struct statfs* out);
+  int (*fstatfs)(int fd, struct statfs* out);
+  ssize_t (*copy_file_range)(int fd_in, off64_t* off_in, int fd_out, off64_t* off_out, size_t len, unsigned flags);
+  ssize_t (*splice)(int fd_in, off64_t* off_in, int fd_out, off64_t* off_out, size_t len, unsigned flags);
+  int (*faccessat2)(int dirfd, const char* path, int mode, int flags);
+  int (*faccessat)(int dirfd, const char* path, int mode, int flags);
+  char* (*mkdtemp)(char* tmpl);
+  int (*mkostemp)(char* tmpl, int flags);
+  char* (*realpath)(const char* path, char* resolved);
 };
 
 // The real system calls.
@@ -65,7 +85,7 @@ std::int64_t perform(op& o) noexcept;
 std::int64_t try_read_nowait(op& o) noexcept;
 
 // True for ops that must wait for readiness rather than block a thread: socket ops (accept,
-// connect, recv, send, sendfile: its out_fd), and reads and writes at current_position on a pipe or socket, which
+// connect, recv, send, sendfile: its out_fd, splice: its pipe side), and reads and writes at current_position on a pipe or socket, which
 // could otherwise block forever (an idle pipe) and keep the loop from shutting down.
 bool needs_readiness(op& o) noexcept;
 

@@ -226,11 +226,11 @@ void print_backends(std::FILE* out) {
     if (!built) fmt::print(out, "{:<12} {:<10} {}\n", name, "no", "not built into this unio");
   }
   fmt::print(out, "\nauto picks: {} ({})\n\n", chosen.empty() ? "nothing" : chosen, why);
-  fmt::print(out, "{:<12}", "operation");
+  fmt::print(out, "{:<15}", "operation");  // as wide as the longest name, copy_file_range
   for (const auto& b : infos) fmt::print(out, " {:<11}", b.name);
   fmt::print(out, "\n");
   for (std::size_t op = 0; op < unio::op_code_count; ++op) {
-    fmt::print(out, "{:<12}", unio::to_string(static_cast<unio::op_code>(op)));
+    fmt::print(out, "{:<15}", unio::to_string(static_cast<unio::op_code>(op)));
     for (const auto& b : infos) fmt::print(out, " {:<11}", b.native[op] ? "native" : "delegated");
     fmt::print(out, "\n");
   }
