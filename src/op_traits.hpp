@@ -3,10 +3,11 @@
 // The loop (chains), the O_DIRECT layer (which ops it may take over), the syscall layer (which
 // ops wait for readiness) and the backends (io_uring's opcode, what native AIO can submit, what
 // may be redone on the pool) all ask this table instead of keeping their own switch. Adding an
-// operation means one row here, one case in sys::perform, one prep function in the loop, and,
-// where the kernel has one, its io_uring opcode in the row and its SQE in the io_uring backend
-// (whose prep switch names every op_code: an op without an opcode joins its "always on the pool"
-// case), plus its name in tests/unit/loop_basics_test.cpp.
+// operation means its op_code, one row here, one case in sys::perform, one prep function and the
+// two public forms in the loop; an op with no io_uring opcode in its row runs on every backend's
+// pool with no backend touched. Where the kernel has an opcode: the opcode in the row and its SQE
+// in the io_uring backend's prep(). Tests: its name in tests/unit/loop_basics_test.cpp, and its
+// conformance test.
 //
 // The op's private flag byte (op::internal_flags_, A::flags) is shared by the backends: each bit
 // has one owner, named below, and a row lists the bits that may be set on its ops (flag_bits),
