@@ -659,6 +659,7 @@ void loop::prep_sendfile(op& o, int out_fd, int in_fd, std::uint64_t in_offset, 
 void loop::prep_timeout(op& o, std::chrono::nanoseconds d) {
   begin(o, op_code::timeout).timeout_ns = d.count() < 0 ? 0 : d.count();
 }
+void loop::prep_work(op& o, detail::work_item& item) { begin(o, op_code::work).buf = &item; }
 void loop::prep_link_timeout(op& o, std::chrono::nanoseconds d) {
   prep_timeout(o, d);
   A::link_flags(o) = detail::k_is_link_timeout;

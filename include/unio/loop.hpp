@@ -28,12 +28,17 @@
 #include <coroutine>
 #include <cstddef>
 #include <cstdint>
+#include <exception>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
 #include <system_error>
+#include <type_traits>
+#include <utility>
+#include <vector>
 
 #include "unio/export.hpp"
 #include "unio/op.hpp"
@@ -165,6 +170,98 @@ class write_sync_awaitable {
 };
 }  // namespace detail
 
+// ---- Work on the loop's pool and directory listings (loop::queue_work, async_work, scandir) ----
+
+// The errno of a work op whose function threw (queue_work's handler also receives the exception;
+// async_work rethrows it instead).
+inline constexpr int k_work_threw = ENOTRECOVERABLE;
+
+namespace detail {
+struct work_void {};
+
+// A function and its outcome, as one work_item: run() calls fn on the performing thread and
+// stores what it returned or threw. The loop's thread reads the outcome only after completion.
+template <class F>
+struct work_call : work_item {
+  using value_type = std::invoke_result_t<F&>;
+  using stored_type = std::conditional_t<std::is_void_v<value_type>, work_void, value_type>;
+  static_assert(!std::is_reference_v<value_type>, "unio: a work function must return a value, not a reference");
+
+  explicit work_call(F f) : fn(std::move(f)) { run = &call; }
+
+  static std::int64_t call(work_item& self, const op_args&) noexcept {
+    auto& w = static_cast<work_call&>(self);
+    try {
+      if constexpr (std::is_void_v<value_type>) {
+        w.fn();
+        w.value.emplace();
+      } else {
+        w.value.emplace(w.fn());
+      }
+      return 0;
+    } catch (...) {
+      w.error = std::current_exception();
+      return -k_work_threw;
+    }
+  }
+  // fn's value; else the op's error: ECANCELED (fn never ran) or k_work_threw.
+  result<value_type> take(const unio::op& o) {
+    if (!value) return o.ok() ? errno_code(ECANCELED) : o.error();
+    if constexpr (std::is_void_v<value_type>) return {};
+    else return std::move(*value);
+  }
+
+  F fn;
+  std::optional<stored_type> value;  // set when fn returned
+  std::exception_ptr error;          // set when fn threw
+};
+
+// queue_work's one allocation: the function, its outcome and the handler.
+template <class F, class H>
+struct work_box : work_call<F> {
+  work_box(F f, H handler) : work_call<F>(std::move(f)), h(std::move(handler)) {}
+  void deliver(unio::op& o) {
+    std::unique_ptr<work_box> own(this);
+    auto r = this->take(o);
+    h(o, std::move(r), std::move(this->error));
+  }
+  H h;
+};
+
+// async_work's awaitable: the function and its outcome live here, in the coroutine frame.
+// Flat: fn returns a result<T> itself, which co_await yields unwrapped (async_resolve).
+template <class F, bool Flat = false>
+class work_awaitable {
+ public:
+  using value_type = typename work_call<F>::value_type;
+  using yield_type = std::conditional_t<Flat, value_type, result<value_type>>;
+
+  work_awaitable(loop& lp, F fn) : loop_(lp), call_(std::move(fn)) {}
+  work_awaitable(const work_awaitable&) = delete;
+  work_awaitable& operator=(const work_awaitable&) = delete;
+
+  bool await_ready() const noexcept { return false; }
+  void await_suspend(std::coroutine_handle<> h);
+  yield_type await_resume() {
+    if (call_.error) std::rethrow_exception(call_.error);
+    if constexpr (Flat) {
+      if (!call_.value) return value_type(call_.take(op_).error());
+      return std::move(*call_.value);
+    } else {
+      return call_.take(op_);
+    }
+  }
+  // The underlying op, e.g. to cancel it while it is awaited.
+  unio::op& get_op() noexcept { return op_; }
+
+ private:
+  loop& loop_;
+  work_call<F> call_;
+  unio::op op_;
+};
+
+}  // namespace detail
+
 // openat2-style open parameters.
 struct open_how {
   int flags = 0;               // O_RDONLY, O_CREAT, O_DIRECT, ...; O_CLOEXEC is always added
@@ -288,6 +385,32 @@ class UNIO_API loop {
   template <class H> void timeout(op& o, std::chrono::nanoseconds d, H&& h) {
     prep_timeout(o, d); submit(o, std::forward<H>(h));
   }
+
+  // ---- Work on the loop's pool ----
+  // Runs fn() on the loop's thread pool (on every backend; the sync backend runs it inline on the
+  // loop's thread inside run()/poll(), which stalls the loop for as long as fn takes; never inside
+  // the submitting call), then the handler on the loop's thread. fn must not touch the loop.
+  // Queued work keeps run() going like any busy op. Cancel: work not yet started completes with
+  // ECANCELED and fn never runs; once fn runs it runs to the end and its result is delivered. The
+  // loop's destructor cancels queued work the same way and waits for running work.
+  // Callback form: h(op&, result<R> r, std::exception_ptr ex), R = fn's return type
+  // (result<void> for void). r holds fn's value, or ECANCELED, or k_work_threw when fn threw, and
+  // then ex holds the exception (else ex is null): it is never lost and never terminates the
+  // program. fn, its value and h live in one heap block allocated here and freed after h returns
+  // (the only allocation; async_work has none). op.raw_result() is 0, -ECANCELED or -k_work_threw.
+  template <class F, class H>
+  void queue_work(op& o, F fn, H h) {
+    auto* box = new detail::work_box<F, H>(std::move(fn), std::move(h));
+    prep_work(o, *box);
+    submit(o, [box](op& x) { box->deliver(x); });
+  }
+  // Awaitable form: co_await yields result<R> (fn's value, or ECANCELED). An exception thrown by
+  // fn is rethrown from the co_await. fn and its value live in the coroutine frame: no allocation.
+  // get_op() on the awaitable gives the op to cancel.
+  template <class F>
+  auto async_work(F fn) { return detail::work_awaitable<F>(*this, std::move(fn)); }
+
+
 
   // Requests cancellation of a busy op. The target still completes exactly once: with ECANCELED
   // if it was stopped before it took effect (a queued op never runs), or with its own result if
@@ -436,6 +559,8 @@ class UNIO_API loop {
  private:
   template <class R>
   friend class detail::op_awaitable;
+  template <class F, bool Flat>
+  friend class detail::work_awaitable;
   friend struct detail::loop_access;
   template <class R, class P>
   detail::op_awaitable<R> make(P&& p) { return detail::op_awaitable<R>(*this, std::forward<P>(p)); }
@@ -464,6 +589,7 @@ class UNIO_API loop {
   void prep_timeout(op& o, std::chrono::nanoseconds d);
   void prep_sendfile(op& o, int out_fd, int in_fd, std::uint64_t in_offset, std::size_t len);
   void prep_link_timeout(op& o, std::chrono::nanoseconds d);
+  void prep_work(op& o, detail::work_item& item);
   detail::op_handler& handler_of(op& o) noexcept;
 
   std::unique_ptr<detail::loop_impl> impl_;
@@ -477,6 +603,12 @@ void loop::submit(op& o, H&& h) {
 
 template <class R>
 void detail::op_awaitable<R>::await_suspend(std::coroutine_handle<> h) {
+  loop_.submit(op_, [h](op&) { h.resume(); });
+}
+
+template <class F, bool Flat>
+void detail::work_awaitable<F, Flat>::await_suspend(std::coroutine_handle<> h) {
+  loop_.prep_work(op_, call_);
   loop_.submit(op_, [h](op&) { h.resume(); });
 }
 

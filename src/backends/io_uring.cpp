@@ -781,6 +781,7 @@ class uring_backend final : public backend {
         break;
       case op_code::sendfile: break;  // splice_prep() fills the SQE of the op's current stage
       case op_code::timeout:
+      case op_code::work:  // no opcode: always delegated (wants_pool)
       case op_code::count_: io_uring_prep_nop(sqe); break;  // never reaches a backend
     }
   }

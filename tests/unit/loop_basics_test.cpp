@@ -51,7 +51,7 @@ TEST(unit_loop, to_string_names_every_op_code) {
   const char* const expected[] = {"nop",       "open",      "close",  "read",   "write", "readv",   "writev",
                                   "fsync",     "fdatasync", "fallocate", "ftruncate", "stat", "rename", "unlink",
                                   "mkdir",     "rmdir",     "accept", "connect", "recv", "send",   "timeout",
-                                  "sendfile"};
+                                  "sendfile",  "work"};
   static_assert(sizeof expected / sizeof expected[0] == unio::op_code_count);
   std::set<std::string> seen;
   for (std::size_t i = 0; i < unio::op_code_count; ++i) {
