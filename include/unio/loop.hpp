@@ -41,6 +41,7 @@
 #include <vector>
 
 #include "unio/export.hpp"
+#include "unio/net.hpp"
 #include "unio/op.hpp"
 #include "unio/result.hpp"
 
@@ -260,6 +261,10 @@ class work_awaitable {
   unio::op op_;
 };
 
+// Blocking name look-ups, run on the pool by async_resolve/async_reverse_resolve.
+UNIO_API result<std::vector<endpoint>> resolve_now(const std::string& host, const std::string& service,
+                                                   const resolve_hints& hints);
+UNIO_API result<name_info> reverse_resolve_now(const endpoint& ep, int flags);
 }  // namespace detail
 
 // openat2-style open parameters.
@@ -410,6 +415,24 @@ class UNIO_API loop {
   template <class F>
   auto async_work(F fn) { return detail::work_awaitable<F>(*this, std::move(fn)); }
 
+  // ---- Names (getaddrinfo/getnameinfo on the pool, through async_work) ----
+  // Resolves host and service (either may be empty, not both) with /etc/hosts, DNS and whatever
+  // nsswitch.conf names. Yields the addresses in getaddrinfo's order without duplicates, each with
+  // the service's port (0 when service is empty). Errors: unio::resolve_category() with the EAI_*
+  // value (EAI_NONAME: no such name; EAI_AGAIN: the name server did not answer, try later), or an
+  // errno in generic_category for EAI_SYSTEM; ECANCELED when cancelled before it started (a
+  // running look-up cannot be stopped: it finishes and its result is delivered).
+  auto async_resolve(std::string host, std::string service, resolve_hints hints = {}) {
+    auto fn = [h = std::move(host), s = std::move(service), hints] { return detail::resolve_now(h, s, hints); };
+    return detail::work_awaitable<decltype(fn), true>(*this, std::move(fn));
+  }
+  // The host and service names of an address (getnameinfo). flags: NI_* (NI_NAMEREQD: fail with
+  // EAI_NONAME when the address has no name instead of giving it in numeric form; NI_NUMERICHOST,
+  // NI_NUMERICSERV, NI_DGRAM). Errors as async_resolve.
+  auto async_reverse_resolve(const endpoint& ep, int flags = 0) {
+    auto fn = [ep, flags] { return detail::reverse_resolve_now(ep, flags); };
+    return detail::work_awaitable<decltype(fn), true>(*this, std::move(fn));
+  }
 
 
   // Requests cancellation of a busy op. The target still completes exactly once: with ECANCELED
