@@ -177,6 +177,17 @@ class write_sync_awaitable {
 // async_work rethrows it instead).
 inline constexpr int k_work_threw = ENOTRECOVERABLE;
 
+// One entry of a directory listing (loop::scandir, read_dir, dir_reader). "." and ".." are never
+// listed.
+struct dir_entry {
+  std::string name;
+  // The DT_* value from getdents64 (DT_REG, DT_DIR, DT_LNK, DT_FIFO, DT_SOCK, DT_CHR, DT_BLK).
+  // DT_UNKNOWN on file systems that do not store the type in the directory (some network, FUSE
+  // and older file systems): stat the entry then. For a symlink it is DT_LNK, never the target's.
+  unsigned char type = 0;
+  std::uint64_t ino = 0;  // the inode number, as lstat's st_ino (not across mount points)
+};
+
 namespace detail {
 struct work_void {};
 
@@ -258,6 +269,28 @@ class work_awaitable {
  private:
   loop& loop_;
   work_call<F> call_;
+  unio::op op_;
+};
+
+// The awaitable of async_scandir and async_read_dir: the entries live in the coroutine frame.
+class entries_awaitable {
+ public:
+  template <class Prep>
+  entries_awaitable(loop& lp, Prep&& prep) : loop_(lp) { std::forward<Prep>(prep)(op_, &entries_); }
+  entries_awaitable(const entries_awaitable&) = delete;
+  entries_awaitable& operator=(const entries_awaitable&) = delete;
+
+  bool await_ready() const noexcept { return false; }
+  void await_suspend(std::coroutine_handle<> h);
+  result<std::vector<dir_entry>> await_resume() {
+    if (!op_.ok()) return op_.error();
+    return std::move(entries_);
+  }
+  unio::op& get_op() noexcept { return op_; }
+
+ private:
+  loop& loop_;
+  std::vector<dir_entry> entries_;
   unio::op op_;
 };
 
@@ -434,6 +467,27 @@ class UNIO_API loop {
     return detail::work_awaitable<decltype(fn), true>(*this, std::move(fn));
   }
 
+  // ---- Directories (getdents64 on the pool; on sync, inline on the loop's thread) ----
+  // Lists the directory `path` (relative to dirfd; "." for dirfd itself) into *out, which is
+  // replaced; the loop's thread never reads the directory. *out and path must stay valid and
+  // untouched until the handler runs. Result: the number of entries ("." and ".." are left
+  // out), or -errno: ENOENT, ENOTDIR, EACCES, EBADF, ENOMEM, ... (the directory is opened with
+  // openat(O_DIRECTORY) and closed again on the pool). Cancel: ECANCELED while queued.
+  template <class H> void scandir(op& o, int dirfd, const char* path, std::vector<dir_entry>* out, H&& h) {
+    prep_scandir(o, dirfd, path, out); submit(o, std::forward<H>(h));
+  }
+  // The next batch of entries of the directory open on dir_fd (at its position), into *out
+  // (replaced): empty at the end. Result: the number of entries, or -errno (EBADF, ENOTDIR).
+  // One read_dir at a time per fd. unio::dir_reader wraps it.
+  template <class H> void read_dir(op& o, int dir_fd, std::vector<dir_entry>* out, H&& h) {
+    prep_read_dir(o, dir_fd, out); submit(o, std::forward<H>(h));
+  }
+  auto async_scandir(int dirfd, const char* path) {
+    return detail::entries_awaitable(*this, [=, this](op& o, std::vector<dir_entry>* v) { prep_scandir(o, dirfd, path, v); });
+  }
+  auto async_read_dir(int dir_fd) {
+    return detail::entries_awaitable(*this, [=, this](op& o, std::vector<dir_entry>* v) { prep_read_dir(o, dir_fd, v); });
+  }
 
   // Requests cancellation of a busy op. The target still completes exactly once: with ECANCELED
   // if it was stopped before it took effect (a queued op never runs), or with its own result if
@@ -584,6 +638,7 @@ class UNIO_API loop {
   friend class detail::op_awaitable;
   template <class F, bool Flat>
   friend class detail::work_awaitable;
+  friend class detail::entries_awaitable;
   friend struct detail::loop_access;
   template <class R, class P>
   detail::op_awaitable<R> make(P&& p) { return detail::op_awaitable<R>(*this, std::forward<P>(p)); }
@@ -613,6 +668,8 @@ class UNIO_API loop {
   void prep_sendfile(op& o, int out_fd, int in_fd, std::uint64_t in_offset, std::size_t len);
   void prep_link_timeout(op& o, std::chrono::nanoseconds d);
   void prep_work(op& o, detail::work_item& item);
+  void prep_scandir(op& o, int dirfd, const char* path, std::vector<dir_entry>* out);
+  void prep_read_dir(op& o, int dir_fd, std::vector<dir_entry>* out);
   detail::op_handler& handler_of(op& o) noexcept;
 
   std::unique_ptr<detail::loop_impl> impl_;
@@ -632,6 +689,10 @@ void detail::op_awaitable<R>::await_suspend(std::coroutine_handle<> h) {
 template <class F, bool Flat>
 void detail::work_awaitable<F, Flat>::await_suspend(std::coroutine_handle<> h) {
   loop_.prep_work(op_, call_);
+  loop_.submit(op_, [h](op&) { h.resume(); });
+}
+
+inline void detail::entries_awaitable::await_suspend(std::coroutine_handle<> h) {
   loop_.submit(op_, [h](op&) { h.resume(); });
 }
 
