@@ -241,6 +241,32 @@ TEST_P(work, work_submitted_during_destruction_is_cancelled) {
   EXPECT_EQ(ran.load(), 0);
 }
 
+// Work is a busy op: run() does not return while fn is still running on the pool.
+TEST_P(work, running_work_keeps_run_going) {
+  auto lp = make_loop();
+  std::atomic<bool> started{false}, go{false};
+  unio::op o;
+  int calls = 0, value = 0;
+  lp->queue_work(o, [&] {
+    started.store(true);
+    started.notify_all();
+    while (!go.load()) go.wait(false);
+    return 7;
+  }, [&](unio::op&, unio::result<int> r, std::exception_ptr) {
+    ++calls;
+    value = r.value_or(-1);
+  });
+  std::thread releaser([&] {
+    started.wait(false);
+    go.store(true);
+    go.notify_all();
+  });
+  lp->run();
+  releaser.join();
+  EXPECT_EQ(calls, 1) << "run() returned while work was still running";
+  EXPECT_EQ(value, 7);
+}
+
 INSTANTIATE_ALL_BACKENDS(work);
 
 }  // namespace
