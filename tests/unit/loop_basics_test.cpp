@@ -65,3 +65,14 @@ TEST(unit_loop, to_string_names_every_op_code) {
 }
 
 }  // namespace
+
+namespace {
+// Work has no kernel form: the backends with a thread pool of their own (and sync, inline) list it
+// as native, io_uring and the AIO backends as delegated.
+TEST(unit_loop, work_is_delegated_by_backends_without_a_kernel_form) {
+  for (const auto& b : unio::probe_backends()) {
+    bool own = b.name == "sync" || b.name == "threadpool";
+    EXPECT_EQ(b.native[static_cast<std::size_t>(unio::op_code::work)], own) << b.name;
+  }
+}
+}  // namespace
