@@ -25,7 +25,9 @@ constexpr std::size_t k_reclen_at = 16;
 constexpr std::size_t k_type_at = 18;
 constexpr std::size_t k_name_at = 19;
 
-bool is_dot_or_dotdot(const char* n) noexcept { return n[0] == '.' && (n[1] == 0 || (n[1] == '.' && n[2] == 0)); }
+bool is_dot_or_dotdot(const char* n) noexcept {
+  return n[0] == '.' && (n[1] == 0 || (n[1] == '.' && n[2] == 0));
+}
 
 // Appends the entries of one getdents64 buffer, without "." and "..".
 void parse(const char* buf, std::size_t n, std::vector<dir_entry>& out) {

@@ -20,7 +20,8 @@ class resolve_category_impl final : public std::error_category {
   const char* name() const noexcept override { return "unio.resolve"; }
   std::string message(int v) const override {
     if (v == resolve_errc::not_numeric)
-      return "not a numeric IP address (endpoint::parse does no look-up; use loop::async_resolve for host names)";
+      return "not a numeric IP address (endpoint::parse does no look-up; use loop::async_resolve for host "
+             "names)";
     return ::gai_strerror(v);
   }
   std::error_condition default_error_condition(int v) const noexcept override {
@@ -61,8 +62,8 @@ result<std::vector<endpoint>> resolve_now(const std::string& host, const std::st
   want.ai_flags = hints.flags & ~AI_CANONNAME;
   addrinfo* got = nullptr;
   errno = 0;
-  int rc = ::getaddrinfo(host.empty() ? nullptr : host.c_str(), service.empty() ? nullptr : service.c_str(), &want,
-                         &got);
+  int rc = ::getaddrinfo(host.empty() ? nullptr : host.c_str(), service.empty() ? nullptr : service.c_str(),
+                         &want, &got);
   if (rc != 0) return gai_error(rc, errno);
   std::unique_ptr<addrinfo, addrinfo_deleter> own(got);
   std::vector<endpoint> out;
@@ -71,7 +72,8 @@ result<std::vector<endpoint>> resolve_now(const std::string& host, const std::st
     endpoint ep;
     std::memcpy(&ep.storage, ai->ai_addr, ai->ai_addrlen);
     ep.length = ai->ai_addrlen;
-    if (std::none_of(out.begin(), out.end(), [&](const endpoint& e) { return same(e, ep); })) out.push_back(ep);
+    if (std::none_of(out.begin(), out.end(), [&](const endpoint& e) { return same(e, ep); }))
+      out.push_back(ep);
   }
   if (out.empty()) return std::error_code(EAI_NONAME, resolve_category());
   return out;

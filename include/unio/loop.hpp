@@ -197,7 +197,8 @@ template <class F>
 struct work_call : work_item {
   using value_type = std::invoke_result_t<F&>;
   using stored_type = std::conditional_t<std::is_void_v<value_type>, work_void, value_type>;
-  static_assert(!std::is_reference_v<value_type>, "unio: a work function must return a value, not a reference");
+  static_assert(!std::is_reference_v<value_type>,
+                "unio: a work function must return a value, not a reference");
 
   explicit work_call(F f) : fn(std::move(f)) { run = &call; }
 
@@ -456,7 +457,9 @@ class UNIO_API loop {
   // errno in generic_category for EAI_SYSTEM; ECANCELED when cancelled before it started (a
   // running look-up cannot be stopped: it finishes and its result is delivered).
   auto async_resolve(std::string host, std::string service, resolve_hints hints = {}) {
-    auto fn = [h = std::move(host), s = std::move(service), hints] { return detail::resolve_now(h, s, hints); };
+    auto fn = [h = std::move(host), s = std::move(service), hints] {
+      return detail::resolve_now(h, s, hints);
+    };
     return detail::work_awaitable<decltype(fn), true>(*this, std::move(fn));
   }
   // The host and service names of an address (getnameinfo). flags: NI_* (NI_NAMEREQD: fail with
@@ -473,7 +476,8 @@ class UNIO_API loop {
   // untouched until the handler runs. Result: the number of entries ("." and ".." are left
   // out), or -errno: ENOENT, ENOTDIR, EACCES, EBADF, ENOMEM, ... (the directory is opened with
   // openat(O_DIRECTORY) and closed again on the pool). Cancel: ECANCELED while queued.
-  template <class H> void scandir(op& o, int dirfd, const char* path, std::vector<dir_entry>* out, H&& h) {
+  template <class H>
+  void scandir(op& o, int dirfd, const char* path, std::vector<dir_entry>* out, H&& h) {
     prep_scandir(o, dirfd, path, out); submit(o, std::forward<H>(h));
   }
   // The next batch of entries of the directory open on dir_fd (at its position), into *out
@@ -483,10 +487,12 @@ class UNIO_API loop {
     prep_read_dir(o, dir_fd, out); submit(o, std::forward<H>(h));
   }
   auto async_scandir(int dirfd, const char* path) {
-    return detail::entries_awaitable(*this, [=, this](op& o, std::vector<dir_entry>* v) { prep_scandir(o, dirfd, path, v); });
+    return detail::entries_awaitable(
+        *this, [=, this](op& o, std::vector<dir_entry>* v) { prep_scandir(o, dirfd, path, v); });
   }
   auto async_read_dir(int dir_fd) {
-    return detail::entries_awaitable(*this, [=, this](op& o, std::vector<dir_entry>* v) { prep_read_dir(o, dir_fd, v); });
+    return detail::entries_awaitable(
+        *this, [=, this](op& o, std::vector<dir_entry>* v) { prep_read_dir(o, dir_fd, v); });
   }
 
   // Requests cancellation of a busy op. The target still completes exactly once: with ECANCELED

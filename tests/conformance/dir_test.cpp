@@ -37,7 +37,7 @@ class dir : public conformance_test {
 
   // The DT_* type lstat gives for `name` (what getdents64 reports).
   unsigned char lstat_type(const std::string& name, std::uint64_t& ino) const {
-    struct stat st{};
+    struct stat st {};
     if (::lstat(path(name).c_str(), &st) != 0) return 0xff;
     ino = st.st_ino;
     return static_cast<unsigned char>(IFTODT(st.st_mode));
@@ -56,7 +56,8 @@ class dir : public conformance_test {
 
   static std::set<std::string> names(const std::vector<unio::dir_entry>& v) {
     std::set<std::string> s;
-    for (const auto& e : v) s.insert(e.name);
+    for (const auto& e : v)
+      s.insert(e.name);
     return s;
   }
 };
@@ -79,7 +80,8 @@ TEST_P(dir, scandir_lists_every_kind_of_entry_like_lstat) {
   EXPECT_EQ(r->size(), want.size()) << "an entry was listed twice";
   expect_matches_lstat(*r, "d");
   std::map<std::string, unio::dir_entry> by_name;
-  for (const auto& e : *r) by_name[e.name] = e;
+  for (const auto& e : *r)
+    by_name[e.name] = e;
   EXPECT_EQ(by_name["file"].ino, by_name["hardlink"].ino);
   if (by_name["link"].type != DT_UNKNOWN) {
     EXPECT_EQ(by_name["link"].type, DT_LNK);
@@ -125,13 +127,15 @@ TEST_P(dir, scandir_errors_are_errnos) {
   EXPECT_EQ(scan(*lp, dirfd(), "plain").error(), unio::errno_code(ENOTDIR));
   EXPECT_EQ(scan(*lp, -1, "relative").error(), unio::errno_code(EBADF));
   std::vector<unio::dir_entry> out;
-  EXPECT_EQ(run_one(*lp, [&](unio::op& o, auto h) { lp->scandir(o, dirfd(), "missing", &out, h); }), neg(ENOENT));
+  EXPECT_EQ(run_one(*lp, [&](unio::op& o, auto h) { lp->scandir(o, dirfd(), "missing", &out, h); }),
+            neg(ENOENT));
 }
 
 // EACCES needs an unprivileged user: a forked child drops to "nobody" (root reads anything).
 TEST_P(dir, scandir_without_permission_is_eacces) {
   ASSERT_EQ(::mkdir(path("locked").c_str(), 0700), 0);
-  if (::geteuid() != 0 && ::access(path("locked").c_str(), R_OK) == 0 && ::chmod(path("locked").c_str(), 0) != 0)
+  if (::geteuid() != 0 && ::access(path("locked").c_str(), R_OK) == 0 &&
+      ::chmod(path("locked").c_str(), 0) != 0)
     GTEST_SKIP() << "cannot make a directory unreadable";
   pid_t pid = ::fork();
   ASSERT_GE(pid, 0);
@@ -199,7 +203,8 @@ TEST_P(dir, dir_reader_yields_a_large_directory_in_batches) {
       }
       if (batch->empty()) break;
       ++out.batches;
-      for (const auto& e : *batch) out.names.push_back(e.name);
+      for (const auto& e : *batch)
+        out.names.push_back(e.name);
     }
     auto again = co_await r->next();
     out.empty_again = again && again->empty();
@@ -213,9 +218,11 @@ TEST_P(dir, dir_reader_yields_a_large_directory_in_batches) {
   EXPECT_TRUE(got.empty_again);
   ASSERT_EQ(got.names.size(), static_cast<std::size_t>(k_entries));
   std::sort(got.names.begin(), got.names.end());
-  EXPECT_TRUE(std::adjacent_find(got.names.begin(), got.names.end()) == got.names.end()) << "a name came twice";
+  EXPECT_TRUE(std::adjacent_find(got.names.begin(), got.names.end()) == got.names.end())
+      << "a name came twice";
   std::set<std::string> want;
-  for (int i = 0; i < k_entries; ++i) want.insert("entry-with-a-longish-name-" + std::to_string(i));
+  for (int i = 0; i < k_entries; ++i)
+    want.insert("entry-with-a-longish-name-" + std::to_string(i));
   EXPECT_TRUE(std::equal(want.begin(), want.end(), got.names.begin()));
 }
 

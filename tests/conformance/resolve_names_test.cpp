@@ -19,10 +19,11 @@ class resolve_names : public conformance_test {};
 using endpoints = unio::result<std::vector<unio::endpoint>>;
 
 endpoints resolve(unio::loop& lp, std::string host, std::string service, unio::resolve_hints hints = {}) {
-  return unio::sync_wait(lp, [](unio::loop& lp, std::string h, std::string s,
-                                unio::resolve_hints hints) -> unio::task<endpoints> {
-    co_return co_await lp.async_resolve(std::move(h), std::move(s), hints);
-  }(lp, std::move(host), std::move(service), hints));
+  return unio::sync_wait(
+      lp,
+      [](unio::loop& lp, std::string h, std::string s, unio::resolve_hints hints) -> unio::task<endpoints> {
+        co_return co_await lp.async_resolve(std::move(h), std::move(s), hints);
+      }(lp, std::move(host), std::move(service), hints));
 }
 
 TEST_P(resolve_names, localhost_resolves_to_loopback_with_the_service_port) {
@@ -57,7 +58,8 @@ TEST_P(resolve_names, family_hint_restricts_the_answers) {
   auto r = resolve(*lp, "localhost", "1", {.family = AF_INET});
   ASSERT_TRUE(r) << r.error().message();
   ASSERT_FALSE(r->empty());
-  for (const auto& ep : *r) EXPECT_EQ(ep.family(), AF_INET) << ep.to_string();
+  for (const auto& ep : *r)
+    EXPECT_EQ(ep.family(), AF_INET) << ep.to_string();
 }
 
 TEST_P(resolve_names, passive_with_empty_host_gives_the_wildcard) {
@@ -90,15 +92,17 @@ TEST_P(resolve_names, reverse_of_loopback_gives_a_host_name) {
   auto lp = make_loop();
   auto ep = unio::endpoint::parse("127.0.0.1", 80);
   ASSERT_TRUE(ep);
-  auto r = unio::sync_wait(*lp, [](unio::loop& lp, unio::endpoint ep) -> unio::task<unio::result<unio::name_info>> {
-    co_return co_await lp.async_reverse_resolve(ep);
-  }(*lp, *ep));
+  auto r = unio::sync_wait(
+      *lp, [](unio::loop& lp, unio::endpoint ep) -> unio::task<unio::result<unio::name_info>> {
+        co_return co_await lp.async_reverse_resolve(ep);
+      }(*lp, *ep));
   ASSERT_TRUE(r) << r.error().message();
   EXPECT_FALSE(r->host.empty());
   EXPECT_FALSE(r->service.empty());
-  auto numeric = unio::sync_wait(*lp, [](unio::loop& lp, unio::endpoint ep) -> unio::task<unio::result<unio::name_info>> {
-    co_return co_await lp.async_reverse_resolve(ep, NI_NUMERICHOST | NI_NUMERICSERV);
-  }(*lp, *ep));
+  auto numeric = unio::sync_wait(
+      *lp, [](unio::loop& lp, unio::endpoint ep) -> unio::task<unio::result<unio::name_info>> {
+        co_return co_await lp.async_reverse_resolve(ep, NI_NUMERICHOST | NI_NUMERICSERV);
+      }(*lp, *ep));
   ASSERT_TRUE(numeric) << numeric.error().message();
   EXPECT_EQ(numeric->host, "127.0.0.1");
   EXPECT_EQ(numeric->service, "80");

@@ -22,16 +22,19 @@ TEST_P(work, async_work_yields_the_value_and_runs_off_the_loop_thread) {
   auto lp = make_loop();
   const auto loop_thread = std::this_thread::get_id();
   std::thread::id ran_on;
-  auto r = unio::sync_wait(*lp, [](unio::loop& lp, std::thread::id& on) -> unio::task<unio::result<std::string>> {
-    co_return co_await lp.async_work([&on] {
-      on = std::this_thread::get_id();
-      return std::string("forty-two");
-    });
-  }(*lp, ran_on));
+  auto r =
+      unio::sync_wait(*lp, [](unio::loop& lp, std::thread::id& on) -> unio::task<unio::result<std::string>> {
+        co_return co_await lp.async_work([&on] {
+          on = std::this_thread::get_id();
+          return std::string("forty-two");
+        });
+      }(*lp, ran_on));
   ASSERT_TRUE(r) << r.error().message();
   EXPECT_EQ(*r, "forty-two");
-  if (lp->backend_name() == "sync") EXPECT_EQ(ran_on, loop_thread) << "sync runs work inline in poll()";
-  else EXPECT_NE(ran_on, loop_thread) << "work ran on the loop's thread on " << lp->backend_name();
+  if (lp->backend_name() == "sync")
+    EXPECT_EQ(ran_on, loop_thread) << "sync runs work inline in poll()";
+  else
+    EXPECT_NE(ran_on, loop_thread) << "work ran on the loop's thread on " << lp->backend_name();
 }
 
 TEST_P(work, async_work_of_a_void_function_gives_result_void) {
@@ -49,11 +52,13 @@ TEST_P(work, fn_never_runs_inside_the_submitting_call) {
   std::atomic<int> ran{0};
   unio::op o;
   int calls = 0;
-  lp->queue_work(o, [&ran] { return ++ran; }, [&](unio::op&, unio::result<int> r, std::exception_ptr ex) {
-    ++calls;
-    EXPECT_TRUE(r);
-    EXPECT_EQ(ex, nullptr);
-  });
+  lp->queue_work(
+      o, [&ran] { return ++ran; },
+      [&](unio::op&, unio::result<int> r, std::exception_ptr ex) {
+        ++calls;
+        EXPECT_TRUE(r);
+        EXPECT_EQ(ex, nullptr);
+      });
   EXPECT_EQ(ran.load(), 0);
   EXPECT_EQ(calls, 0);
   EXPECT_TRUE(o.busy());
@@ -139,8 +144,10 @@ TEST_P(work, ten_thousand_items_with_cancels_each_complete_exactly_once) {
         [&, i](unio::op&, unio::result<int> r, std::exception_ptr ex) {
           ++calls[i];
           EXPECT_EQ(ex, nullptr);
-          if (r) value[i] = *r;
-          else err[i] = r.error().value();
+          if (r)
+            value[i] = *r;
+          else
+            err[i] = r.error().value();
         });
     if (i % 3 == 0) lp->cancel(ops[i]);
   }
@@ -190,17 +197,23 @@ TEST_P(work, loop_destruction_cancels_queued_work_and_waits_for_running_work) {
   auto handler = [&](int i) {
     return [&, i](unio::op&, unio::result<int> r, std::exception_ptr) {
       ++calls[i];
-      if (r) values[i] = *r;
-      else errs[i] = r.error().value();
+      if (r)
+        values[i] = *r;
+      else
+        errs[i] = r.error().value();
     };
   };
   for (int i = 0; i < blockers; ++i) {
     ops.push_back(std::make_unique<unio::op>());
-    lp->queue_work(*ops.back(), [&started, &go, i] {
-      started.fetch_add(1);
-      while (!go.load()) go.wait(false);
-      return 100 + i;
-    }, handler(i));
+    lp->queue_work(
+        *ops.back(),
+        [&started, &go, i] {
+          started.fetch_add(1);
+          while (!go.load())
+            go.wait(false);
+          return 100 + i;
+        },
+        handler(i));
   }
   while (started.load() < blockers) {
     lp->poll();
@@ -208,7 +221,8 @@ TEST_P(work, loop_destruction_cancels_queued_work_and_waits_for_running_work) {
   }
   for (int i = blockers; i < blockers + k_queued; ++i) {
     ops.push_back(std::make_unique<unio::op>());
-    lp->queue_work(*ops.back(), [&queued_ran] { return queued_ran.fetch_add(1); }, handler(i));
+    lp->queue_work(
+        *ops.back(), [&queued_ran] { return queued_ran.fetch_add(1); }, handler(i));
   }
   std::thread releaser([&] {
     go.store(true);
@@ -216,9 +230,12 @@ TEST_P(work, loop_destruction_cancels_queued_work_and_waits_for_running_work) {
   });
   lp.reset();
   releaser.join();
-  for (int i = 0; i < blockers + k_queued; ++i) EXPECT_EQ(calls[i], 1) << "item " << i;
-  for (int i = 0; i < blockers; ++i) EXPECT_EQ(values[i], 100 + i) << "running work keeps its result";
-  for (int i = blockers; i < blockers + k_queued; ++i) EXPECT_EQ(errs[i], ECANCELED) << "item " << i;
+  for (int i = 0; i < blockers + k_queued; ++i)
+    EXPECT_EQ(calls[i], 1) << "item " << i;
+  for (int i = 0; i < blockers; ++i)
+    EXPECT_EQ(values[i], 100 + i) << "running work keeps its result";
+  for (int i = blockers; i < blockers + k_queued; ++i)
+    EXPECT_EQ(errs[i], ECANCELED) << "item " << i;
   EXPECT_EQ(queued_ran.load(), 0);
 }
 
@@ -230,10 +247,12 @@ TEST_P(work, work_submitted_during_destruction_is_cancelled) {
   std::atomic<int> ran{0};
   int second_err = 0, calls = 0;
   lp->timeout(first, std::chrono::hours(1), [&](unio::op&) {
-    l.queue_work(second, [&ran] { return ++ran; }, [&](unio::op&, unio::result<int> r, std::exception_ptr) {
-      ++calls;
-      second_err = r ? 0 : r.error().value();
-    });
+    l.queue_work(
+        second, [&ran] { return ++ran; },
+        [&](unio::op&, unio::result<int> r, std::exception_ptr) {
+          ++calls;
+          second_err = r ? 0 : r.error().value();
+        });
   });
   lp.reset();
   EXPECT_EQ(calls, 1);
@@ -247,15 +266,19 @@ TEST_P(work, running_work_keeps_run_going) {
   std::atomic<bool> started{false}, go{false};
   unio::op o;
   int calls = 0, value = 0;
-  lp->queue_work(o, [&] {
-    started.store(true);
-    started.notify_all();
-    while (!go.load()) go.wait(false);
-    return 7;
-  }, [&](unio::op&, unio::result<int> r, std::exception_ptr) {
-    ++calls;
-    value = r.value_or(-1);
-  });
+  lp->queue_work(
+      o,
+      [&] {
+        started.store(true);
+        started.notify_all();
+        while (!go.load())
+          go.wait(false);
+        return 7;
+      },
+      [&](unio::op&, unio::result<int> r, std::exception_ptr) {
+        ++calls;
+        value = r.value_or(-1);
+      });
   std::thread releaser([&] {
     started.wait(false);
     go.store(true);
