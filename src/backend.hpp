@@ -33,6 +33,8 @@
 //     each op itself (true) or delegates it to env.pool() (false). timeout ops never reach a backend: the loop keeps the
 //     timers and passes the next deadline to poll(), as a duration measured at the call; work a
 //     backend does before it sleeps comes off the sleep (poll_deadline), or timers fire late.
+//     work ops (op_code::work: a function, loop::queue_work) have no kernel form: every backend
+//     runs them where it runs blocking calls, on the pool (sync: inline in poll()).
 //  8. Registered resources. set_buffers()/set_files() receive input the loop has validated
 //     (loop::register_buffers/register_files; an empty span unregisters). A backend that has no
 //     use for them keeps the default: accept and ignore. Results of ops must not change.

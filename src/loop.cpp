@@ -24,6 +24,7 @@
 #include "registry.hpp"
 #include "thread_pool.hpp"
 #include "timer_heap.hpp"
+#include "work_items.hpp"
 
 namespace unio {
 namespace detail {
@@ -670,6 +671,20 @@ void loop::prep_sendfile(op& o, int out_fd, int in_fd, std::uint64_t in_offset, 
 }
 void loop::prep_timeout(op& o, std::chrono::nanoseconds d) {
   begin(o, op_code::timeout).timeout_ns = d.count() < 0 ? 0 : d.count();
+}
+void loop::prep_work(op& o, detail::work_item& item) { begin(o, op_code::work).buf = &item; }
+void loop::prep_scandir(op& o, int dirfd, const char* path, std::vector<dir_entry>* out) {
+  auto& a = begin(o, op_code::work);
+  a.buf = &detail::scandir_item();
+  a.dirfd = dirfd;
+  a.path = path;
+  a.out = out;
+}
+void loop::prep_read_dir(op& o, int dir_fd, std::vector<dir_entry>* out) {
+  auto& a = begin(o, op_code::work);
+  a.buf = &detail::read_dir_item();
+  a.fd = dir_fd;
+  a.out = out;
 }
 void loop::prep_link_timeout(op& o, std::chrono::nanoseconds d) {
   prep_timeout(o, d);

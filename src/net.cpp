@@ -48,7 +48,7 @@ result<endpoint> endpoint::parse(std::string_view address, std::uint16_t port) {
     ep.length = sizeof(sockaddr_in6);
     return ep;
   }
-  return errno_code(EINVAL);
+  return std::error_code(resolve_errc::not_numeric, resolve_category());
 }
 
 result<int> tcp_socket(int family) {

@@ -37,6 +37,7 @@ enum class op_kind : std::uint8_t {
   path,     // a path-based file system operation (blocking call; the pool can run it)
   socket,   // waits for readiness (the pool cannot run it: a worker would block)
   timer,    // kept by the loop's timer heap; never reaches a backend
+  work,     // a caller's function (detail::work_item): no io_uring opcode, no AIO, the pool runs it
 };
 
 // What a transfer op moves (read, write, readv, writev); none for every other op.
@@ -115,6 +116,7 @@ inline constexpr op_traits k_op_traits[] = {
     {op_code::mkdtemp,     "mkdtemp",  op_kind::path,    transfer::none, false, -1,  false, false, false, false, 0},
     {op_code::mkstemp,     "mkstemp",  op_kind::path,    transfer::none, false, -1,  false, false, false, false, 0},
     {op_code::realpath,    "realpath", op_kind::path,    transfer::none, false, -1,  false, false, false, false, 0},
+    {op_code::work,        "work",     op_kind::work,    transfer::none, false, -1,  false, false, false, false, 0},
 };
 
 constexpr bool rows_in_order() noexcept {

@@ -31,14 +31,20 @@
 #include <coroutine>
 #include <cstddef>
 #include <cstdint>
+#include <exception>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
 #include <system_error>
+#include <type_traits>
+#include <utility>
+#include <vector>
 
 #include "unio/export.hpp"
+#include "unio/net.hpp"
 #include "unio/op.hpp"
 #include "unio/result.hpp"
 
@@ -218,6 +224,136 @@ class UNIO_API temp_file_awaitable : public text_awaitable {
   temp_file_awaitable(loop& lp, std::string tmpl) : text_awaitable(lp, kind::mkstemp, -100, nullptr, std::move(tmpl)) {}
   result<temp_file> await_resume();
 };
+}  // namespace detail
+
+// ---- Work on the loop's pool and directory listings (loop::queue_work, async_work, scandir) ----
+
+// The errno of a work op whose function threw (queue_work's handler also receives the exception;
+// async_work rethrows it instead).
+inline constexpr int k_work_threw = ENOTRECOVERABLE;
+
+// One entry of a directory listing (loop::scandir, read_dir, dir_reader). "." and ".." are never
+// listed.
+struct dir_entry {
+  std::string name;
+  // The DT_* value from getdents64 (DT_REG, DT_DIR, DT_LNK, DT_FIFO, DT_SOCK, DT_CHR, DT_BLK).
+  // DT_UNKNOWN on file systems that do not store the type in the directory (some network, FUSE
+  // and older file systems): stat the entry then. For a symlink it is DT_LNK, never the target's.
+  unsigned char type = 0;
+  std::uint64_t ino = 0;  // the inode number, as lstat's st_ino (not across mount points)
+};
+
+namespace detail {
+struct work_void {};
+
+// A function and its outcome, as one work_item: run() calls fn on the performing thread and
+// stores what it returned or threw. The loop's thread reads the outcome only after completion.
+template <class F>
+struct work_call : work_item {
+  using value_type = std::invoke_result_t<F&>;
+  using stored_type = std::conditional_t<std::is_void_v<value_type>, work_void, value_type>;
+  static_assert(!std::is_reference_v<value_type>,
+                "unio: a work function must return a value, not a reference");
+
+  explicit work_call(F f) : fn(std::move(f)) { run = &call; }
+
+  static std::int64_t call(work_item& self, const op_args&) noexcept {
+    auto& w = static_cast<work_call&>(self);
+    try {
+      if constexpr (std::is_void_v<value_type>) {
+        w.fn();
+        w.value.emplace();
+      } else {
+        w.value.emplace(w.fn());
+      }
+      return 0;
+    } catch (...) {
+      w.error = std::current_exception();
+      return -k_work_threw;
+    }
+  }
+  // fn's value; else the op's error: ECANCELED (fn never ran) or k_work_threw.
+  result<value_type> take(const unio::op& o) {
+    if (!value) return o.ok() ? errno_code(ECANCELED) : o.error();
+    if constexpr (std::is_void_v<value_type>) return {};
+    else return std::move(*value);
+  }
+
+  F fn;
+  std::optional<stored_type> value;  // set when fn returned
+  std::exception_ptr error;          // set when fn threw
+};
+
+// queue_work's one allocation: the function, its outcome and the handler.
+template <class F, class H>
+struct work_box : work_call<F> {
+  work_box(F f, H handler) : work_call<F>(std::move(f)), h(std::move(handler)) {}
+  void deliver(unio::op& o) {
+    std::unique_ptr<work_box> own(this);
+    auto r = this->take(o);
+    h(o, std::move(r), std::move(this->error));
+  }
+  H h;
+};
+
+// async_work's awaitable: the function and its outcome live here, in the coroutine frame.
+// Flat: fn returns a result<T> itself, which co_await yields unwrapped (async_resolve).
+template <class F, bool Flat = false>
+class work_awaitable {
+ public:
+  using value_type = typename work_call<F>::value_type;
+  using yield_type = std::conditional_t<Flat, value_type, result<value_type>>;
+
+  work_awaitable(loop& lp, F fn) : loop_(lp), call_(std::move(fn)) {}
+  work_awaitable(const work_awaitable&) = delete;
+  work_awaitable& operator=(const work_awaitable&) = delete;
+
+  bool await_ready() const noexcept { return false; }
+  void await_suspend(std::coroutine_handle<> h);
+  yield_type await_resume() {
+    if (call_.error) std::rethrow_exception(call_.error);
+    if constexpr (Flat) {
+      if (!call_.value) return value_type(call_.take(op_).error());
+      return std::move(*call_.value);
+    } else {
+      return call_.take(op_);
+    }
+  }
+  // The underlying op, e.g. to cancel it while it is awaited.
+  unio::op& get_op() noexcept { return op_; }
+
+ private:
+  loop& loop_;
+  work_call<F> call_;
+  unio::op op_;
+};
+
+// The awaitable of async_scandir and async_read_dir: the entries live in the coroutine frame.
+class entries_awaitable {
+ public:
+  template <class Prep>
+  entries_awaitable(loop& lp, Prep&& prep) : loop_(lp) { std::forward<Prep>(prep)(op_, &entries_); }
+  entries_awaitable(const entries_awaitable&) = delete;
+  entries_awaitable& operator=(const entries_awaitable&) = delete;
+
+  bool await_ready() const noexcept { return false; }
+  void await_suspend(std::coroutine_handle<> h);
+  result<std::vector<dir_entry>> await_resume() {
+    if (!op_.ok()) return op_.error();
+    return std::move(entries_);
+  }
+  unio::op& get_op() noexcept { return op_; }
+
+ private:
+  loop& loop_;
+  std::vector<dir_entry> entries_;
+  unio::op op_;
+};
+
+// Blocking name look-ups, run on the pool by async_resolve/async_reverse_resolve.
+UNIO_API result<std::vector<endpoint>> resolve_now(const std::string& host, const std::string& service,
+                                                   const resolve_hints& hints);
+UNIO_API result<name_info> reverse_resolve_now(const endpoint& ep, int flags);
 }  // namespace detail
 
 // openat2-style open parameters.
@@ -429,6 +565,76 @@ class UNIO_API loop {
     prep_timeout(o, d); submit(o, std::forward<H>(h));
   }
 
+  // ---- Work on the loop's pool ----
+  // Runs fn() on the loop's thread pool (on every backend; the sync backend runs it inline on the
+  // loop's thread inside run()/poll(), which stalls the loop for as long as fn takes; never inside
+  // the submitting call), then the handler on the loop's thread. fn must not touch the loop.
+  // Queued work keeps run() going like any busy op. Cancel: work not yet started completes with
+  // ECANCELED and fn never runs; once fn runs it runs to the end and its result is delivered. The
+  // loop's destructor cancels queued work the same way and waits for running work.
+  // Callback form: h(op&, result<R> r, std::exception_ptr ex), R = fn's return type
+  // (result<void> for void). r holds fn's value, or ECANCELED, or k_work_threw when fn threw, and
+  // then ex holds the exception (else ex is null): it is never lost and never terminates the
+  // program. fn, its value and h live in one heap block allocated here and freed after h returns
+  // (the only allocation; async_work has none). op.raw_result() is 0, -ECANCELED or -k_work_threw.
+  template <class F, class H>
+  void queue_work(op& o, F fn, H h) {
+    auto* box = new detail::work_box<F, H>(std::move(fn), std::move(h));
+    prep_work(o, *box);
+    submit(o, [box](op& x) { box->deliver(x); });
+  }
+  // Awaitable form: co_await yields result<R> (fn's value, or ECANCELED). An exception thrown by
+  // fn is rethrown from the co_await. fn and its value live in the coroutine frame: no allocation.
+  // get_op() on the awaitable gives the op to cancel.
+  template <class F>
+  auto async_work(F fn) { return detail::work_awaitable<F>(*this, std::move(fn)); }
+
+  // ---- Names (getaddrinfo/getnameinfo on the pool, through async_work) ----
+  // Resolves host and service (either may be empty, not both) with /etc/hosts, DNS and whatever
+  // nsswitch.conf names. Yields the addresses in getaddrinfo's order without duplicates, each with
+  // the service's port (0 when service is empty). Errors: unio::resolve_category() with the EAI_*
+  // value (EAI_NONAME: no such name; EAI_AGAIN: the name server did not answer, try later), or an
+  // errno in generic_category for EAI_SYSTEM; ECANCELED when cancelled before it started (a
+  // running look-up cannot be stopped: it finishes and its result is delivered).
+  auto async_resolve(std::string host, std::string service, resolve_hints hints = {}) {
+    auto fn = [h = std::move(host), s = std::move(service), hints] {
+      return detail::resolve_now(h, s, hints);
+    };
+    return detail::work_awaitable<decltype(fn), true>(*this, std::move(fn));
+  }
+  // The host and service names of an address (getnameinfo). flags: NI_* (NI_NAMEREQD: fail with
+  // EAI_NONAME when the address has no name instead of giving it in numeric form; NI_NUMERICHOST,
+  // NI_NUMERICSERV, NI_DGRAM). Errors as async_resolve.
+  auto async_reverse_resolve(const endpoint& ep, int flags = 0) {
+    auto fn = [ep, flags] { return detail::reverse_resolve_now(ep, flags); };
+    return detail::work_awaitable<decltype(fn), true>(*this, std::move(fn));
+  }
+
+  // ---- Directories (getdents64 on the pool; on sync, inline on the loop's thread) ----
+  // Lists the directory `path` (relative to dirfd; "." for dirfd itself) into *out, which is
+  // replaced; the loop's thread never reads the directory. *out and path must stay valid and
+  // untouched until the handler runs. Result: the number of entries ("." and ".." are left
+  // out), or -errno: ENOENT, ENOTDIR, EACCES, EBADF, ENOMEM, ... (the directory is opened with
+  // openat(O_DIRECTORY) and closed again on the pool). Cancel: ECANCELED while queued.
+  template <class H>
+  void scandir(op& o, int dirfd, const char* path, std::vector<dir_entry>* out, H&& h) {
+    prep_scandir(o, dirfd, path, out); submit(o, std::forward<H>(h));
+  }
+  // The next batch of entries of the directory open on dir_fd (at its position), into *out
+  // (replaced): empty at the end. Result: the number of entries, or -errno (EBADF, ENOTDIR).
+  // One read_dir at a time per fd. unio::dir_reader wraps it.
+  template <class H> void read_dir(op& o, int dir_fd, std::vector<dir_entry>* out, H&& h) {
+    prep_read_dir(o, dir_fd, out); submit(o, std::forward<H>(h));
+  }
+  auto async_scandir(int dirfd, const char* path) {
+    return detail::entries_awaitable(
+        *this, [=, this](op& o, std::vector<dir_entry>* v) { prep_scandir(o, dirfd, path, v); });
+  }
+  auto async_read_dir(int dir_fd) {
+    return detail::entries_awaitable(
+        *this, [=, this](op& o, std::vector<dir_entry>* v) { prep_read_dir(o, dir_fd, v); });
+  }
+
   // Requests cancellation of a busy op. The target still completes exactly once: with ECANCELED
   // if it was stopped before it took effect (a queued op never runs), or with its own result if
   // it had already started or finished (a blocking syscall on a pool thread cannot be
@@ -633,6 +839,9 @@ class UNIO_API loop {
   friend class detail::op_awaitable;
   template <class R>
   friend class detail::timeout_awaitable;
+  template <class F, bool Flat>
+  friend class detail::work_awaitable;
+  friend class detail::entries_awaitable;
   friend struct detail::loop_access;
   template <class R, class P>
   detail::op_awaitable<R> make(P&& p) { return detail::op_awaitable<R>(*this, std::forward<P>(p)); }
@@ -676,6 +885,9 @@ class UNIO_API loop {
   void prep_access(op& o, int dirfd, const char* path, int mode, int flags);
   void prep_mktemp(op& o, op_code c, char* tmpl);
   void prep_realpath(op& o, const char* path, char* buf, std::size_t len);
+  void prep_work(op& o, detail::work_item& item);
+  void prep_scandir(op& o, int dirfd, const char* path, std::vector<dir_entry>* out);
+  void prep_read_dir(op& o, int dir_fd, std::vector<dir_entry>* out);
   detail::op_handler& handler_of(op& o) noexcept;
 
   std::unique_ptr<detail::loop_impl> impl_;
@@ -689,6 +901,16 @@ void loop::submit(op& o, H&& h) {
 
 template <class R>
 void detail::op_awaitable<R>::await_suspend(std::coroutine_handle<> h) {
+  loop_.submit(op_, [h](op&) { h.resume(); });
+}
+
+template <class F, bool Flat>
+void detail::work_awaitable<F, Flat>::await_suspend(std::coroutine_handle<> h) {
+  loop_.prep_work(op_, call_);
+  loop_.submit(op_, [h](op&) { h.resume(); });
+}
+
+inline void detail::entries_awaitable::await_suspend(std::coroutine_handle<> h) {
   loop_.submit(op_, [h](op&) { h.resume(); });
 }
 

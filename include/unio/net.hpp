@@ -6,12 +6,14 @@
 // caller owns the fd and closes it (loop::close or ::close).
 #pragma once
 
+#include <netdb.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <system_error>
 
 #include "unio/export.hpp"
 #include "unio/result.hpp"
@@ -29,10 +31,41 @@ struct endpoint {
   // "127.0.0.1:8080" or "[::1]:8080".
   UNIO_API std::string to_string() const;
 
-  // A numeric IPv4 or IPv6 address ("127.0.0.1", "::1", "0.0.0.0") and a port. No DNS lookup.
-  // EINVAL when the address does not parse.
+  // A numeric IPv4 or IPv6 address ("127.0.0.1", "::1", "0.0.0.0") and a port. No DNS lookup:
+  // for host names use loop::async_resolve. When the address does not parse the error is
+  // resolve_errc::not_numeric in resolve_category(), whose message says so; it compares equal
+  // to std::errc::invalid_argument (EINVAL).
   UNIO_API static result<endpoint> parse(std::string_view address, std::uint16_t port);
 };
+
+// ---- Names: loop::async_resolve and async_reverse_resolve ----
+
+// What async_resolve looks for. Each field is passed to getaddrinfo as its hints.
+struct resolve_hints {
+  int family = AF_UNSPEC;      // AF_INET, AF_INET6, or AF_UNSPEC for both
+  int socktype = SOCK_STREAM;  // SOCK_STREAM, SOCK_DGRAM, or 0 for any (duplicates are dropped)
+  // getaddrinfo's AI_* flags: AI_NUMERICHOST (no look-up: host must be numeric, EAI_NONAME
+  // otherwise), AI_NUMERICSERV (service must be a port number), AI_PASSIVE (empty host: the
+  // wildcard address, for bind, instead of loopback), AI_ADDRCONFIG (only families configured on
+  // a non-loopback interface), AI_V4MAPPED/AI_ALL (with AF_INET6). AI_CANONNAME is ignored.
+  int flags = 0;
+};
+
+// The names of an address (async_reverse_resolve).
+struct name_info {
+  std::string host;     // "localhost", or the numeric address when it has no name
+  std::string service;  // "http", or the port number when it has no name
+};
+
+// Errors of name look-ups: the value is getaddrinfo's EAI_* code (negative on glibc) and
+// message() is gai_strerror's text. EAI_SYSTEM never appears: its errno is reported in
+// std::generic_category() instead.
+UNIO_API const std::error_category& resolve_category() noexcept;
+
+namespace resolve_errc {
+// endpoint::parse: the address is not a numeric IPv4 or IPv6 address. Equivalent to EINVAL.
+inline constexpr int not_numeric = 1;
+}  // namespace resolve_errc
 
 // A listening TCP socket bound to `at` (port 0 picks a free port; see local_endpoint).
 // SO_REUSEADDR is set. Errors: EADDRINUSE, EACCES, EMFILE, ...

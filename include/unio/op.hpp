@@ -73,6 +73,7 @@ enum class op_code : std::uint8_t {
   mkdtemp,
   mkstemp,
   realpath,
+  work,  // a function run on the loop's pool (loop::queue_work; also async_resolve, scandir)
   count_  // not an operation: the number of operations
 };
 inline constexpr std::size_t op_code_count = static_cast<std::size_t>(op_code::count_);
@@ -135,6 +136,14 @@ struct op_args {
   void* out = nullptr;           // struct statx* (stat), struct statfs* (statfs), or sockaddr* (accept/connect)
   std::uint32_t* addrlen = nullptr;  // accept: in/out length of *out
   std::uint32_t addrlen_in = 0;  // connect: length of *out
+};
+
+// What an op_code::work op runs: op_args::buf points at one. The thread that performs the op
+// (a pool worker; the loop's thread on the sync backend) calls run(self, args); its return value,
+// >= 0 or -errno, is the op's result. run must not throw. The item belongs to whoever submitted
+// the op and must outlive its completion (op ownership rule above).
+struct work_item {
+  std::int64_t (*run)(work_item& self, const op_args& a) noexcept = nullptr;
 };
 
 // A move-only callable `void(op&)` with inline storage.

@@ -2,9 +2,11 @@
 //
 // Error convention (stated once for the whole library): every failure is a std::error_code in
 // std::generic_category() carrying the errno value the kernel or libc reported, for example
-// std::errc::no_such_file_or_directory for ENOENT. unio never throws on I/O failure; it throws
-// only from constructors that cannot produce a usable object (loop with an unavailable backend)
-// and from result<T>::value() when the caller asks for a value that is not there.
+// std::errc::no_such_file_or_directory for ENOENT. The one exception: name look-ups
+// (loop::async_resolve) report getaddrinfo's EAI_* codes in unio::resolve_category() (net.hpp).
+// unio never throws on I/O failure; it throws only from constructors that cannot produce a
+// usable object (loop with an unavailable backend), from result<T>::value() when the caller asks
+// for a value that is not there, and from co_await lp.async_work(fn) when fn itself threw.
 #pragma once
 
 #include <cerrno>

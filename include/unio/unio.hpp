@@ -6,6 +6,7 @@
 
 #include "unio/backend_info.hpp"
 #include "unio/buffer.hpp"
+#include "unio/dir.hpp"
 #include "unio/direct_io.hpp"
 #include "unio/loop.hpp"
 #include "unio/net.hpp"

@@ -97,6 +97,13 @@ std::int64_t do_accept(const op_args& a) noexcept {
   });
 }
 
+// A caller's function (loop::queue_work and the ops built on it). It bypasses the fault table: it
+// is the caller's code, not a system call of unio's.
+std::int64_t do_work(const op_args& a) noexcept {
+  auto* item = static_cast<work_item*>(a.buf);
+  return item != nullptr && item->run != nullptr ? item->run(*item, a) : -EINVAL;
+}
+
 }  // namespace
 
 const table& real_table() noexcept { return k_real; }
@@ -293,6 +300,7 @@ std::int64_t perform(op& o) noexcept {
         return t.send(a.fd, a.buf, a.len, static_cast<int>(a.flags) | MSG_DONTWAIT | MSG_NOSIGNAL);
       });
     case op_code::sendfile: return do_sendfile(a);
+    case op_code::work: return do_work(a);
     case op_code::timeout:
     case op_code::count_: break;
     default: return perform_fs(a, o.code());

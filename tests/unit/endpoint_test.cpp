@@ -92,3 +92,13 @@ TEST(unit_endpoint, helper_errors) {
 }
 
 }  // namespace
+
+namespace {
+TEST(unit_endpoint, parse_error_points_to_async_resolve) {
+  auto ep = unio::endpoint::parse("localhost", 80);
+  ASSERT_FALSE(ep);
+  EXPECT_EQ(&ep.error().category(), &unio::resolve_category());
+  EXPECT_EQ(ep.error(), std::errc::invalid_argument);
+  EXPECT_NE(ep.error().message().find("async_resolve"), std::string::npos) << ep.error().message();
+}
+}  // namespace

@@ -53,7 +53,7 @@ TEST(unit_loop, to_string_names_every_op_code) {
                                   "mkdir",     "rmdir",     "accept", "connect", "recv", "send",   "timeout",
                                   "sendfile",  "symlink",   "link",   "readlink", "chmod", "fchmod", "chown",
                                   "fchown",    "lchown",    "utimens", "statfs", "fstatfs", "copy_file_range",
-                                  "splice",    "access",    "mkdtemp", "mkstemp", "realpath"};
+                                  "splice",    "access",    "mkdtemp", "mkstemp", "realpath", "work"};
   static_assert(sizeof expected / sizeof expected[0] == unio::op_code_count);
   std::set<std::string> seen;
   for (std::size_t i = 0; i < unio::op_code_count; ++i) {
@@ -66,4 +66,15 @@ TEST(unit_loop, to_string_names_every_op_code) {
   EXPECT_STREQ(unio::to_string(static_cast<unio::op_code>(200)), "invalid");
 }
 
+}  // namespace
+
+namespace {
+// Work has no kernel form: the backends with a thread pool of their own (and sync, inline) list it
+// as native, io_uring and the AIO backends as delegated.
+TEST(unit_loop, work_is_delegated_by_backends_without_a_kernel_form) {
+  for (const auto& b : unio::probe_backends()) {
+    bool own = b.name == "sync" || b.name == "threadpool";
+    EXPECT_EQ(b.native[static_cast<std::size_t>(unio::op_code::work)], own) << b.name;
+  }
+}
 }  // namespace
