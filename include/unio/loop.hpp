@@ -156,8 +156,6 @@ class op_awaitable {
   loop& loop_;
   unio::op op_;
 };
-template <class R>
-class timeout_awaitable;  // unio/timeout.hpp
 // The awaitable of loop::async_write_fsync: a write and an fsync in one chain.
 class write_sync_awaitable {
  public:
@@ -837,8 +835,6 @@ class UNIO_API loop {
  private:
   template <class R>
   friend class detail::op_awaitable;
-  template <class R>
-  friend class detail::timeout_awaitable;
   template <class F, bool Flat>
   friend class detail::work_awaitable;
   friend class detail::entries_awaitable;

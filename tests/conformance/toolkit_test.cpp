@@ -595,6 +595,45 @@ TEST_P(toolkit, with_timeout_file_read_completes_with_its_data) {
   ::close(fd);
 }
 
+TEST_P(toolkit, with_timeout_takes_every_single_op_awaitable) {
+  put_file("a", "x");
+  put_file("b", "y");
+  ASSERT_EQ(::symlink("a", path("link").c_str()), 0);
+  auto lp = make_loop();
+  auto t = [](unio::loop& lp, std::string dir) -> unio::task<std::string> {
+    std::string out;
+    auto list = co_await unio::with_timeout(lp, lp.async_scandir(AT_FDCWD, dir.c_str()), 1h);
+    out += list ? std::to_string(list->size()) + " entries" : list.error().message();
+    auto target = co_await unio::with_timeout(lp, lp.async_readlink(AT_FDCWD, (dir + "/link").c_str()), 1h);
+    out += ", link -> " + (target ? *target : target.error().message());
+    auto value = co_await unio::with_timeout(lp, lp.async_work([] { return 6 * 7; }), 1h);
+    out += ", work " + (value ? std::to_string(*value) : value.error().message());
+    co_return out;
+  };
+  EXPECT_EQ(unio::sync_wait(*lp, t(*lp, dir())), "3 entries, link -> a, work 42");
+  EXPECT_FALSE(lp->poll()) << "every timer must be cancelled and reaped";
+}
+
+TEST_P(toolkit, with_timeout_splice_from_an_empty_pipe_times_out_and_takes_nothing) {
+  int p[2];
+  ASSERT_EQ(::pipe2(p, O_CLOEXEC | O_NONBLOCK), 0);
+  int fd = raw_open("out", O_WRONLY | O_CREAT | O_TRUNC);
+  ASSERT_GE(fd, 0);
+  auto lp = make_loop();
+  auto t = [](unio::loop& lp, int in, int out) -> unio::task<std::error_code> {
+    auto r = co_await unio::with_timeout(lp, lp.async_splice(in, unio::current_position, out, 0, 4096), 20ms);
+    co_return r.error();
+  };
+  EXPECT_EQ(unio::sync_wait(*lp, t(*lp, p[0], fd)), std::errc::timed_out);
+  EXPECT_FALSE(lp->poll());
+  ASSERT_EQ(::write(p[1], "z", 1), 1);
+  char c = 0;
+  EXPECT_EQ(::read(p[0], &c, 1), 1) << "the cancelled splice took nothing";
+  ::close(p[0]);
+  ::close(p[1]);
+  ::close(fd);
+}
+
 TEST_P(toolkit, with_timeout_of_a_longer_sleep) {
   auto lp = make_loop();
   auto t = [](unio::loop& lp) -> unio::task<std::error_code> {

@@ -1,5 +1,5 @@
 // The install test's consumer: a program built against an installed unio (find_package or
-// pkg-config). It also compiles the README's two examples, which are the blocks between the
+// pkg-config). It also compiles the README's examples, which are the blocks between the
 // "README" markers below; tests/install checks that README.md shows them unchanged.
 //
 // Usage: unio_consumer [FILE]   (default: the program itself). Exits 0 when a nop and a read of
@@ -7,8 +7,10 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <cstdint>
 #include <cstdio>
 #include <string>
+#include <vector>
 
 #include <unio/unio.hpp>
 
@@ -46,6 +48,28 @@ unio::task<unio::result<std::size_t>> count_bytes(unio::loop& lp, const char* pa
   }
 }
 // README coroutine end
+
+// README toolkit begin
+// Sizes of the regular files in a directory: listed on the pool, stat'ed 16 at a time, with a
+// deadline for the whole listing.
+unio::task<std::uint64_t> dir_bytes(unio::loop& lp, const char* dir) {
+  using namespace std::chrono_literals;
+  auto listing = co_await unio::with_timeout(lp, lp.async_scandir(AT_FDCWD, dir), 2s);
+  if (!listing) co_return 0;  // ETIMEDOUT, ENOENT, ...
+  unio::semaphore limit(lp, 16);
+  auto size_of = [&](std::string path) -> unio::task<std::uint64_t> {
+    auto held = co_await limit.acquire();
+    struct statx st {};
+    auto r = co_await lp.async_stat(AT_FDCWD, path.c_str(), AT_SYMLINK_NOFOLLOW, STATX_SIZE | STATX_TYPE, &st);
+    co_return r && S_ISREG(st.stx_mode) ? st.stx_size : 0;
+  };
+  std::vector<unio::task<std::uint64_t>> sizes;
+  for (const unio::dir_entry& e : *listing) sizes.push_back(size_of(std::string(dir) + "/" + e.name));
+  std::uint64_t total = 0;
+  for (std::uint64_t n : co_await unio::when_all(std::move(sizes))) total += n;
+  co_return total;
+}
+// README toolkit end
 
 // The README's loop_options example.
 void choose_backends() {
@@ -90,5 +114,10 @@ int main(int argc, char** argv) {
     std::printf("%s: %s\n", path, size.error().message().c_str());
     ++failures;
   }
+  std::string self(argv[0]);  // its folder holds at least this program
+  std::string dir = self.find('/') == std::string::npos ? "." : self.substr(0, self.rfind('/'));
+  std::uint64_t here = unio::sync_wait(lp, dir_bytes(lp, dir.c_str()));
+  std::printf("%s: %llu bytes in regular files\n", dir.c_str(), static_cast<unsigned long long>(here));
+  if (here == 0) ++failures;
   return failures == 0 ? 0 : 1;
 }
