@@ -20,6 +20,7 @@
 // with ECANCELED at once. Posted functions that have not run yet are run.
 #pragma once
 
+#include <dirent.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
