@@ -74,6 +74,7 @@ class thread_pool {
   void work();
   // Lowers the calling worker's priority by nice_; returns 0 or an errno value.
   int lower_priority() const noexcept;
+  static void request_long_slice(int nice) noexcept;
   // Blocks until there is work (fills `out` with one or a few ops) or the pool stops (false).
   bool take(op_queue& out);
   void finish(op& o, std::int64_t res);
