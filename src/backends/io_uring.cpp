@@ -670,8 +670,10 @@ class uring_backend final : public backend {
     bool waited = has_flag(o, op_flag::uring_splice_wait);
     clear_flag(o, op_flag::uring_splice_wait);
     bool stop = cancel_asked || shutting_down_;
-    if (!waited && (res != -EAGAIN || stop)) return false;  // its result, as any op's
-    if (waited && (res < 0 || stop)) {
+    if (!waited && res != -EAGAIN) return false;  // its result, as any op's
+    // A cancel that raced the splice (its ASYNC_CANCEL found nothing to stop) still wins when
+    // the splice moved nothing: EAGAIN is not a result the caller asked for.
+    if (stop || (waited && res < 0)) {
       complete(o, stop ? -ECANCELED : res);
       return true;
     }
