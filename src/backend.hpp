@@ -46,6 +46,13 @@
 //     flags, a registered-file slot) drops it there: the number may name another file next. An
 //     fd closed or reused behind the loop's back is not reported; what a backend remembers must
 //     then fail safe (be checked again when an op fails), never give a wrong result.
+// 11. Streams. A read or write at the current position of an fd that is not a regular file, block
+//     device or directory (a pipe, socket, eventfd, signalfd, timerfd, inotify fd, tty, other
+//     character device) waits for the fd's readiness on the loop, blocking fd or not, exactly as
+//     io_uring does: it never completes with EAGAIN, never ties up a pool thread waiting for data,
+//     and never blocks the loop's thread (needs_readiness() below; the reactor tries it with
+//     RWF_NOWAIT, or on an fd that does not take RWF_NOWAIT, plain I/O when the fd is
+//     non-blocking, else poll(2) and then the call).
 #pragma once
 
 #include <sys/uio.h>
@@ -175,6 +182,10 @@ class op_queue {
     other.head_ = other.tail_ = nullptr;
     other.size_ = 0;
   }
+  template <class F>
+  void for_each(F f) const {
+    for (op* p = head_; p != nullptr; p = A::next(*p)) f(*p);
+  }
   // Removes `o` if present (linear; used by cancel, which is rare). Returns whether it was.
   bool remove(op& o) noexcept {
     op* prev = nullptr;
@@ -205,7 +216,17 @@ class backend_env {
   // The loop's thread pool (created on first use) for delegated ops.
   virtual thread_pool& pool() = 0;
   virtual const loop_options& options() const noexcept = 0;
+  // Whether fd is a stream (spec item 11; fd_kinds.hpp), learnt once per fd by the loop.
+  virtual bool is_stream(int fd) noexcept = 0;
 };
+
+// Spec item 11: ops that wait for readiness on the loop (the reactor, or io_uring itself) rather
+// than block a thread: socket ops (accept, connect, recv, send, poll, sendfile: its out_fd,
+// splice: its pipe side), and reads and writes at current_position on a stream.
+inline bool needs_readiness(op& o, backend_env& env) noexcept {
+  if (is_socket(o.code())) return true;
+  return is_transfer(o.code()) && A::args(o).offset == current_position && env.is_stream(A::args(o).fd);
+}
 
 class backend {
  public:

@@ -21,6 +21,7 @@
 
 #include "backend.hpp"
 #include "direct/direct_io.hpp"
+#include "fd_kinds.hpp"
 #include "registry.hpp"
 #include "thread_pool.hpp"
 #include "timer_heap.hpp"
@@ -102,6 +103,7 @@ struct loop_impl final : backend_env, direct_env {
   // backend_env
   void complete(op& o, std::int64_t res) noexcept override {
     if (direct.completed(o, res)) return;
+    if (res == -EAGAIN && stale_kind(o)) return;
     if (A::link_flags(o) != 0) settle_links(o, res);
     if (res >= 0 && gives_fd(o.code())) fd_opened(static_cast<int>(res));
     A::res(o) = res;
@@ -113,6 +115,17 @@ struct loop_impl final : backend_env, direct_env {
     return *pool_;
   }
   const loop_options& options() const noexcept override { return opts; }
+  bool is_stream(int fd) noexcept override { return kinds.of(fd) == fd_kinds::stream; }
+
+  // A read or write at the current position that a thread performed as a file op and that says
+  // EAGAIN: its fd was a file when the loop learnt its kind and is a non-blocking stream now (the
+  // number was reused behind the loop's back). It starts again, to wait for readiness.
+  bool stale_kind(op& o) noexcept {
+    if (!is_transfer(o.code()) || A::args(o).offset != current_position || shutting_down_) return false;
+    if (kinds.peek(A::args(o).fd) != fd_kinds::file || !kinds.changed(A::args(o).fd)) return false;
+    rechecks.push(o);
+    return true;
+  }
 
   // direct_env: the O_DIRECT layer's internal ops and the user ops it finishes.
   void submit_inner(op& o) override {
@@ -148,10 +161,12 @@ struct loop_impl final : backend_env, direct_env {
   // told to the layers that remember things per fd number.
   void fd_opened(int fd) noexcept {
     direct.forget(fd);
+    kinds.forget(fd);
     be->fd_opened(fd);
   }
   void fd_closing(int fd) noexcept {
     direct.forget(fd);
+    kinds.forget(fd);
     be->fd_closing(fd);
   }
 
@@ -451,6 +466,7 @@ struct loop_impl final : backend_env, direct_env {
   std::unique_ptr<thread_pool> pool_;  // before be: the backend may hold a reference to it
   std::unique_ptr<backend> be;
   direct_io direct{*this};  // after be: destroyed first, with nothing left in flight
+  fd_kinds kinds;           // file or stream, per fd (needs_readiness)
   op_queue ready;
   timer_heap timers;
   std::size_t pending = 0;  // submitted ops whose handler has not run yet
@@ -685,6 +701,11 @@ void loop::prep_read_dir(op& o, int dir_fd, std::vector<dir_entry>* out) {
   a.buf = &detail::read_dir_item();
   a.fd = dir_fd;
   a.out = out;
+}
+void loop::prep_poll(op& o, int fd, unsigned events) {
+  auto& a = begin(o, op_code::poll);
+  a.fd = fd;
+  a.mode = events;
 }
 void loop::prep_link_timeout(op& o, std::chrono::nanoseconds d) {
   prep_timeout(o, d);

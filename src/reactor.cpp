@@ -119,9 +119,7 @@ bool reactor::cancel(op& o) {
   bool found = fresh_.remove(o);
   if (!found) {
     auto it = fds_.find(wait_fd(o));
-    if (it != fds_.end()) {
-      found = waits_to_read(o) ? it->second.readers.remove(o) : it->second.writers.remove(o);
-    }
+    if (it != fds_.end()) found = queue_of(it->second, o).remove(o);
   }
   if (found) done(o, -ECANCELED);
   else if (waits_then_delegates(o.code())) set_flag(o, k_cancel_asked);
@@ -190,10 +188,15 @@ bool reactor::attempt(op& o) {
   return true;
 }
 
+op_queue& reactor::queue_of(fd_state& st, op& o) noexcept {
+  if (o.code() == op_code::poll) return st.pollers;
+  return waits_to_read(o) ? st.readers : st.writers;
+}
+
 void reactor::park(op& o) {
   int fd = wait_fd(o);
   fd_state& st = fds_[fd];
-  (waits_to_read(o) ? st.readers : st.writers).push(o);
+  queue_of(st, o).push(o);
   arm(fd, st);
 }
 
@@ -202,6 +205,7 @@ void reactor::arm(int fd, fd_state& st) {
   ev.events = EPOLLONESHOT | EPOLLRDHUP;
   if (!st.readers.empty()) ev.events |= EPOLLIN;
   if (!st.writers.empty()) ev.events |= EPOLLOUT;
+  st.pollers.for_each([&](op& p) { ev.events |= A::args(p).mode & (EPOLLIN | EPOLLOUT | EPOLLPRI | EPOLLRDHUP); });
   ev.data.u64 = static_cast<std::uint32_t>(fd);
   // The fd may have been closed and its number reused since it was registered (epoll forgets
   // closed fds), so fall back between MOD and ADD.
@@ -211,16 +215,31 @@ void reactor::arm(int fd, fd_state& st) {
     r = ::epoll_ctl(epfd_, op1 == EPOLL_CTL_MOD ? EPOLL_CTL_ADD : EPOLL_CTL_MOD, fd, &ev);
   }
   if (r < 0) {
-    // Not pollable (a regular file, a closed fd): complete the waiting ops with the error.
     int e = errno;
     st.registered = false;
-    op_queue failed;
-    failed.splice(st.readers);
-    failed.splice(st.writers);
-    while (op* o = failed.pop()) done(*o, -e);
+    op_queue waiting;
+    waiting.splice(st.readers);
+    waiting.splice(st.writers);
+    waiting.splice(st.pollers);
+    if (e == EPERM) perform_unpollable(waiting);
+    while (op* o = waiting.pop()) done(*o, -e);  // a closed fd
     return;
   }
   st.registered = true;
+}
+
+// epoll refused the fd (EPERM): it has no poll support, so it never waits (a regular file, most
+// character devices). Only an fd number reused behind the loop's back gets here: the ops run now.
+void reactor::perform_unpollable(op_queue& q) {
+  while (op* o = q.pop()) done(*o, sys::perform(*o));
+}
+
+// Polls complete in any order: each is tried, those still waiting stay.
+void reactor::run_pollers(op_queue& q) {
+  op_queue waiting;
+  while (op* o = q.pop())
+    if (!attempt(*o)) waiting.push(*o);
+  q.splice(waiting);
 }
 
 void reactor::run_queue(op_queue& q) {
@@ -248,7 +267,8 @@ void reactor::on_ready(int fd, std::uint32_t events) {
   const std::uint32_t err = EPOLLERR | EPOLLHUP;
   if ((events & (EPOLLIN | EPOLLRDHUP | err)) != 0) run_queue(st.readers);
   if ((events & (EPOLLOUT | err)) != 0) run_queue(st.writers);
-  if (!st.readers.empty() || !st.writers.empty()) arm(fd, st);
+  run_pollers(st.pollers);
+  if (!st.readers.empty() || !st.writers.empty() || !st.pollers.empty()) arm(fd, st);
 }
 
 void reactor::attempt_queued() {
@@ -257,8 +277,8 @@ void reactor::attempt_queued() {
   while (op* o = todo.pop()) {
     auto it = fds_.find(wait_fd(*o));
     // Keep per-fd order: an op behind parked ones on the same direction waits its turn.
-    if (it != fds_.end()) {
-      op_queue& q = waits_to_read(*o) ? it->second.readers : it->second.writers;
+    if (it != fds_.end() && o->code() != op_code::poll) {
+      op_queue& q = queue_of(it->second, *o);
       if (!q.empty()) {
         q.push(*o);
         continue;
@@ -303,6 +323,7 @@ void reactor::shutdown() {
   for (auto& [fd, st] : fds_) {
     while (op* o = st.readers.pop()) done(*o, -ECANCELED);
     while (op* o = st.writers.pop()) done(*o, -ECANCELED);
+    while (op* o = st.pollers.pop()) done(*o, -ECANCELED);
   }
   fds_.clear();
 }

@@ -2,11 +2,13 @@
 // do not wait on a kernel completion queue (sync, threadpool, linux_aio and posix_aio, which add
 // their completion eventfds with watch_extra).
 //
-// Socket ops (accept, connect, recv, send), and reads/writes at the current position of a pipe
-// or socket (sys::needs_readiness), are first attempted without blocking; one that would
+// Socket ops (accept, connect, recv, send, poll), and reads/writes at the current position of a
+// stream (needs_readiness in backend.hpp), are first attempted without blocking; one that would
 // block (EAGAIN, EINPROGRESS) is parked on its fd until epoll reports readiness, then attempted
-// again. Ops on one fd and direction complete in submission order. Each fd is registered with
-// EPOLLONESHOT and re-armed only while ops wait on it.
+// again. Ops on one fd and direction complete in submission order (polls in any order: they
+// take nothing from the fd). Each fd is registered with EPOLLONESHOT and re-armed only while ops
+// wait on it. An fd epoll refuses (EPERM: it has no poll support, so it is always ready, as
+// poll(2) says) gets its ops performed at once.
 //
 // sendfile waits for its out_fd to be writable here like send; then, with a delegate queue set
 // (delegate_to: every backend with a pool), it leaves the reactor for that queue and runs on the
@@ -65,9 +67,12 @@ class reactor {
   struct fd_state {
     op_queue readers;  // accept, recv, read, readv
     op_queue writers;  // connect, send, write, writev
+    op_queue pollers;  // poll: each asks for its own events, none waits for another
     bool registered = false;
   };
 
+  // The queue of st an op waits in.
+  static op_queue& queue_of(fd_state& st, op& o) noexcept;
   void attempt_queued();
   // Tries `o` once; returns true when it completed.
   bool attempt(op& o);
@@ -75,6 +80,8 @@ class reactor {
   void arm(int fd, fd_state& st);
   void on_ready(int fd, std::uint32_t events);
   void run_queue(op_queue& q);
+  void run_pollers(op_queue& q);
+  void perform_unpollable(op_queue& q);
   void done(op& o, std::int64_t res);
   bool hand_off(op& o);
 

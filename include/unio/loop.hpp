@@ -637,6 +637,21 @@ class UNIO_API loop {
         *this, [=, this](op& o, std::vector<dir_entry>* v) { prep_read_dir(o, dir_fd, v); });
   }
 
+  // ---- Readiness of any fd (IORING_OP_POLL_ADD on io_uring, epoll on every other backend) ----
+  // Waits until `fd` has one of `events` (POLLIN, POLLOUT, POLLPRI, POLLRDHUP, as poll(2)) and
+  // gives the revents: those of `events` that hold, plus POLLERR and POLLHUP, which are always
+  // reported. One-shot: nothing is read or written. An fd that is ready already (a pipe with
+  // data) completes in the next turn; a file without poll support (a regular file, /dev/null) is
+  // always ready, as in poll(2). Several polls on one fd may wait at once. Errors: EBADF (not an
+  // open fd). Cancel: ECANCELED while it waits. A completed poll promises nothing about later:
+  // another reader may take the data first.
+  template <class H> void poll(op& o, int fd, unsigned events, H&& h) {
+    prep_poll(o, fd, events); submit(o, std::forward<H>(h));
+  }
+  auto async_poll(int fd, unsigned events) {
+    return make<unsigned>([=, this](op& o) { prep_poll(o, fd, events); });
+  }
+
   // Requests cancellation of a busy op. The target still completes exactly once: with ECANCELED
   // if it was stopped before it took effect (a queued op never runs), or with its own result if
   // it had already started or finished (a blocking syscall on a pool thread cannot be
@@ -888,6 +903,7 @@ class UNIO_API loop {
   void prep_work(op& o, detail::work_item& item);
   void prep_scandir(op& o, int dirfd, const char* path, std::vector<dir_entry>* out);
   void prep_read_dir(op& o, int dir_fd, std::vector<dir_entry>* out);
+  void prep_poll(op& o, int fd, unsigned events);
   detail::op_handler& handler_of(op& o) noexcept;
 
   std::unique_ptr<detail::loop_impl> impl_;

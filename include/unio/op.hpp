@@ -74,6 +74,7 @@ enum class op_code : std::uint8_t {
   mkstemp,
   realpath,
   work,  // a function run on the loop's pool (loop::queue_work; also async_resolve, scandir)
+  poll,  // readiness of any fd (loop::async_poll): the revents
   count_  // not an operation: the number of operations
 };
 inline constexpr std::size_t op_code_count = static_cast<std::size_t>(op_code::count_);
@@ -117,6 +118,7 @@ struct op_access;
 //   access           dirfd/path, mode, flags
 //   mkdtemp, mkstemp buf = the caller's template, rewritten in place
 //   realpath         path, buf/len = the caller's output buffer
+//   poll             fd, mode = the poll(2) events asked for
 struct op_args {
   int fd = -1;
   int dirfd = -100;   // AT_FDCWD

@@ -184,6 +184,7 @@ static_assert(traits(op_code::sendfile).uring_opcode == IORING_OP_SPLICE);
 static_assert(traits(op_code::symlink).uring_opcode == IORING_OP_SYMLINKAT);
 static_assert(traits(op_code::link).uring_opcode == IORING_OP_LINKAT);
 static_assert(traits(op_code::splice).uring_opcode == IORING_OP_SPLICE);
+static_assert(traits(op_code::poll).uring_opcode == IORING_OP_POLL_ADD);
 
 // Whether an op that io_uring answered with EOPNOTSUPP may be redone on the pool: file ops whose
 // syscall path differs from io_uring's (the op_traits row). Socket ops cannot run on the pool;
@@ -525,14 +526,14 @@ class uring_backend final : public backend {
     }
   }
 
-  // Reads and writes at the current position of a pipe or socket stay on the ring even when
+  // Reads and writes at the current position of a stream stay on the ring even when
   // delegation is asked for: the pool cannot wait for readiness (a worker would block, or get
   // EAGAIN on a non-blocking fd). READ and WRITE are required opcodes; READV/WRITEV are in every
   // kernel that has io_uring (5.1), and so is RW_CUR_POS in every kernel with EXT_ARG (5.11).
-  bool wants_pool(op& o) const noexcept {
+  bool wants_pool(op& o) noexcept {
     bool cur = is_transfer(o.code()) && A::args(o).offset == current_position;
     bool to_pool = !native_[static_cast<std::size_t>(o.code())] || (cur && (features_ & IORING_FEAT_RW_CUR_POS) == 0);
-    return to_pool && !(cur && sys::needs_readiness(o));
+    return to_pool && !(cur && needs_readiness(o, env_));
   }
 
   // Gives `o` an SQE now, or queues it in the backlog when the SQ is full.
@@ -546,14 +547,14 @@ class uring_backend final : public backend {
     place(sqe, o);
   }
 
-  // A write at the current position of a pipe or socket whose reader is gone raises SIGPIPE in
-  // whichever context the kernel runs it -- with io_uring that can be task work run on return
+  // A write at the current position of a stream: a pipe or socket whose reader is gone raises
+  // SIGPIPE in whichever context the kernel runs it -- with io_uring that can be task work run on return
   // from any syscall of the loop's thread, where unio cannot block the signal. So such writes
   // wait for POLLOUT on the ring and are then made from user space with SIGPIPE blocked
   // (sys::attempt_nonblocking), the same way on every backend. send() is not affected: it
   // carries MSG_NOSIGNAL.
-  static bool is_stream_write(op& o) noexcept {
-    return is_write(o.code()) && sys::needs_readiness(o);
+  bool is_stream_write(op& o) noexcept {
+    return is_write(o.code()) && needs_readiness(o, env_);
   }
 
   // The POLLOUT stage of a stream write finished: try the write, or wait again.
@@ -647,6 +648,7 @@ class uring_backend final : public backend {
                              a.fd, a.resolve == current_position ? -1 : static_cast<std::int64_t>(a.resolve), len32,
                              a.flags);
         break;
+      case op_code::poll: io_uring_prep_poll_add(sqe, a.fd, a.mode); break;
       default:
         // Ops without an opcode in their op_traits row run on the pool and never get an SQE;
         // timeouts never reach a backend.
@@ -680,6 +682,15 @@ class uring_backend final : public backend {
     if (!waited) set_flag(o, op_flag::uring_splice_wait);
     enqueue(o);
     return true;
+  }
+
+  // POLL_ADD's result is the mask its wake-up carried, which may name events that do not hold (a
+  // socket's data wakes waiters with POLLIN|POLLPRI): the events that hold now, as every other
+  // backend reports them (poll(2) with a zero timeout), unless they are gone already.
+  static std::int32_t poll_events_now(op& o, std::int32_t res) noexcept {
+    pollfd p{A::args(o).fd, static_cast<short>(A::args(o).mode), 0};
+    if (::poll(&p, 1, 0) != 1 || (p.revents & POLLNVAL) != 0) return res;
+    return static_cast<std::uint16_t>(p.revents);
   }
 
   // ---- registered buffers and files (loop::register_buffers/register_files) ----
@@ -959,6 +970,7 @@ class uring_backend final : public backend {
       return;
     }
     if (o.code() == op_code::splice && splice_waits(o, res, cancel_asked)) return;
+    if (o.code() == op_code::poll && res > 0) res = poll_events_now(o, res);
     if (res == -EOPNOTSUPP && !cancel_asked && !shutting_down_ && pool_can_retry(o.code())) {
       set_state(o, k_delegated);
       pool_.push(o);

@@ -149,7 +149,7 @@ class posix_aio_backend final : public backend {
   std::string_view name() const noexcept override { return "posix_aio"; }
 
   void submit(op& o) override {
-    if (sys::needs_readiness(o)) reactor_.submit(o);
+    if (needs_readiness(o, env_)) reactor_.submit(o);
     else if (o.code() == op_code::nop) nops_.push(o);
     else if (goes_to_aio(o)) waiting_.push(o);
     else pool_.push(o);

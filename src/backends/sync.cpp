@@ -19,7 +19,7 @@ class sync_backend final : public backend {
   std::string_view name() const noexcept override { return "sync"; }
 
   void submit(op& o) override {
-    if (sys::needs_readiness(o)) reactor_.submit(o);
+    if (needs_readiness(o, env_)) reactor_.submit(o);
     else files_.push(o);
   }
 

@@ -42,7 +42,7 @@ class threadpool_backend final : public backend {
   std::string_view name() const noexcept override { return "threadpool"; }
 
   void submit(op& o) override {
-    if (sys::needs_readiness(o)) reactor_.submit(o);
+    if (needs_readiness(o, env_)) reactor_.submit(o);
     else pending_.push(o);
   }
 

@@ -33,7 +33,7 @@ const table k_real = {
     real_openat2, ::close,    ::accept4,   ::connect,   ::recv,       ::send,     ::sendfile,
     ::symlinkat, ::linkat,    ::readlinkat, ::fchmodat, ::fchmod,     ::fchownat, ::fchown,
     ::utimensat, ::statfs,    ::fstatfs,   ::copy_file_range, ::splice, real_faccessat2, ::faccessat,
-    ::mkdtemp,   ::mkostemp,  ::realpath,
+    ::mkdtemp,   ::mkostemp,  ::realpath,  ::poll,
 };
 
 std::atomic<const table*> g_table{&k_real};
@@ -117,14 +117,6 @@ void set_table(const table& t) noexcept {
   g_table.store(&g_installed, std::memory_order_release);
 }
 
-bool needs_readiness(op& o) noexcept {
-  if (is_socket(o.code())) return true;
-  if (!is_transfer(o.code()) || A::args(o).offset != current_position) return false;
-  struct stat st;
-  if (::fstat(A::args(o).fd, &st) != 0) return false;  // the op itself reports EBADF
-  return S_ISFIFO(st.st_mode) || S_ISSOCK(st.st_mode);
-}
-
 namespace {
 
 // A write to a pipe whose reader has gone raises SIGPIPE, which kills the process by default, and
@@ -147,8 +139,42 @@ std::int64_t without_sigpipe(F call) noexcept {
   return r;
 }
 
+// A stream that does not take RWF_NOWAIT (EOPNOTSUPP: inotify, ttys): plain I/O when the fd is
+// non-blocking; else only once poll(2) says it is ready.
+std::int64_t stream_io_without_nowait(int fd, const iovec* iov, int cnt, bool write) noexcept {
+  const table& t = current();
+  int fl = ::fcntl(fd, F_GETFL);
+  if (fl >= 0 && (fl & O_NONBLOCK) == 0) {
+    pollfd p{fd, static_cast<short>(write ? POLLOUT : POLLIN), 0};
+    std::int64_t n = retry([&] { return t.poll(&p, 1, 0); });
+    if (n == 0) return -EAGAIN;
+  }
+  return retry([&] { return write ? t.pwritev2(fd, iov, cnt, -1, 0) : t.preadv2(fd, iov, cnt, -1, 0); });
+}
+
+std::int64_t stream_read(int fd, const iovec* iov, int cnt) noexcept {
+  std::int64_t r = retry([&] { return current().preadv2(fd, iov, cnt, -1, RWF_NOWAIT); });
+  return r == -EOPNOTSUPP ? stream_io_without_nowait(fd, iov, cnt, false) : r;
+}
+
 std::int64_t write_without_sigpipe(int fd, const iovec* iov, int cnt) noexcept {
-  return without_sigpipe([&] { return current().pwritev2(fd, iov, cnt, -1, RWF_NOWAIT); });
+  return without_sigpipe([&] {
+    ssize_t r = current().pwritev2(fd, iov, cnt, -1, RWF_NOWAIT);
+    if (r >= 0 || errno != EOPNOTSUPP) return r;
+    std::int64_t s = stream_io_without_nowait(fd, iov, cnt, true);
+    if (s >= 0) return static_cast<ssize_t>(s);
+    errno = static_cast<int>(-s);
+    return ssize_t{-1};
+  });
+}
+
+// poll(2) with a zero timeout: the revents, -EAGAIN when none, -EBADF for a bad fd.
+std::int64_t do_poll(const op_args& a) noexcept {
+  pollfd p{a.fd, static_cast<short>(a.mode), 0};
+  std::int64_t n = retry([&] { return current().poll(&p, 1, 0); });
+  if (n < 0) return n;
+  if ((p.revents & POLLNVAL) != 0) return -EBADF;
+  return n == 0 ? -EAGAIN : static_cast<std::uint16_t>(p.revents);
 }
 
 // sendfile(2) from an explicit offset: a local copy, so the file's position is never used.
@@ -247,18 +273,16 @@ std::int64_t perform_fs(const op_args& a, op_code c) noexcept {
 
 std::int64_t attempt_nonblocking(op& o) noexcept {
   const op_args& a = A::args(o);
-  const table& t = current();
   switch (o.code()) {
     case op_code::read: {
       iovec v{a.buf, a.len};
-      return retry([&] { return t.preadv2(a.fd, &v, 1, -1, RWF_NOWAIT); });
+      return stream_read(a.fd, &v, 1);
     }
     case op_code::write: {
       iovec v{a.buf, a.len};
       return write_without_sigpipe(a.fd, &v, 1);
     }
-    case op_code::readv:
-      return retry([&] { return t.preadv2(a.fd, static_cast<const iovec*>(a.iov), a.iovcnt, -1, RWF_NOWAIT); });
+    case op_code::readv: return stream_read(a.fd, static_cast<const iovec*>(a.iov), a.iovcnt);
     case op_code::writev: return write_without_sigpipe(a.fd, static_cast<const iovec*>(a.iov), a.iovcnt);
     default: return perform(o);
   }
@@ -301,6 +325,7 @@ std::int64_t perform(op& o) noexcept {
       });
     case op_code::sendfile: return do_sendfile(a);
     case op_code::work: return do_work(a);
+    case op_code::poll: return do_poll(a);
     case op_code::timeout:
     case op_code::count_: break;
     default: return perform_fs(a, o.code());

@@ -12,6 +12,7 @@
 #pragma once
 
 #include <fcntl.h>
+#include <poll.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
@@ -65,6 +66,7 @@ struct table {
   char* (*mkdtemp)(char* tmpl);
   int (*mkostemp)(char* tmpl, int flags);
   char* (*realpath)(const char* path, char* resolved);
+  int (*poll)(pollfd* fds, nfds_t n, int timeout_ms);
 };
 
 // The real system calls.
@@ -84,13 +86,12 @@ std::int64_t perform(op& o) noexcept;
 // positioned read.
 std::int64_t try_read_nowait(op& o) noexcept;
 
-// True for ops that must wait for readiness rather than block a thread: socket ops (accept,
-// connect, recv, send, sendfile: its out_fd, splice: its pipe side), and reads and writes at current_position on a pipe or socket, which
-// could otherwise block forever (an idle pipe) and keep the loop from shutting down.
-bool needs_readiness(op& o) noexcept;
-
-// One non-blocking attempt of an op for which needs_readiness() is true: -EAGAIN (or
-// -EINPROGRESS for connect) means "wait for readiness and try again".
+// One non-blocking attempt of an op that waits for readiness (needs_readiness() in backend.hpp):
+// -EAGAIN (or -EINPROGRESS for connect) means "wait for readiness and try again". A read or write
+// on a stream goes with RWF_NOWAIT; on an fd that does not take it (inotify, ttys: EOPNOTSUPP),
+// plain readv/writev when the fd is non-blocking, else poll(2) first and the call only when the
+// fd is ready (it could then wait only if another reader took the data in between). poll: the
+// revents of poll(2) with a zero timeout, EBADF for a bad fd.
 std::int64_t attempt_nonblocking(op& o) noexcept;
 
 }  // namespace unio::detail::sys

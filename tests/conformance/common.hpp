@@ -118,6 +118,10 @@ inline std::pair<int, int> socket_pair() {
   return {sv[0], sv[1]};
 }
 
+// Wraps a co_await of a named op in a task, since awaitables are neither copyable nor movable.
+// The loop runs until the task is done.
+#define AWAIT(lp, expr) unio::sync_wait(lp, [&]() -> unio::task<decltype((expr).await_resume())> { co_return co_await (expr); }())
+
 // -errno, to compare with op::raw_result().
 constexpr std::int64_t neg(int e) noexcept { return -static_cast<std::int64_t>(e); }
 

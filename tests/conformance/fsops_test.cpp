@@ -31,8 +31,6 @@ class fsops : public conformance_test {
   }
 };
 
-// Wraps a co_await of a named op in a task, since awaitables are neither copyable nor movable.
-#define AWAIT(lp, expr) unio::sync_wait(lp, [&]() -> unio::task<decltype((expr).await_resume())> { co_return co_await (expr); }())
 
 TEST_P(fsops, symlink_then_readlink_gives_the_target) {
   auto lp = make_loop();
