@@ -53,6 +53,14 @@
 //     and never blocks the loop's thread (needs_readiness() below; the reactor tries it with
 //     RWF_NOWAIT, or on an fd that does not take RWF_NOWAIT, plain I/O when the fd is
 //     non-blocking, else poll(2) and then the call).
+// 12. Embedding (loop::backend_fd, backend_timeout). host_fd() is one fd that polls readable
+//     whenever poll(0) would hand back an op or a wake() came: the backend's epoll fd, or its
+//     ring. prepare_host_wait() is what poll() does before it sleeps, without sleeping: it submits
+//     and hands over what is queued, takes back what finished, and arms every notification (the
+//     pool's eventfd, an AIO reaper), so that host_fd() becomes readable for the next completion,
+//     pool result or wake(), and is not readable for anything it handled. It returns how long the
+//     host may then wait (nullopt: no limit; zero: not at all, something finished meanwhile or a
+//     notification cannot be armed now). The next poll() ends that armed state.
 #pragma once
 
 #include <sys/uio.h>
@@ -238,6 +246,9 @@ class backend {
   virtual void poll(std::optional<std::chrono::nanoseconds> timeout) = 0;
   virtual void wake() noexcept = 0;
   virtual void shutdown() = 0;
+  // Spec item 12. Loop thread only.
+  virtual int host_fd() const noexcept = 0;
+  virtual std::optional<std::chrono::nanoseconds> prepare_host_wait() = 0;
   // Spec item 8. Loop thread only.
   virtual std::error_code set_buffers(std::span<const iovec>) { return {}; }
   virtual std::error_code set_files(std::span<const int>) { return {}; }

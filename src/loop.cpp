@@ -512,7 +512,19 @@ void loop::run() {
 }
 
 bool loop::run_once() { return impl_->turn(true); }
-bool loop::poll() { return impl_->turn(false); }
+bool loop::poll() {
+  bool more = impl_->turn(false);
+  return !impl_->stop_requested.exchange(false, std::memory_order_acq_rel) && more;
+}
+
+int loop::backend_fd() const noexcept { return impl_->be->host_fd(); }
+std::optional<std::chrono::nanoseconds> loop::backend_timeout() {
+  auto backend_limit = impl_->be->prepare_host_wait();
+  auto loop_limit = impl_->wait_time(true);  // after the backend: what it completed counts
+  if (!backend_limit) return loop_limit;
+  if (!loop_limit) return backend_limit;
+  return std::min(*backend_limit, *loop_limit);
+}
 
 void loop::stop() noexcept {
   impl_->stop_requested.store(true, std::memory_order_release);

@@ -19,6 +19,7 @@ namespace unio::detail {
 namespace {
 
 constexpr std::uint64_t k_wake_tag = 1ull << 40;
+constexpr int k_max_events = 64;
 constexpr std::uint64_t k_extra_tag = 2ull << 40;
 // backend_word_ of a connect op whose non-blocking connect() is in progress.
 constexpr std::uintptr_t k_connecting = 1;
@@ -295,9 +296,24 @@ unsigned reactor::wait(std::optional<std::chrono::nanoseconds> timeout) {
   // A non-blocking turn with no socket op parked has nothing to learn from epoll; skipping the
   // syscall keeps busy file-only loops cheap. Wake-ups left in the eventfd are read later.
   if (timeout && timeout->count() <= 0 && held_ == 0) return 0;
-  epoll_event evs[64];
-  int n = wait_events(epfd_, evs, 64, timeout);
   unsigned extra = 0;
+  handle_events(timeout, extra);
+  return extra;
+}
+
+reactor::settled reactor::settle() {
+  completed_in_attempt_ = 0;
+  attempt_queued();
+  settled s;
+  while (handle_events(std::chrono::nanoseconds(0), s.extra) == k_max_events) {
+  }
+  s.completed = completed_in_attempt_;
+  return s;
+}
+
+int reactor::handle_events(std::optional<std::chrono::nanoseconds> timeout, unsigned& extra) {
+  epoll_event evs[k_max_events];
+  int n = wait_events(epfd_, evs, k_max_events, timeout);
   for (int i = 0; i < n; ++i) {
     std::uint64_t tag = evs[i].data.u64;
     if (tag == k_wake_tag) {
@@ -309,7 +325,7 @@ unsigned reactor::wait(std::optional<std::chrono::nanoseconds> timeout) {
       on_ready(static_cast<int>(tag), evs[i].events);
     }
   }
-  return extra;
+  return n;
 }
 
 void reactor::wake() noexcept {

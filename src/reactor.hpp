@@ -59,6 +59,16 @@ class reactor {
   unsigned wait(std::optional<std::chrono::nanoseconds> timeout);
   // Any thread.
   void wake() noexcept;
+  // The epoll fd: readable when a parked op's fd, an extra fd or the wake eventfd is (spec item 12).
+  int epoll_fd() const noexcept { return epfd_; }
+  struct settled {
+    unsigned extra = 0;         // the extra fds that are readable
+    std::size_t completed = 0;  // ops completed or handed off
+  };
+  // Loop thread. For a host about to wait on epoll_fd(): attempts queued ops and handles every
+  // event there is now (reading the wake eventfd), without sleeping, so that the epoll fd is
+  // readable afterwards only for something new (or an extra fd the backend has yet to clear).
+  settled settle();
   // Loop thread. Completes every held op with ECANCELED.
   void shutdown();
   bool idle() const noexcept { return held_ == 0; }
@@ -74,6 +84,8 @@ class reactor {
   // The queue of st an op waits in.
   static op_queue& queue_of(fd_state& st, op& o) noexcept;
   void attempt_queued();
+  // One epoll_wait (up to 64 events) handled; returns how many there were.
+  int handle_events(std::optional<std::chrono::nanoseconds> timeout, unsigned& extra);
   // Tries `o` once; returns true when it completed.
   bool attempt(op& o);
   void park(op& o);

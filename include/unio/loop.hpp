@@ -21,6 +21,7 @@
 #pragma once
 
 #include <dirent.h>
+#include <poll.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
@@ -387,10 +388,28 @@ class UNIO_API loop {
   // Runs one turn: waits for at least one event if there is work and nothing is ready yet, then
   // dispatches. Returns true while work remains.
   bool run_once();
-  // Non-blocking turn: dispatches whatever is ready. Returns true while work remains.
+  // Non-blocking turn: dispatches whatever is ready. Returns true while work remains, false
+  // when none is left or after stop() was called (the stop is consumed, as run() does).
   bool poll();
-  // Makes run() return after the current turn. Thread-safe. Ops in flight stay in flight.
+  // Makes run() return after the current turn (and poll() return false). Thread-safe. Ops in
+  // flight stay in flight.
   void stop() noexcept;
+
+  // ---- Driving the loop from another event loop (docs/design.md, "Embedding") ----
+  // A host loop (poll/epoll, a GUI toolkit, asyncio, libuv) waits until backend_fd() is readable
+  // or backend_timeout() has passed, then calls poll(); it repeats, asking backend_timeout()
+  // again before every wait. No tick and no busy loop is needed, and nothing is missed.
+  //
+  // backend_fd(): one fd, the same for the loop's life (the backend's epoll fd, or the io_uring
+  // ring), that polls readable whenever poll() would make progress: completions, pool results,
+  // posted functions, wake-ups, stop(). Wait for POLLIN only; never read from it or close it.
+  int backend_fd() const noexcept;
+  // Before each wait: does what run() does before it sleeps (submits queued ops, hands work to
+  // the pool, arms the notifications that make backend_fd() readable) and says how long the host
+  // may wait: zero when poll() has work now (call it without waiting); the time until the next
+  // timer; nullopt when only backend_fd() can end the wait (or the loop has no work at all).
+  // Loop thread only (the thread that calls poll()).
+  std::optional<std::chrono::nanoseconds> backend_timeout();
 
   // Runs `fn` on the loop's thread during a later turn. Thread-safe; wakes the loop.
   void post(std::function<void()> fn);

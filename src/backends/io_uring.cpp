@@ -319,6 +319,28 @@ class uring_backend final : public backend {
     reap_budget_ = std::numeric_limits<unsigned>::max();
   }
 
+  // The ring's fd polls readable when CQEs wait (with DEFER_TASKRUN also for deferred completion
+  // work); wake() and the pool reach it through their POLL_ADDs on the ring.
+  int host_fd() const noexcept override { return ring_.ring_fd; }
+  std::optional<std::chrono::nanoseconds> prepare_host_wait() override {
+    bind_to_this_thread();
+    completed_ = 0;
+    woken_ = false;
+    reap_budget_ = std::numeric_limits<unsigned>::max();
+    while (op* o = finished_.pop()) complete(*o, A::res(*o));
+    reap();
+    flush_queues();
+    drain_pool();
+    flush_sq();
+    reap();
+    if (completed_ > 0 || woken_ || io_uring_cq_ready(&ring_) > 0 || !pool_.may_sleep())
+      return std::chrono::nanoseconds(0);
+    // As wait_for_events: no armed wake poll, or a backlog only SQ space can move, is waited for
+    // in short steps.
+    if (!wake_armed_ || !backlog_.empty() || !cancel_backlog_.empty()) return std::chrono::milliseconds(1);
+    return std::nullopt;
+  }
+
   // A new fd number may be a reused one: what was known about the old file no longer holds.
   void fd_opened(int fd) noexcept override {
     forget_fd(fd);

@@ -41,6 +41,7 @@
 #include <cstring>
 #include <memory>
 #include <mutex>
+#include <limits>
 #include <string>
 #include <system_error>
 #include <vector>
@@ -162,6 +163,21 @@ class linux_aio_backend final : public backend {
   }
 
   void wake() noexcept override { reactor_.wake(); }
+
+  int host_fd() const noexcept override { return reactor_.epoll_fd(); }
+  // Everything in the ring is reaped after the eventfd is cleared, so a completion that is not
+  // handled here writes the eventfd again and wakes the host.
+  std::optional<std::chrono::nanoseconds> prepare_host_wait() override {
+    std::size_t done = complete_nops() + submit_waiting();
+    clear_eventfd();
+    done += reap(std::numeric_limits<std::size_t>::max());
+    done += reactor_.settle().completed;
+    pool_.hand_over();
+    done += drain_pool();
+    if (done > 0 || !pool_.may_sleep()) return std::chrono::nanoseconds(0);
+    if (!waiting_.empty() && in_kernel_ == 0) return std::chrono::milliseconds(1);  // the context was full
+    return std::nullopt;
+  }
   void fd_opened(int fd) noexcept override { facts_.forget(fd); }
   void fd_closing(int fd) noexcept override { facts_.forget(fd); }
 

@@ -170,6 +170,7 @@ class posix_aio_backend final : public backend {
 
   void poll(std::optional<std::chrono::nanoseconds> timeout) override {
     const poll_deadline until(timeout);
+    end_host_sleep();
     pool_.hand_over();  // once per turn, as one batch (cancellable until then)
     std::size_t done = complete_nops() + submit_waiting() + harvest() + drain_pool();
     if (done > 0) timeout = std::chrono::nanoseconds(0);
@@ -188,6 +189,25 @@ class posix_aio_backend final : public backend {
   }
 
   void wake() noexcept override { reactor_.wake(); }
+
+  int host_fd() const noexcept override { return reactor_.epoll_fd(); }
+  // With ops in glibc the reaper is told the loop sleeps (it writes the eventfd for the first that
+  // finishes); the next poll() ends that.
+  std::optional<std::chrono::nanoseconds> prepare_host_wait() override {
+    end_host_sleep();
+    pool_.hand_over();
+    std::size_t done = complete_nops() + submit_waiting() + harvest() + drain_pool();
+    done += reactor_.settle().completed;
+    pool_.hand_over();
+    if (done > 0) return std::chrono::nanoseconds(0);
+    if (in_glibc_ > 0) {
+      if (!prepare_sleep()) return std::chrono::nanoseconds(0);
+      host_sleeps_ = true;
+    }
+    if (!pool_.may_sleep()) return std::chrono::nanoseconds(0);
+    if (!waiting_.empty() && in_glibc_ == 0) return k_retry_wait;
+    return std::nullopt;
+  }
 
   void shutdown() override {
     while (op* o = waiting_.pop()) env_.complete(*o, -ECANCELED);
@@ -374,6 +394,14 @@ class posix_aio_backend final : public backend {
     return true;
   }
 
+  // A host's wait armed by prepare_host_wait() is over.
+  void end_host_sleep() noexcept {
+    if (!host_sleeps_) return;
+    host_sleeps_ = false;
+    after_sleep();
+    harvest();
+  }
+
   void after_sleep() noexcept {
     {
       std::unique_lock lk(mu_);
@@ -487,6 +515,7 @@ class posix_aio_backend final : public backend {
   op_queue waiting_;
   op_queue nops_;
   std::size_t in_glibc_ = 0;  // handed to glibc and not yet completed
+  bool host_sleeps_ = false;  // prepare_host_wait() told the reaper the loop sleeps
 
   // Shared with the reaper, guarded by mu_ (and slot::status).
   std::mutex mu_;

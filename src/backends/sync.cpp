@@ -38,6 +38,12 @@ class sync_backend final : public backend {
 
   void wake() noexcept override { reactor_.wake(); }
 
+  int host_fd() const noexcept override { return reactor_.epoll_fd(); }
+  std::optional<std::chrono::nanoseconds> prepare_host_wait() override {
+    if (!files_.empty() || reactor_.settle().completed > 0) return std::chrono::nanoseconds(0);
+    return std::nullopt;
+  }
+
   void shutdown() override {
     while (op* o = files_.pop()) env_.complete(*o, -ECANCELED);
     reactor_.shutdown();

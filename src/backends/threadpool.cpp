@@ -68,6 +68,15 @@ class threadpool_backend final : public backend {
 
   void wake() noexcept override { reactor_.wake(); }
 
+  int host_fd() const noexcept override { return reactor_.epoll_fd(); }
+  std::optional<std::chrono::nanoseconds> prepare_host_wait() override {
+    std::size_t done = flush() + drain();
+    done += reactor_.settle().completed;  // a sendfile handed off joins pending_
+    done += flush() + drain();
+    if (done > 0 || !pool_.may_sleep()) return std::chrono::nanoseconds(0);
+    return std::nullopt;
+  }
+
   void shutdown() override {
     while (op* o = pending_.pop()) env_.complete(*o, -ECANCELED);
     reactor_.shutdown();

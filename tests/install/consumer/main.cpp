@@ -71,6 +71,20 @@ unio::task<std::uint64_t> dir_bytes(unio::loop& lp, const char* dir) {
 }
 // README toolkit end
 
+// README embed begin
+// A host loop of plain poll(2) driving unio: no tick, no busy loop.
+void drive_from_poll(unio::loop& lp) {
+  for (;;) {
+    std::optional<std::chrono::nanoseconds> t = lp.backend_timeout();  // zero: work is ready now
+    if (!t || t->count() > 0) {
+      pollfd p{lp.backend_fd(), POLLIN, 0};
+      ::poll(&p, 1, t ? int(std::chrono::ceil<std::chrono::milliseconds>(*t).count()) : -1);
+    }
+    if (!lp.poll()) break;  // no work left, or lp.stop()
+  }
+}
+// README embed end
+
 // The README's loop_options example.
 void choose_backends() {
 // (Not indented: the block is shown verbatim in README.md.)
@@ -119,5 +133,11 @@ int main(int argc, char** argv) {
   std::uint64_t here = unio::sync_wait(lp, dir_bytes(lp, dir.c_str()));
   std::printf("%s: %llu bytes in regular files\n", dir.c_str(), static_cast<unsigned long long>(here));
   if (here == 0) ++failures;
+  unio::op t;
+  bool fired = false;
+  lp.timeout(t, std::chrono::milliseconds(5), [&](unio::op& o) { fired = o.ok(); });
+  drive_from_poll(lp);
+  std::printf("a 5 ms timer driven by a poll(2) host loop: %s\n", fired ? "fired" : "did not fire");
+  if (!fired) ++failures;
   return failures == 0 ? 0 : 1;
 }
