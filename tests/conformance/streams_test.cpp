@@ -250,6 +250,7 @@ TEST_P(streams, ready_data_is_read_at_once_and_the_counter_is_consumed) {
 // Writes at the current position of streams: an eventfd takes 8 bytes; a tty and a socket pass
 // the bytes to the other side; a short buffer to signalfd is EINVAL on every backend.
 TEST_P(streams, writes_reach_the_other_side_and_errors_are_the_kernels) {
+  block_sigusr1();  // before the loop's pool starts: its threads inherit the mask
   auto lp = make_loop();
   int efd = ::eventfd(0, EFD_CLOEXEC);
   std::uint64_t add = 3;
@@ -276,7 +277,6 @@ TEST_P(streams, writes_reach_the_other_side_and_errors_are_the_kernels) {
   ::close(master);
   ::close(slave);
 
-  block_sigusr1();
   sigset_t set;
   sigemptyset(&set);
   sigaddset(&set, SIGUSR1);
