@@ -65,6 +65,11 @@ struct table {
   char* (*mkdtemp)(char* tmpl);
   int (*mkostemp)(char* tmpl, int flags);
   char* (*realpath)(const char* path, char* resolved);
+  // Datagram and message socket operations.
+  ssize_t (*sendto)(int fd, const void* buf, size_t len, int flags, const sockaddr* to, socklen_t tolen);
+  ssize_t (*recvfrom)(int fd, void* buf, size_t len, int flags, sockaddr* from, socklen_t* fromlen);
+  ssize_t (*sendmsg)(int fd, const msghdr* msg, int flags);
+  ssize_t (*recvmsg)(int fd, msghdr* msg, int flags);
 };
 
 // The real system calls.
@@ -85,8 +90,9 @@ std::int64_t perform(op& o) noexcept;
 std::int64_t try_read_nowait(op& o) noexcept;
 
 // True for ops that must wait for readiness rather than block a thread: socket ops (accept,
-// connect, recv, send, sendfile: its out_fd, splice: its pipe side), and reads and writes at current_position on a pipe or socket, which
-// could otherwise block forever (an idle pipe) and keep the loop from shutting down.
+// connect, recv, send, sendto, recvfrom, sendmsg, recvmsg, sendfile: its out_fd, splice: its
+// pipe side), and reads and writes at current_position on a pipe or socket, which could
+// otherwise block forever (an idle pipe) and keep the loop from shutting down.
 bool needs_readiness(op& o) noexcept;
 
 // One non-blocking attempt of an op for which needs_readiness() is true: -EAGAIN (or
