@@ -676,7 +676,8 @@ void loop::prep_sendto(op& o, int fd, const void* buf, std::size_t len, const en
   a.buf = const_cast<void*>(buf);
   a.len = len;
   a.flags = static_cast<std::uint32_t>(flags);
-  a.out = const_cast<sockaddr*>(to.addr());
+  // An empty endpoint is no address at all (sendto(2) with NULL): the connected peer's.
+  a.out = to.length > 0 ? const_cast<sockaddr*>(to.addr()) : nullptr;
   a.addrlen_in = to.length;
 }
 void loop::prep_recvfrom(op& o, int fd, void* buf, std::size_t len, endpoint* from, int flags) {

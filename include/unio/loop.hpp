@@ -481,9 +481,10 @@ class UNIO_API loop {
     prep_sendfile(o, out_fd, in_fd, in_offset, len); submit(o, std::forward<H>(h));
   }
   // ---- Datagrams and messages (UDP, Unix-domain sockets; docs/ops.md has the details) ----
-  // sendto(2): one datagram of len bytes to `to` (a connection-mode socket ignores `to` or fails
-  // with EISCONN, as sendto(2) says). `to` is read when the op runs: keep it valid until
-  // completion, like the buffer. Result: bytes sent. Never raises SIGPIPE (EPIPE instead).
+  // sendto(2): one datagram of len bytes to `to`; an empty endpoint (length 0) passes no address,
+  // so a connected socket sends to its peer (a connection-mode socket ignores `to` or fails with
+  // EISCONN, as sendto(2) says). `to` is read when the op runs: keep it valid until completion,
+  // like the buffer. Result: bytes sent. Never raises SIGPIPE (EPIPE instead).
   template <class H>
   void sendto(op& o, int fd, const void* buf, std::size_t len, const endpoint& to, int flags, H&& h) {
     prep_sendto(o, fd, buf, len, to, flags); submit(o, std::forward<H>(h));

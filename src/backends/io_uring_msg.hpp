@@ -1,6 +1,6 @@
 // io_uring_msg: sendto and recvfrom on io_uring, as IORING_OP_SENDMSG and IORING_OP_RECVMSG.
 //
-// Those opcodes take a struct msghdr in the loop's memory, not the arguments themselves: the
+// Those opcodes take a struct msghdr in user memory, not the arguments themselves: the
 // kernel reads it (and its iovec) when the op runs, which for a datagram not yet arrived is long
 // after submission, and RECVMSG writes the sender's address length and msg_flags back into it
 // when it completes. The caller of loop::sendto/recvfrom gave no msghdr, and the op holds only

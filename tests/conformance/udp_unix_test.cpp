@@ -391,6 +391,34 @@ TEST_P(udp, destroying_the_loop_cancels_waiting_recvfrom_and_recvmsg_once) {
   EXPECT_EQ(pm.res, neg(ECANCELED));
 }
 
+TEST_P(udp, connected_socket_sends_to_its_peer_with_send_or_an_empty_endpoint) {
+  owned_fd server;
+  unio::endpoint at;
+  ASSERT_TRUE(bind_loopback(AF_INET, server, at));
+  owned_fd client(*unio::udp_socket(AF_INET));
+  auto lp = make_loop();
+  EXPECT_EQ(run_one(*lp, [&](unio::op& o, auto h) { lp->connect(o, client.fd, at.addr(), at.length, h); }),
+            0);
+  EXPECT_EQ(run_one(*lp, [&](unio::op& o, auto h) { lp->send(o, client.fd, "one", 3, 0, h); }), 3);
+  unio::endpoint none;
+  EXPECT_EQ(run_one(*lp, [&](unio::op& o, auto h) { lp->sendto(o, client.fd, "two", 3, none, 0, h); }), 3);
+  char buf[8] = {};
+  unio::endpoint from;
+  auto client_at = unio::local_endpoint(client.fd);
+  ASSERT_TRUE(client_at);
+  for (const char* want : {"one", "two"}) {
+    EXPECT_EQ(
+        run_one(*lp, [&](unio::op& o, auto h) { lp->recvfrom(o, server.fd, buf, sizeof buf, &from, 0, h); }),
+        3);
+    EXPECT_EQ(std::string(buf, 3), want);
+    EXPECT_EQ(from.to_string(), client_at->to_string());
+  }
+  // The reply reaches the connected socket through plain recv.
+  EXPECT_EQ(run_one(*lp, [&](unio::op& o, auto h) { lp->sendto(o, server.fd, "back", 4, from, 0, h); }), 4);
+  EXPECT_EQ(run_one(*lp, [&](unio::op& o, auto h) { lp->recv(o, client.fd, buf, sizeof buf, 0, h); }), 4);
+  EXPECT_EQ(std::string(buf, 4), "back");
+}
+
 TEST_P(udp, bad_fds_fail_with_ebadf_and_enotsock) {
   auto lp = make_loop();
   auto at = unio::endpoint::parse("127.0.0.1", 9);

@@ -79,8 +79,8 @@ class message_seam : public ::testing::TestWithParam<std::string> {
 TEST_P(message_seam, every_call_is_non_blocking_sends_never_signal_received_fds_are_cloexec) {
   unio::loop lp(options());
   auto body = [&]() -> unio::task<std::string> {
-    unio::endpoint nowhere;  // a connected socket ignores the address (AF_UNSPEC, length 0)
-    if (!co_await lp.async_sendto(sv_[0], "a", 1, nowhere)) co_return "sendto";
+    unio::endpoint peer;  // empty: no address, so the connected peer
+    if (!co_await lp.async_sendto(sv_[0], "a", 1, peer)) co_return "sendto";
     char c;
     if (!co_await lp.async_recvfrom(sv_[1], &c, 1, nullptr)) co_return "recvfrom";
     iovec iov{&c, 1};
