@@ -229,8 +229,9 @@ class backend_env {
 };
 
 // Spec item 11: ops that wait for readiness on the loop (the reactor, or io_uring itself) rather
-// than block a thread: socket ops (accept, connect, recv, send, poll, sendfile: its out_fd,
-// splice: its pipe side), and reads and writes at current_position on a stream.
+// than block a thread: socket ops (accept, connect, recv, send, sendto, recvfrom, sendmsg,
+// recvmsg, poll, sendfile: its out_fd, splice: its pipe side), and reads and writes at
+// current_position on a stream.
 inline bool needs_readiness(op& o, backend_env& env) noexcept {
   if (is_socket(o.code())) return true;
   return is_transfer(o.code()) && A::args(o).offset == current_position && env.is_stream(A::args(o).fd);

@@ -697,6 +697,36 @@ void loop::prep_sendfile(op& o, int out_fd, int in_fd, std::uint64_t in_offset, 
   a.offset = in_offset;
   a.len = len;
 }
+// op.hpp lists which op_args field holds what for the datagram and message ops.
+void loop::prep_sendto(op& o, int fd, const void* buf, std::size_t len, const endpoint& to, int flags) {
+  auto& a = begin(o, op_code::sendto);
+  a.fd = fd;
+  a.buf = const_cast<void*>(buf);
+  a.len = len;
+  a.flags = static_cast<std::uint32_t>(flags);
+  // An empty endpoint is no address at all (sendto(2) with NULL): the connected peer's.
+  a.out = to.length > 0 ? const_cast<sockaddr*>(to.addr()) : nullptr;
+  a.addrlen_in = to.length;
+}
+void loop::prep_recvfrom(op& o, int fd, void* buf, std::size_t len, endpoint* from, int flags) {
+  auto& a = begin(o, op_code::recvfrom);
+  a.fd = fd;
+  a.buf = buf;
+  a.len = len;
+  a.flags = static_cast<std::uint32_t>(flags);
+  if (from == nullptr) return;
+  // The kernel leaves the address untouched for a sender that has none: it then reads as empty.
+  from->storage.ss_family = AF_UNSPEC;
+  from->length = sizeof from->storage;
+  a.out = from->addr();
+  a.addrlen = &from->length;
+}
+void loop::prep_msg(op& o, op_code c, int fd, msghdr* msg, int flags) {
+  auto& a = begin(o, c);
+  a.fd = fd;
+  a.buf = msg;
+  a.flags = static_cast<std::uint32_t>(flags);
+}
 void loop::prep_timeout(op& o, std::chrono::nanoseconds d) {
   begin(o, op_code::timeout).timeout_ns = d.count() < 0 ? 0 : d.count();
 }

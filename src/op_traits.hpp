@@ -66,9 +66,10 @@ inline constexpr std::uint8_t k_aio_bits = op_flag::aio_cancel_asked | op_flag::
 inline constexpr std::uint8_t k_sync_bits = op_flag::aio_cancel_asked | op_flag::aio_in_flight;
 
 // IORING_OP_* values used below (the kernel's enum io_uring_op; io_uring.cpp checks each against
-// liburing's names): NOP 0, READV 1, WRITEV 2, FSYNC 3, POLL_ADD 6, ACCEPT 13, CONNECT 16, FALLOCATE 17,
-// CLOSE 19, STATX 21, READ 22, WRITE 23, SEND 26, RECV 27, OPENAT2 28, SPLICE 30, RENAMEAT 35,
-// UNLINKAT 36, MKDIRAT 37, SYMLINKAT 38, LINKAT 39, FTRUNCATE 55 (Linux 6.9; liburing 2.3 has no name for it).
+// liburing's names): NOP 0, READV 1, WRITEV 2, FSYNC 3, POLL_ADD 6, SENDMSG 9, RECVMSG 10,
+// ACCEPT 13, CONNECT 16, FALLOCATE 17, CLOSE 19, STATX 21, READ 22, WRITE 23, SEND 26, RECV 27,
+// OPENAT2 28, SPLICE 30, RENAMEAT 35, UNLINKAT 36, MKDIRAT 37, SYMLINKAT 38, LINKAT 39, FTRUNCATE 55
+// (Linux 6.9; liburing 2.3 has no name for it).
 inline constexpr op_traits k_op_traits[] = {
     // code               name         kind              dir            vec    uring pool   fixed  kaio   paio   flag bits
     {op_code::nop,         "nop",      op_kind::control, transfer::none, false, 0,   false, false, false, false, 0},
@@ -118,6 +119,12 @@ inline constexpr op_traits k_op_traits[] = {
     {op_code::realpath,    "realpath", op_kind::path,    transfer::none, false, -1,  false, false, false, false, 0},
     {op_code::work,        "work",     op_kind::work,    transfer::none, false, -1,  false, false, false, false, 0},
     {op_code::poll,        "poll",     op_kind::socket,  transfer::none, false, 6,   false, true,  false, false, 0},
+    // Datagram and message socket operations. io_uring runs sendto and recvfrom as SENDMSG and
+    // RECVMSG too, with a msghdr of its own (backends/io_uring_msg.hpp).
+    {op_code::sendto,      "sendto",   op_kind::socket,  transfer::none, false, 9,   false, true,  false, false, 0},
+    {op_code::recvfrom,    "recvfrom", op_kind::socket,  transfer::none, false, 10,  false, true,  false, false, 0},
+    {op_code::sendmsg,     "sendmsg",  op_kind::socket,  transfer::none, false, 9,   false, true,  false, false, 0},
+    {op_code::recvmsg,     "recvmsg",  op_kind::socket,  transfer::none, false, 10,  false, true,  false, false, 0},
 };
 
 constexpr bool rows_in_order() noexcept {

@@ -27,7 +27,8 @@ constexpr std::uintptr_t k_connecting = 1;
 constexpr std::uint8_t k_cancel_asked = op_flag::reactor_cancel_asked;
 
 bool is_reader(op_code c) noexcept {
-  return c == op_code::accept || c == op_code::recv || c == op_code::read || c == op_code::readv;
+  return c == op_code::accept || c == op_code::recv || c == op_code::recvfrom || c == op_code::recvmsg ||
+         c == op_code::read || c == op_code::readv;
 }
 
 // backend_word_ of a splice that waits for its output (else it waits for its input).

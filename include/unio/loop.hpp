@@ -499,6 +499,37 @@ class UNIO_API loop {
   void sendfile(op& o, int out_fd, int in_fd, std::uint64_t in_offset, std::size_t len, H&& h) {
     prep_sendfile(o, out_fd, in_fd, in_offset, len); submit(o, std::forward<H>(h));
   }
+  // ---- Datagrams and messages (UDP, Unix-domain sockets; docs/ops.md has the details) ----
+  // sendto(2): one datagram of len bytes to `to`; an empty endpoint (length 0) passes no address,
+  // so a connected socket sends to its peer (a connection-mode socket ignores `to` or fails with
+  // EISCONN, as sendto(2) says). `to` is read when the op runs: keep it valid until completion,
+  // like the buffer. Result: bytes sent. Never raises SIGPIPE (EPIPE instead).
+  template <class H>
+  void sendto(op& o, int fd, const void* buf, std::size_t len, const endpoint& to, int flags, H&& h) {
+    prep_sendto(o, fd, buf, len, to, flags); submit(o, std::forward<H>(h));
+  }
+  // recvfrom(2): one datagram into buf, and its sender's address into *from (nullptr: not
+  // wanted; a sender without an address, an unbound Unix datagram socket, leaves it empty:
+  // length 0, family AF_UNSPEC). A datagram longer than len is cut to len bytes, the rest is
+  // discarded and the result is len; with MSG_TRUNC in flags the result is the datagram's real
+  // length instead, as Linux's recvfrom(2) gives it, so result > len tells a cut datagram.
+  // Result: bytes received (0 for an empty datagram, or when a stream peer closed its side).
+  template <class H>
+  void recvfrom(op& o, int fd, void* buf, std::size_t len, endpoint* from, int flags, H&& h) {
+    prep_recvfrom(o, fd, buf, len, from, flags); submit(o, std::forward<H>(h));
+  }
+  // sendmsg(2) of the caller's *msg: gathered iovecs, an optional address, ancillary data
+  // (SCM_RIGHTS passes fds over a Unix-domain socket). Result: bytes sent. Never raises SIGPIPE.
+  template <class H> void sendmsg(op& o, int fd, const msghdr* msg, int flags, H&& h) {
+    prep_msg(o, op_code::sendmsg, fd, const_cast<msghdr*>(msg), flags); submit(o, std::forward<H>(h));
+  }
+  // recvmsg(2) into the caller's *msg, which the kernel updates as recvmsg(2) does (msg_namelen,
+  // msg_controllen, msg_flags: MSG_TRUNC when the datagram was cut to the buffers, MSG_CTRUNC
+  // when ancillary data was). Received fds are close-on-exec (MSG_CMSG_CLOEXEC is always added).
+  // Result: bytes received.
+  template <class H> void recvmsg(op& o, int fd, msghdr* msg, int flags, H&& h) {
+    prep_msg(o, op_code::recvmsg, fd, msg, flags); submit(o, std::forward<H>(h));
+  }
   // ---- More file system operations (docs/ops.md has each one's contract) ----
   // symlinkat(2): creates linkpath (relative to newdirfd) pointing at target.
   template <class H> void symlink(op& o, const char* target, int newdirfd, const char* linkpath, H&& h) {
@@ -799,6 +830,20 @@ class UNIO_API loop {
   auto async_sendfile(int out_fd, int in_fd, std::uint64_t in_offset, std::size_t len) {
     return make<std::size_t>([=, this](op& o) { prep_sendfile(o, out_fd, in_fd, in_offset, len); });
   }
+  // `to` and *from, like buf and *msg, must stay valid until the op completes.
+  auto async_sendto(int fd, const void* buf, std::size_t len, const endpoint& to, int flags = 0) {
+    return make<std::size_t>([=, this, &to](op& o) { prep_sendto(o, fd, buf, len, to, flags); });
+  }
+  auto async_recvfrom(int fd, void* buf, std::size_t len, endpoint* from, int flags = 0) {
+    return make<std::size_t>([=, this](op& o) { prep_recvfrom(o, fd, buf, len, from, flags); });
+  }
+  auto async_sendmsg(int fd, const msghdr* msg, int flags = 0) {
+    return make<std::size_t>(
+        [=, this](op& o) { prep_msg(o, op_code::sendmsg, fd, const_cast<msghdr*>(msg), flags); });
+  }
+  auto async_recvmsg(int fd, msghdr* msg, int flags = 0) {
+    return make<std::size_t>([=, this](op& o) { prep_msg(o, op_code::recvmsg, fd, msg, flags); });
+  }
   auto async_symlink(const char* target, int newdirfd, const char* linkpath) {
     return make<void>([=, this](op& o) { prep_symlink(o, target, newdirfd, linkpath); });
   }
@@ -903,6 +948,9 @@ class UNIO_API loop {
   void prep_send(op& o, int fd, const void* buf, std::size_t len, int flags);
   void prep_timeout(op& o, std::chrono::nanoseconds d);
   void prep_sendfile(op& o, int out_fd, int in_fd, std::uint64_t in_offset, std::size_t len);
+  void prep_sendto(op& o, int fd, const void* buf, std::size_t len, const endpoint& to, int flags);
+  void prep_recvfrom(op& o, int fd, void* buf, std::size_t len, endpoint* from, int flags);
+  void prep_msg(op& o, op_code c, int fd, msghdr* msg, int flags);
   void prep_link_timeout(op& o, std::chrono::nanoseconds d);
   void prep_symlink(op& o, const char* target, int newdirfd, const char* linkpath);
   void prep_link(op& o, int olddirfd, const char* oldpath, int newdirfd, const char* newpath, int flags);

@@ -2,8 +2,9 @@
 //
 // Ownership and lifetime (the contract every backend relies on):
 //  - The caller owns the op object and everything its arguments point to (buffers, iovec
-//    arrays, path strings, statx and sockaddr outputs). All of it must stay alive and in place
-//    from the moment the op is submitted until its completion handler has started to run.
+//    arrays, path strings, statx outputs, socket addresses, msghdrs and what they point to). All
+//    of it must stay alive and in place from the moment the op is submitted until its completion
+//    handler has started to run.
 //  - An op is "busy" from submission until its handler is invoked. Submitting a busy op, or
 //    destroying one, is a programming error (unio aborts with a message rather than corrupt
 //    memory).
@@ -75,6 +76,11 @@ enum class op_code : std::uint8_t {
   realpath,
   work,  // a function run on the loop's pool (loop::queue_work; also async_resolve, scandir)
   poll,  // readiness of any fd (loop::async_poll): the revents
+  // Datagram and message socket operations (UDP, Unix-domain sockets, fd passing).
+  sendto,
+  recvfrom,
+  sendmsg,
+  recvmsg,
   count_  // not an operation: the number of operations
 };
 inline constexpr std::size_t op_code_count = static_cast<std::size_t>(op_code::count_);
@@ -119,6 +125,11 @@ struct op_access;
 //   mkdtemp, mkstemp buf = the caller's template, rewritten in place
 //   realpath         path, buf/len = the caller's output buffer
 //   poll             fd, mode = the poll(2) events asked for
+// So do the socket ops added after work:
+//   sendto           fd, buf/len, flags, out = the destination (const sockaddr*), addrlen_in = its length
+//   recvfrom         fd, buf/len, flags, out = the sender's address (sockaddr*, or nullptr),
+//                    addrlen = its in/out length (nullptr with out)
+//   sendmsg, recvmsg fd, buf = the caller's struct msghdr, flags
 struct op_args {
   int fd = -1;
   int dirfd = -100;   // AT_FDCWD
@@ -135,9 +146,9 @@ struct op_args {
   const void* iov = nullptr;  // const struct iovec*
   const char* path = nullptr;
   const char* path2 = nullptr;
-  void* out = nullptr;           // struct statx* (stat), struct statfs* (statfs), or sockaddr* (accept/connect)
-  std::uint32_t* addrlen = nullptr;  // accept: in/out length of *out
-  std::uint32_t addrlen_in = 0;  // connect: length of *out
+  void* out = nullptr;  // struct statx* (stat), struct statfs* (statfs), or sockaddr* (the socket ops)
+  std::uint32_t* addrlen = nullptr;  // accept, recvfrom: in/out length of *out
+  std::uint32_t addrlen_in = 0;  // connect, sendto: length of *out
 };
 
 // What an op_code::work op runs: op_args::buf points at one. The thread that performs the op

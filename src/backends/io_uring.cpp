@@ -3,8 +3,8 @@
 // where liburing 2.3 does not name them.
 //
 // The backend's parts: io_uring_probe (what the kernel can do: availability and which opcodes
-// are native), io_uring_registered (registered buffers and files), io_uring_splice (sendfile);
-// this file is the ring and an op's way through it.
+// are native), io_uring_registered (registered buffers and files), io_uring_splice (sendfile),
+// io_uring_msg (the msghdr of sendto and recvfrom); this file is the ring and an op's way through it.
 //
 // Design choices, with the kernel versions that drive them:
 //  - Availability: see io_uring_probe.hpp. Every opcode the probe lacks is delegated to the
@@ -53,6 +53,9 @@
 //    loop's thread pool. EINVAL is never retried: the probe already showed that the opcode
 //    exists, so EINVAL is the kernel's verdict on the arguments, the same the syscall would give.
 //  - sendfile is native: SPLICE file -> pipe -> socket (io_uring_splice.hpp).
+//  - sendto and recvfrom are SENDMSG and RECVMSG with a msghdr the backend keeps for the op
+//    (io_uring_msg.hpp); sendmsg and recvmsg pass the caller's. Sends carry MSG_NOSIGNAL, and
+//    recvmsg MSG_CMSG_CLOEXEC, as on every backend.
 //
 // Diagnostic options (loop_options): io_uring_delegate names ops that run on the pool although the
 // kernel has their opcode, so the delegation path can be compared and tested (the conformance
@@ -106,6 +109,7 @@
 
 #include "backend.hpp"
 #include "delegation.hpp"
+#include "io_uring_msg.hpp"
 #include "io_uring_probe.hpp"
 #include "io_uring_registered.hpp"
 #include "io_uring_splice.hpp"
@@ -185,6 +189,10 @@ static_assert(traits(op_code::symlink).uring_opcode == IORING_OP_SYMLINKAT);
 static_assert(traits(op_code::link).uring_opcode == IORING_OP_LINKAT);
 static_assert(traits(op_code::splice).uring_opcode == IORING_OP_SPLICE);
 static_assert(traits(op_code::poll).uring_opcode == IORING_OP_POLL_ADD);
+static_assert(traits(op_code::sendto).uring_opcode == IORING_OP_SENDMSG);
+static_assert(traits(op_code::recvfrom).uring_opcode == IORING_OP_RECVMSG);
+static_assert(traits(op_code::sendmsg).uring_opcode == IORING_OP_SENDMSG);
+static_assert(traits(op_code::recvmsg).uring_opcode == IORING_OP_RECVMSG);
 
 // Whether an op that io_uring answered with EOPNOTSUPP may be redone on the pool: file ops whose
 // syscall path differs from io_uring's (the op_traits row). Socket ops cannot run on the pool;
@@ -276,6 +284,7 @@ class uring_backend final : public backend {
     switch (state_of(o)) {
       case k_backlog:
         backlog_.remove(o);
+        messages_.release(o);  // prepared once already if a recreated ring sent it back here
         env_.complete(o, -ECANCELED);
         return;
       case k_delegated: pool_.cancel(o); return;
@@ -357,7 +366,10 @@ class uring_backend final : public backend {
   void shutdown() override {
     shutting_down_ = true;
     while (op* o = finished_.pop()) env_.complete(*o, A::res(*o));
-    while (op* o = backlog_.pop()) env_.complete(*o, -ECANCELED);
+    while (op* o = backlog_.pop()) {
+      messages_.release(*o);
+      env_.complete(*o, -ECANCELED);
+    }
     drop_unsubmitted();
     if (held_ > 0) cancel_and_reap_all();
     pool_.shutdown();
@@ -495,6 +507,7 @@ class uring_backend final : public backend {
     op_queue again;
     for (op* o : pending) {
       if ((A::word(*o) & k_cancel_sent) != 0) {
+        messages_.release(*o);
         env_.complete(*o, -ECANCELED);
         continue;
       }
@@ -594,6 +607,7 @@ class uring_backend final : public backend {
     unsigned index = static_cast<unsigned>(sqe - ring_.sq.sqes);
     prep(sqe, o, slot_how_[index]);
     if (o.code() == op_code::sendfile) splicer_.prep(sqe, o);
+    if (uring::msg_headers::needs_header(o.code())) messages_.prep(sqe, o);
     if ((A::flags(o) & k_poll_then_write) == 0 && !tables_.empty()) tables_.apply(sqe, o);
     sqe->user_data = user_data(o, k_tag_op);
     unsigned pos = ring_.sq.sqe_tail - 1;  // the SQE just taken
@@ -661,6 +675,14 @@ class uring_backend final : public backend {
         io_uring_prep_send(sqe, a.fd, a.buf, len32, static_cast<int>(a.flags) | MSG_NOSIGNAL);
         break;
       case op_code::sendfile: break;  // splicer_.prep() fills the SQE of the op's current stage
+      case op_code::sendto:
+      case op_code::recvfrom: break;  // messages_.prep() fills the SQE with the op's msghdr
+      case op_code::sendmsg:
+        io_uring_prep_sendmsg(sqe, a.fd, static_cast<const msghdr*>(a.buf), a.flags | MSG_NOSIGNAL);
+        break;
+      case op_code::recvmsg:
+        io_uring_prep_recvmsg(sqe, a.fd, static_cast<msghdr*>(a.buf), a.flags | MSG_CMSG_CLOEXEC);
+        break;
       case op_code::symlink: io_uring_prep_symlinkat(sqe, a.path, a.dirfd2, a.path2); break;
       case op_code::link:
         io_uring_prep_linkat(sqe, a.dirfd, a.path, a.dirfd2, a.path2, static_cast<int>(a.flags));
@@ -993,6 +1015,7 @@ class uring_backend final : public backend {
     }
     if (o.code() == op_code::splice && splice_waits(o, res, cancel_asked)) return;
     if (o.code() == op_code::poll && res > 0) res = poll_events_now(o, res);
+    if (uring::msg_headers::needs_header(o.code())) messages_.done(o, res);
     if (res == -EOPNOTSUPP && !cancel_asked && !shutting_down_ && pool_can_retry(o.code())) {
       set_state(o, k_delegated);
       pool_.push(o);
@@ -1047,6 +1070,7 @@ class uring_backend final : public backend {
       io_uring_prep_nop(sqe);
       sqe->user_data = k_tag_ignore;
       untrack(*slot);  // frees the slot
+      messages_.release(*slot);
       env_.complete(*slot, -ECANCELED);
     }
   }
@@ -1117,6 +1141,7 @@ class uring_backend final : public backend {
   std::size_t completed_ = 0;  // ops handed back during the current poll()
 
   uring::splice_sendfile splicer_;  // sendfile ops in flight
+  uring::msg_headers messages_;     // the msghdr of each sendto and recvfrom with an SQE
 };
 
 std::array<bool, op_code_count> native_table(const loop_options& o) {

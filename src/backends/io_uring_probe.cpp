@@ -20,6 +20,7 @@ constexpr required_opcode k_required[] = {
     {IORING_OP_ASYNC_CANCEL, "ASYNC_CANCEL"}, {IORING_OP_ACCEPT, "ACCEPT"},
     {IORING_OP_CONNECT, "CONNECT"}, {IORING_OP_RECV, "RECV"},
     {IORING_OP_SEND, "SEND"},       {IORING_OP_SPLICE, "SPLICE"},
+    {IORING_OP_SENDMSG, "SENDMSG"}, {IORING_OP_RECVMSG, "RECVMSG"},
 };
 
 std::string read_io_uring_disabled() {

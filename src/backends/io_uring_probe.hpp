@@ -4,8 +4,9 @@
 // or kernel.io_uring_disabled, ENOSYS on a kernel without io_uring), it must have
 // IORING_FEAT_NODROP (5.5) and IORING_FEAT_EXT_ARG (5.11: a wait with a timeout is one
 // io_uring_enter and never a hidden timeout SQE), the opcode probe (5.6) must list the opcodes
-// that cannot be delegated (NOP, READ, WRITE, POLL_ADD, ASYNC_CANCEL, SPLICE and the four socket
-// ops: the thread pool cannot wait for socket readiness), and a NOP must make the round trip.
+// that cannot be delegated (NOP, READ, WRITE, POLL_ADD, ASYNC_CANCEL, SPLICE and the socket ops'
+// ACCEPT, CONNECT, RECV, SEND, SENDMSG, RECVMSG: the thread pool cannot wait for socket
+// readiness), and a NOP must make the round trip.
 // Every other opcode the probe lacks is delegated to the loop's thread pool; `native` says which.
 //
 // Not cached: a seccomp filter installed later (or a forked child) must see its own answer.

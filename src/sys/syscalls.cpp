@@ -33,7 +33,7 @@ const table k_real = {
     real_openat2, ::close,    ::accept4,   ::connect,   ::recv,       ::send,     ::sendfile,
     ::symlinkat, ::linkat,    ::readlinkat, ::fchmodat, ::fchmod,     ::fchownat, ::fchown,
     ::utimensat, ::statfs,    ::fstatfs,   ::copy_file_range, ::splice, real_faccessat2, ::faccessat,
-    ::mkdtemp,   ::mkostemp,  ::realpath,  ::poll,
+    ::mkdtemp,   ::mkostemp,  ::realpath,  ::poll,     ::sendto,   ::recvfrom,   ::sendmsg,  ::recvmsg,
 };
 
 std::atomic<const table*> g_table{&k_real};
@@ -269,6 +269,30 @@ std::int64_t perform_fs(const op_args& a, op_code c) noexcept {
   }
 }
 
+// The datagram and message socket ops, as one attempt that never waits (MSG_DONTWAIT): sends
+// never raise SIGPIPE (MSG_NOSIGNAL), and fds received with SCM_RIGHTS are close-on-exec
+// (MSG_CMSG_CLOEXEC), as accept's are.
+std::int64_t perform_message(const op_args& a, op_code c) noexcept {
+  const table& t = current();
+  const int flags = static_cast<int>(a.flags) | MSG_DONTWAIT;
+  const int send_flags = flags | MSG_NOSIGNAL;
+  switch (c) {
+    case op_code::sendto: {
+      auto* to = static_cast<const sockaddr*>(a.out);
+      return retry([&] { return t.sendto(a.fd, a.buf, a.len, send_flags, to, a.addrlen_in); });
+    }
+    case op_code::recvfrom: {
+      auto* from = static_cast<sockaddr*>(a.out);
+      return retry([&] { return t.recvfrom(a.fd, a.buf, a.len, flags, from, a.addrlen); });
+    }
+    case op_code::sendmsg:
+      return retry([&] { return t.sendmsg(a.fd, static_cast<const msghdr*>(a.buf), send_flags); });
+    case op_code::recvmsg:
+      return retry([&] { return t.recvmsg(a.fd, static_cast<msghdr*>(a.buf), flags | MSG_CMSG_CLOEXEC); });
+    default: return -EINVAL;
+  }
+}
+
 }  // namespace
 
 std::int64_t attempt_nonblocking(op& o) noexcept {
@@ -326,6 +350,10 @@ std::int64_t perform(op& o) noexcept {
     case op_code::sendfile: return do_sendfile(a);
     case op_code::work: return do_work(a);
     case op_code::poll: return do_poll(a);
+    case op_code::sendto:
+    case op_code::recvfrom:
+    case op_code::sendmsg:
+    case op_code::recvmsg: return perform_message(a, o.code());
     case op_code::timeout:
     case op_code::count_: break;
     default: return perform_fs(a, o.code());

@@ -67,6 +67,11 @@ struct table {
   int (*mkostemp)(char* tmpl, int flags);
   char* (*realpath)(const char* path, char* resolved);
   int (*poll)(pollfd* fds, nfds_t n, int timeout_ms);
+  // Datagram and message socket operations.
+  ssize_t (*sendto)(int fd, const void* buf, size_t len, int flags, const sockaddr* to, socklen_t tolen);
+  ssize_t (*recvfrom)(int fd, void* buf, size_t len, int flags, sockaddr* from, socklen_t* fromlen);
+  ssize_t (*sendmsg)(int fd, const msghdr* msg, int flags);
+  ssize_t (*recvmsg)(int fd, msghdr* msg, int flags);
 };
 
 // The real system calls.

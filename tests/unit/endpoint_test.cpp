@@ -1,8 +1,12 @@
-// unio::endpoint: numeric IPv4/IPv6 parsing and printing, and the socket helpers around it.
+// unio::endpoint: numeric IPv4/IPv6 parsing, Unix-domain addresses, printing, and the socket
+// helpers around them.
 #include <arpa/inet.h>
+#include <fcntl.h>
 #include <gtest/gtest.h>
+#include <sys/un.h>
 #include <unistd.h>
 
+#include <cstddef>
 #include <string>
 
 #include "unio/net.hpp"
@@ -100,5 +104,63 @@ TEST(unit_endpoint, parse_error_points_to_async_resolve) {
   EXPECT_EQ(&ep.error().category(), &unio::resolve_category());
   EXPECT_EQ(ep.error(), std::errc::invalid_argument);
   EXPECT_NE(ep.error().message().find("async_resolve"), std::string::npos) << ep.error().message();
+}
+}  // namespace
+
+namespace {
+TEST(unit_endpoint, unix_path_and_abstract_name) {
+  auto p = unio::unix_endpoint("/run/app.sock");
+  ASSERT_TRUE(p) << p.error().message();
+  EXPECT_EQ(p->family(), AF_UNIX);
+  EXPECT_EQ(p->port(), 0);
+  EXPECT_EQ(p->length, offsetof(sockaddr_un, sun_path) + 14);  // the path and its NUL
+  EXPECT_EQ(p->to_string(), "/run/app.sock");
+  auto a = unio::unix_endpoint("@app");
+  ASSERT_TRUE(a) << a.error().message();
+  EXPECT_EQ(a->length, offsetof(sockaddr_un, sun_path) + 4);  // a NUL, then the name without one
+  EXPECT_EQ(reinterpret_cast<const sockaddr_un*>(a->addr())->sun_path[0], '\0');
+  EXPECT_EQ(a->to_string(), "@app");
+  auto rel = unio::unix_endpoint("relative.sock");
+  ASSERT_TRUE(rel);
+  EXPECT_EQ(rel->to_string(), "relative.sock");
+}
+
+TEST(unit_endpoint, unix_names_that_do_not_fit_sun_path_are_enametoolong) {
+  constexpr std::size_t room = sizeof(sockaddr_un::sun_path);  // 108 on Linux
+  EXPECT_TRUE(unio::unix_endpoint("/" + std::string(room - 2, 'p')));  // 107 bytes and the NUL
+  EXPECT_EQ(unio::unix_endpoint("/" + std::string(room - 1, 'p')).error(), unio::errno_code(ENAMETOOLONG));
+  EXPECT_TRUE(unio::unix_endpoint("@" + std::string(room - 1, 'a')));  // the leading NUL and 107 bytes
+  EXPECT_EQ(unio::unix_endpoint("@" + std::string(room, 'a')).error(), unio::errno_code(ENAMETOOLONG));
+  EXPECT_EQ(unio::unix_endpoint("").error(), unio::errno_code(EINVAL));
+  EXPECT_EQ(unio::unix_endpoint(std::string("a\0b", 3)).error(), unio::errno_code(EINVAL));
+}
+
+TEST(unit_endpoint, unbound_unix_socket_is_unnamed) {
+  for (int type : {SOCK_STREAM, SOCK_DGRAM}) {
+    auto s = unio::unix_socket(type);
+    ASSERT_TRUE(s) << s.error().message();
+    EXPECT_NE(::fcntl(*s, F_GETFL) & O_NONBLOCK, 0);
+    EXPECT_NE(::fcntl(*s, F_GETFD) & FD_CLOEXEC, 0);
+    auto local = unio::local_endpoint(*s);
+    ASSERT_TRUE(local);
+    EXPECT_EQ(local->family(), AF_UNIX);
+    EXPECT_EQ(local->to_string(), "(unnamed)");
+    ::close(*s);
+  }
+}
+
+TEST(unit_endpoint, udp_bind_picks_a_port_and_refuses_a_taken_one) {
+  auto ep = unio::endpoint::parse("127.0.0.1", 0);
+  ASSERT_TRUE(ep);
+  auto a = unio::udp_bind(*ep);
+  ASSERT_TRUE(a) << a.error().message();
+  EXPECT_NE(::fcntl(*a, F_GETFL) & O_NONBLOCK, 0);
+  EXPECT_NE(::fcntl(*a, F_GETFD) & FD_CLOEXEC, 0);
+  auto local = unio::local_endpoint(*a);
+  ASSERT_TRUE(local);
+  EXPECT_NE(local->port(), 0);
+  EXPECT_EQ(unio::udp_bind(*local).error(), unio::errno_code(EADDRINUSE));
+  ::close(*a);
+  EXPECT_EQ(unio::udp_socket(AF_UNIX + 1000).error(), unio::errno_code(EAFNOSUPPORT));
 }
 }  // namespace

@@ -91,7 +91,8 @@ TEST(io_uring, probe_reports_native_table) {
   // Whatever the kernel, these are required for availability and therefore native.
   for (unio::op_code c : {unio::op_code::nop, unio::op_code::read, unio::op_code::write, unio::op_code::accept,
                           unio::op_code::connect, unio::op_code::recv, unio::op_code::send, unio::op_code::timeout,
-                          unio::op_code::sendfile})
+                          unio::op_code::sendfile, unio::op_code::sendto, unio::op_code::recvfrom,
+                          unio::op_code::sendmsg, unio::op_code::recvmsg})
     EXPECT_TRUE(b->native[static_cast<std::size_t>(c)]) << unio::to_string(c);
 }
 

@@ -54,7 +54,7 @@ TEST(unit_loop, to_string_names_every_op_code) {
                                   "sendfile",  "symlink",   "link",   "readlink", "chmod", "fchmod", "chown",
                                   "fchown",    "lchown",    "utimens", "statfs", "fstatfs", "copy_file_range",
                                   "splice",    "access",    "mkdtemp", "mkstemp", "realpath", "work",
-                                  "poll"};
+                                  "poll",      "sendto",    "recvfrom",  "sendmsg", "recvmsg"};
   static_assert(sizeof expected / sizeof expected[0] == unio::op_code_count);
   std::set<std::string> seen;
   for (std::size_t i = 0; i < unio::op_code_count; ++i) {
