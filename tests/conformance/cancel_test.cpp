@@ -16,20 +16,9 @@ namespace {
 using namespace std::chrono_literals;
 using unio::test::conformance_test;
 using unio::test::neg;
+using unio::test::probe;
 
 class cancel : public conformance_test {};
-
-// Counts handler calls and keeps the last result.
-struct probe {
-  int calls = 0;
-  std::int64_t res = 1;
-  auto handler() {
-    return [this](unio::op& o) {
-      ++calls;
-      res = o.raw_result();
-    };
-  }
-};
 
 TEST_P(cancel, queued_write_cancelled_before_the_loop_runs_never_runs) {
   // Every backend queues an op until the loop's next turn (sync and threadpool in a list, io_uring

@@ -111,6 +111,18 @@ std::int64_t run_one(unio::loop& lp, Submit&& submit) {
   return res;
 }
 
+// Counts handler calls and keeps the last result.
+struct probe {
+  int calls = 0;
+  std::int64_t res = 1;
+  auto handler() {
+    return [this](unio::op& o) {
+      ++calls;
+      res = o.raw_result();
+    };
+  }
+};
+
 // A connected pair of non-blocking stream sockets (AF_UNIX).
 inline std::pair<int, int> socket_pair() {
   int sv[2] = {-1, -1};

@@ -36,6 +36,7 @@ struct stream {
   std::function<void()> produce;
   std::function<bool(const char*, std::size_t)> check;
   std::size_t read_len = 256;
+  std::atomic<bool> produced{false};  // produce() was called (by the test's timer or its rescue)
 
   stream() = default;
   stream(const stream&) = delete;
@@ -148,69 +149,65 @@ const char* const k_kinds[] = {"pipe", "socket", "eventfd", "signalfd", "timerfd
 
 class streams : public unio::test::conformance_test {
  protected:
-  // Reads from a fresh stream of `kind` while a timer on the loop produces the data later.
-  void read_waits_for_data(const std::string& kind, bool blocking) {
-    SCOPED_TRACE(kind + (blocking ? " (blocking)" : " (non-blocking)"));
-    auto s = make_stream(kind, dir());
-    ASSERT_NE(s, nullptr) << std::strerror(errno);
-    set_blocking(s->fd, blocking);
-    std::atomic<bool> produced{false}, finished{false};
-    std::thread rescue([&] {
-      for (int i = 0; i < 300 && !finished.load(); ++i) std::this_thread::sleep_for(10ms);
-      if (!finished.load() && !produced.exchange(true)) s->produce();
-    });
-    bool produced_when_done = false;
+  // A read of a fresh stream of `kind`, and a timer after `after` that runs on_timer(loop, read
+  // op, stream). A rescue thread produces the data if the loop is still running after 3 s, so a
+  // read that blocked the loop's thread fails the test instead of hanging it.
+  struct outcome {
     int calls = 0;
     std::int64_t res = 0;
-    std::vector<char> buf(s->read_len);
+    bool produced_when_done = false;
+    std::vector<char> buf;
+    std::unique_ptr<stream> s;
+  };
+  template <class OnTimer>
+  outcome read_with_timer(const std::string& kind, bool blocking, std::chrono::milliseconds after, OnTimer on_timer) {
+    outcome out;
+    out.s = make_stream(kind, dir());
+    if (out.s == nullptr) {
+      ADD_FAILURE() << kind << ": " << std::strerror(errno);
+      return out;
+    }
+    stream& s = *out.s;
+    set_blocking(s.fd, blocking);
+    std::atomic<bool> finished{false};
+    std::thread rescue([&] {
+      for (int i = 0; i < 300 && !finished.load(); ++i) std::this_thread::sleep_for(10ms);
+      if (!finished.load() && !s.produced.exchange(true)) s.produce();
+    });
+    out.buf.resize(s.read_len);
     {
       auto lp = make_loop();
       unio::op r, t;
-      lp->read(r, s->fd, buf.data(), buf.size(), unio::current_position, [&](unio::op& o) {
-        ++calls;
-        res = o.raw_result();
-        produced_when_done = produced.load();
+      lp->read(r, s.fd, out.buf.data(), out.buf.size(), unio::current_position, [&](unio::op& o) {
+        ++out.calls;
+        out.res = o.raw_result();
+        out.produced_when_done = s.produced.load();
       });
-      lp->timeout(t, 5ms, [&](unio::op&) {
-        if (!produced.exchange(true)) s->produce();
-      });
+      lp->timeout(t, after, [&](unio::op&) { on_timer(*lp, r, s); });
       lp->run();
     }
     finished.store(true);
     rescue.join();
-    EXPECT_EQ(calls, 1);
-    ASSERT_GT(res, 0) << std::strerror(static_cast<int>(-res));
-    EXPECT_TRUE(produced_when_done) << "the read completed before the data existed";
-    EXPECT_TRUE(s->check(buf.data(), static_cast<std::size_t>(res)));
+    return out;
+  }
+
+  // Reads from a fresh stream of `kind` while a timer on the loop produces the data later.
+  void read_waits_for_data(const std::string& kind, bool blocking) {
+    SCOPED_TRACE(kind + (blocking ? " (blocking)" : " (non-blocking)"));
+    outcome o = read_with_timer(kind, blocking, 5ms, [](unio::loop&, unio::op&, stream& s) {
+      if (!s.produced.exchange(true)) s.produce();
+    });
+    EXPECT_EQ(o.calls, 1);
+    ASSERT_GT(o.res, 0) << std::strerror(static_cast<int>(-o.res));
+    EXPECT_TRUE(o.produced_when_done) << "the read completed before the data existed";
+    EXPECT_TRUE(o.s->check(o.buf.data(), static_cast<std::size_t>(o.res)));
   }
 
   void cancel_waiting_read(const std::string& kind, bool blocking) {
     SCOPED_TRACE(kind + (blocking ? " (blocking)" : " (non-blocking)"));
-    auto s = make_stream(kind, dir());
-    ASSERT_NE(s, nullptr) << std::strerror(errno);
-    set_blocking(s->fd, blocking);
-    std::atomic<bool> finished{false};
-    std::thread rescue([&] {
-      for (int i = 0; i < 300 && !finished.load(); ++i) std::this_thread::sleep_for(10ms);
-      if (!finished.load()) s->produce();
-    });
-    int calls = 0;
-    std::int64_t res = 0;
-    std::vector<char> buf(s->read_len);
-    {
-      auto lp = make_loop();
-      unio::op r, t;
-      lp->read(r, s->fd, buf.data(), buf.size(), unio::current_position, [&](unio::op& o) {
-        ++calls;
-        res = o.raw_result();
-      });
-      lp->timeout(t, 2ms, [&](unio::op&) { lp->cancel(r); });
-      lp->run();
-    }
-    finished.store(true);
-    rescue.join();
-    EXPECT_EQ(calls, 1);
-    EXPECT_EQ(res, neg(ECANCELED)) << "the read blocked a thread until the rescue produced data";
+    outcome o = read_with_timer(kind, blocking, 2ms, [](unio::loop& lp, unio::op& r, stream&) { lp.cancel(r); });
+    EXPECT_EQ(o.calls, 1);
+    EXPECT_EQ(o.res, neg(ECANCELED)) << "the read blocked a thread until the rescue produced data";
   }
 };
 

@@ -21,6 +21,7 @@ namespace {
 
 using unio::test::conformance_test;
 using unio::test::neg;
+using unio::test::probe;
 using unio::test::run_one;
 
 // Closes the fd it holds.
@@ -32,18 +33,6 @@ struct owned_fd {
   owned_fd& operator=(const owned_fd&) = delete;
   ~owned_fd() {
     if (fd >= 0) ::close(fd);
-  }
-};
-
-// Counts handler calls and keeps the last result.
-struct probe {
-  int calls = 0;
-  std::int64_t res = 1;
-  auto handler() {
-    return [this](unio::op& o) {
-      ++calls;
-      res = o.raw_result();
-    };
   }
 };
 
