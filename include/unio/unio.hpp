@@ -12,6 +12,7 @@
 #include "unio/net.hpp"
 #include "unio/op.hpp"
 #include "unio/result.hpp"
+#include "unio/signal_set.hpp"
 #include "unio/sync.hpp"
 #include "unio/task.hpp"
 #include "unio/timeout.hpp"
