@@ -8,6 +8,7 @@
 #include "unio/buffer.hpp"
 #include "unio/dir.hpp"
 #include "unio/direct_io.hpp"
+#include "unio/fs_watch.hpp"
 #include "unio/loop.hpp"
 #include "unio/net.hpp"
 #include "unio/op.hpp"
