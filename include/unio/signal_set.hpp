@@ -34,7 +34,12 @@
 //    first, never to all. Use one set per signal and fan out in the program.
 //  - Only process-directed signals are promised. A signal aimed at one thread (pthread_kill,
 //    tgkill, raise) reaches the set only when that thread is the one that reads.
-//  - A child started with fork(2) or posix_spawn(3) inherits the blocked mask: clear it there.
+//  - SIGCHLD. A set may wait for SIGCHLD; it arrives when a child exits or stops (coalesced, see
+//    above). unio::process (process.hpp) does not use SIGCHLD (it waits on a pidfd), so such a
+//    set takes nothing from it. Do not set SIGCHLD to SIG_IGN or SA_NOCLDWAIT: the kernel then
+//    reaps children itself and process::async_wait fails with ECHILD.
+//  - Children started by unio::async_spawn begin with an empty signal mask and default
+//    dispositions; a child started with fork(2) inherits the blocked mask.
 //
 // Errors of a wait: ECANCELED (cancel(), loop::cancel on its op, the set's destruction, the
 // loop's destruction); any other error of read(2) on the signalfd (not expected). As for any op,

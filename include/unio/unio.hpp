@@ -12,6 +12,7 @@
 #include "unio/loop.hpp"
 #include "unio/net.hpp"
 #include "unio/op.hpp"
+#include "unio/process.hpp"
 #include "unio/result.hpp"
 #include "unio/signal_set.hpp"
 #include "unio/sync.hpp"

@@ -1,14 +1,16 @@
 // Description: unio::signal_set on every backend: the signal's number in both forms, pending
 // signals kept for the next wait, cancel and destruction (ECANCELED, signals stay blocked), one
-// reader per signal, a pool made before the set never takes its signals, add/remove.
+// reader per signal, a pool made before the set never takes its signals, SIGCHLD, add/remove.
 // Signals are sent by timers on the loop or before the wait, never raced against a clock.
-// Only SIGUSR1, SIGUSR2, SIGWINCH and a real-time signal are used: their default action
+// Only SIGUSR1, SIGUSR2, SIGWINCH, SIGCHLD and a real-time signal are used: their default action
 // is harmless or the test blocks them first.
 #include <signal.h>
 
 #include <chrono>
 #include <memory>
+#include <string>
 #include <thread>
+#include <vector>
 
 #include "common.hpp"
 
@@ -173,6 +175,19 @@ TEST_P(signal_set_test, each_occurrence_goes_to_one_reader_only) {
   unio::signal_set& loser = got_a == SIGUSR2 ? b : a;
   send_self(SIGUSR2);
   EXPECT_EQ(unio::sync_wait(*lp, wait_one(loser)).value_or(-1), SIGUSR2);
+}
+
+TEST_P(signal_set_test, sigchld_arrives_when_a_spawned_child_exits) {
+  block_and_clear(SIGCHLD);
+  auto lp = make_loop();
+  unio::signal_set sigs(*lp, {SIGCHLD});
+  std::vector<std::string> argv{"true"};
+  auto p = AWAIT(*lp, lp->async_spawn(argv));
+  ASSERT_TRUE(p) << p.error().message();
+  EXPECT_EQ(unio::sync_wait(*lp, wait_one(sigs)).value_or(-1), SIGCHLD);
+  auto st = AWAIT(*lp, p->async_wait());
+  ASSERT_TRUE(st) << st.error().message();
+  EXPECT_TRUE(st->success());
 }
 
 TEST_P(signal_set_test, add_and_remove_change_what_the_set_receives) {

@@ -1,5 +1,5 @@
-// shared_wait: the wait of a handle object (signal_set, fs_watch) on the loop, in callback and
-// awaitable form, written once for every such handle.
+// shared_wait: the wait of a handle object (signal_set, fs_watch, process) on the loop, in
+// callback and awaitable form, written once.
 //
 // The handle and its waits share a state S (std::shared_ptr), so a wait still in flight keeps the
 // state's fd and buffers alive after the handle is destroyed, and the handle's destruction can

@@ -71,6 +71,27 @@ unio::task<std::uint64_t> dir_bytes(unio::loop& lp, const char* dir) {
 }
 // README toolkit end
 
+// README processes begin
+// Runs a program and gives what it printed. A program that cannot be started is the spawn's
+// error (ENOENT, EACCES), never an exit status of 127.
+unio::task<unio::result<std::string>> output_of(unio::loop& lp, std::vector<std::string> argv) {
+  unio::spawn_options opts;
+  opts.stdout_mode = unio::stdio::pipe;  // the loop reads the child's stdout
+  auto p = co_await lp.async_spawn(std::move(argv), opts);
+  if (!p) co_return p.error();
+  std::string out;
+  char buf[4096];
+  while (auto n = co_await lp.async_read(p->stdout_fd(), buf, sizeof buf, unio::current_position)) {
+    if (*n == 0) break;  // end of file: the child closed its stdout
+    out.append(buf, *n);
+  }
+  auto status = co_await p->async_wait();  // reaps the child
+  if (!status) co_return status.error();
+  if (!status->success()) std::printf("exit code %d, signal %d\n", status->code, status->signal);
+  co_return out;
+}
+// README processes end
+
 // The README's loop_options example.
 void choose_backends() {
 // (Not indented: the block is shown verbatim in README.md.)
@@ -119,5 +140,8 @@ int main(int argc, char** argv) {
   std::uint64_t here = unio::sync_wait(lp, dir_bytes(lp, dir.c_str()));
   std::printf("%s: %llu bytes in regular files\n", dir.c_str(), static_cast<unsigned long long>(here));
   if (here == 0) ++failures;
+  unio::result<std::string> echoed = unio::sync_wait(lp, output_of(lp, {"echo", "unio"}));
+  std::printf("echo: %s", echoed ? echoed->c_str() : (echoed.error().message() + "\n").c_str());
+  if (!echoed || *echoed != "unio\n") ++failures;
   return failures == 0 ? 0 : 1;
 }
