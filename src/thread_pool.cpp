@@ -13,6 +13,7 @@
 #include <system_error>
 
 #include "sys/syscalls.hpp"
+#include "sys/thread_signals.hpp"
 
 namespace unio::detail {
 namespace {
@@ -53,6 +54,7 @@ thread_pool::thread_pool(unsigned threads, unsigned spin_us, int nice)
   std::atomic<int> refused{0};
   try {
     workers_.reserve(threads);
+    async_signals_blocked mask;  // the workers start with it (sys/thread_signals.hpp)
     for (unsigned i = 0; i < threads; ++i) {
       workers_.emplace_back([this, &started, &refused] {
         if (int e = lower_priority(); e != 0) refused.store(e);

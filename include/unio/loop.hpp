@@ -132,10 +132,12 @@ struct loop_options {
 };
 
 class loop;
+struct spawn_options;  // process.hpp
 
 namespace detail {
 struct loop_impl;
 struct loop_access;
+class spawn_awaitable;  // process.hpp
 
 // The awaitable form of an op: owns the op, submits on suspension, resumes the coroutine on
 // completion and yields result<R> (R = void, std::size_t or int).
@@ -914,6 +916,12 @@ class UNIO_API loop {
 
   // Internal: submits a prepared op. Use the named operations above.
   void submit_prepared(op& o);
+
+  // ---- Child processes (the only loop.hpp lines of process support) ----
+  // unio::async_spawn(*this, argv, opts), defined in unio/process.hpp (include it, or
+  // unio/unio.hpp, to call these). co_await yields result<process>.
+  detail::spawn_awaitable async_spawn(std::vector<std::string> argv);
+  detail::spawn_awaitable async_spawn(std::vector<std::string> argv, const spawn_options& opts);
 
  private:
   template <class R>

@@ -97,6 +97,7 @@
 #include "backend.hpp"
 #include "reactor.hpp"
 #include "sys/syscalls.hpp"
+#include "sys/thread_signals.hpp"
 #include "delegation.hpp"
 
 namespace unio::detail {
@@ -389,7 +390,7 @@ class posix_aio_backend final : public backend {
       loop_sleeping_ = true;
       notify = reaper_idle_;
     }
-    if (!reaper_.joinable()) reaper_ = std::thread([this] { reap_loop(); });
+    if (!reaper_.joinable()) start_reaper();
     else if (notify) cv_.notify_one();
     return true;
   }
@@ -420,6 +421,11 @@ class posix_aio_backend final : public backend {
   }
 
   // ---- the reaper thread: watches the ops in glibc while the loop sleeps ----
+  void start_reaper() {
+    async_signals_blocked mask;  // the reaper starts with it (sys/thread_signals.hpp)
+    reaper_ = std::thread([this] { reap_loop(); });
+  }
+
   void reap_loop() {
     ::pthread_setname_np(::pthread_self(), "unio-paio-reap");
     std::vector<unsigned> watch;

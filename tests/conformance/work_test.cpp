@@ -1,5 +1,7 @@
 // Description: work on the loop's pool (loop::queue_work, async_work): values, threads,
 // exceptions, cancellation and loop shutdown with work queued and running, on every backend.
+#include <signal.h>
+
 #include <atomic>
 #include <memory>
 #include <stdexcept>
@@ -288,6 +290,31 @@ TEST_P(work, running_work_keeps_run_going) {
   releaser.join();
   EXPECT_EQ(calls, 1) << "run() returned while work was still running";
   EXPECT_EQ(value, 7);
+}
+
+// The pool's workers start with every asynchronous signal blocked, whatever the creating thread
+// had (here SIGTERM and SIGUSR2 unblocked), so a process-directed signal meant for a signalfd
+// never runs its default action on a worker; the synchronous ones stay unblocked (a fault on a
+// worker must reach the program's handler).
+TEST_P(work, pool_threads_start_with_asynchronous_signals_blocked) {
+  if (is_sync()) GTEST_SKIP() << "sync runs work on the loop's thread: no pool thread";
+  sigset_t two, old;
+  sigemptyset(&two);
+  sigaddset(&two, SIGTERM);
+  sigaddset(&two, SIGUSR2);
+  ::pthread_sigmask(SIG_UNBLOCK, &two, &old);
+  auto lp = make_loop();
+  auto mask = AWAIT(*lp, lp->async_work([] {
+    sigset_t m;
+    ::pthread_sigmask(SIG_BLOCK, nullptr, &m);
+    return m;
+  }));
+  ::pthread_sigmask(SIG_SETMASK, &old, nullptr);
+  ASSERT_TRUE(mask) << mask.error().message();
+  for (int sig : {SIGTERM, SIGUSR2, SIGINT, SIGHUP, SIGCHLD, SIGPIPE})
+    EXPECT_EQ(sigismember(&*mask, sig), 1) << "signal " << sig << " unblocked on a worker";
+  for (int sig : {SIGSEGV, SIGBUS, SIGFPE, SIGILL})
+    EXPECT_EQ(sigismember(&*mask, sig), 0) << "synchronous signal " << sig << " blocked on a worker";
 }
 
 INSTANTIATE_ALL_BACKENDS(work);

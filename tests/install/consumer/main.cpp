@@ -85,6 +85,27 @@ void drive_from_poll(unio::loop& lp) {
 }
 // README embed end
 
+// README processes begin
+// Runs a program and gives what it printed. A program that cannot be started is the spawn's
+// error (ENOENT, EACCES), never an exit status of 127.
+unio::task<unio::result<std::string>> output_of(unio::loop& lp, std::vector<std::string> argv) {
+  unio::spawn_options opts;
+  opts.stdout_mode = unio::stdio::pipe;  // the loop reads the child's stdout
+  auto p = co_await lp.async_spawn(std::move(argv), opts);
+  if (!p) co_return p.error();
+  std::string out;
+  char buf[4096];
+  while (auto n = co_await lp.async_read(p->stdout_fd(), buf, sizeof buf, unio::current_position)) {
+    if (*n == 0) break;  // end of file: the child closed its stdout
+    out.append(buf, *n);
+  }
+  auto status = co_await p->async_wait();  // reaps the child
+  if (!status) co_return status.error();
+  if (!status->success()) std::printf("exit code %d, signal %d\n", status->code, status->signal);
+  co_return out;
+}
+// README processes end
+
 // The README's loop_options example.
 void choose_backends() {
 // (Not indented: the block is shown verbatim in README.md.)
@@ -139,5 +160,8 @@ int main(int argc, char** argv) {
   drive_from_poll(lp);
   std::printf("a 5 ms timer driven by a poll(2) host loop: %s\n", fired ? "fired" : "did not fire");
   if (!fired) ++failures;
+  unio::result<std::string> echoed = unio::sync_wait(lp, output_of(lp, {"echo", "unio"}));
+  std::printf("echo: %s", echoed ? echoed->c_str() : (echoed.error().message() + "\n").c_str());
+  if (!echoed || *echoed != "unio\n") ++failures;
   return failures == 0 ? 0 : 1;
 }
