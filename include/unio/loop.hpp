@@ -125,7 +125,7 @@ struct loop_options {
   // io_uring, for diagnosis and tests: ops that run on the loop's thread pool although the
   // kernel has their opcode, as op names (to_string) separated by commas, or "files" for every
   // file op. Socket ops, nop and timeouts stay on the ring whatever it says; so do reads and
-  // writes at the current position of a pipe or socket (the pool cannot wait for readiness).
+  // writes at the current position of a stream (the pool cannot wait for readiness).
   // Results are the same either way; loop::is_native reports the effect. Empty: the kernel's
   // probe alone decides.
   std::string io_uring_delegate{};
