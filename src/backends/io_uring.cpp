@@ -342,7 +342,9 @@ class uring_backend final : public backend {
     drain_pool();
     flush_sq();
     reap();
-    if (completed_ > 0 || woken_ || io_uring_cq_ready(&ring_) > 0 || !pool_.may_sleep())
+    // Reaping may have queued SQEs (a sendfile's next splice stage, a stream write that found
+    // its socket full again) that nothing submits while the host sleeps: poll() does at once.
+    if (completed_ > 0 || woken_ || io_uring_cq_ready(&ring_) > 0 || sq_needs_enter() || !pool_.may_sleep())
       return std::chrono::nanoseconds(0);
     // As wait_for_events: no armed wake poll, or a backlog only SQ space can move, is waited for
     // in short steps.
@@ -539,6 +541,13 @@ class uring_backend final : public backend {
       check_enter_error(r);
       return;
     }
+  }
+
+  // SQEs that reach the kernel only through another io_uring_enter: unpublished ones, and
+  // without SQPOLL (whose thread consumes published SQEs by itself) published ones a submit left.
+  bool sq_needs_enter() const noexcept {
+    if (ring_.sq.sqe_tail != ring_.sq.sqe_head) return true;
+    return sqpoll_idle_ms_ == 0 && io_uring_sq_ready(&ring_) > 0;
   }
 
   void check_enter_error(int r) {
