@@ -12,6 +12,9 @@ pkgs=(
   # tests and benchmarks
   libgtest-dev libgmock-dev libbenchmark-dev libseccomp-dev strace util-linux xfsprogs
   python3 curl  # unio-serve's end-to-end tests
+  # the Python package (python/): build, pip install into a venv, tests, and the peers its benchmark runs
+  python3-dev python3-venv python3-pip python3-setuptools python3-wheel pybind11-dev python3-pybind11
+  python3-pytest python3-pytest-asyncio python3-uvloop python3-aiofiles python3-anyio
   # tools: unio-bench, unio-serve, peers measured side by side
   libfmt-dev libcli11-dev nlohmann-json3-dev libhttp-parser-dev libuv1-dev gnuplot-nox fio
 )
