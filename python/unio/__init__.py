@@ -38,7 +38,7 @@ __all__ = [
 
 def backends():
     """Every backend unio was built with, in preference order: [Backend(name, available, reason)]."""
-    return [Backend(*b) for b in _unio.backends()]
+    return [Backend(*b) for b in _driver.backends()]
 
 
 def _chosen():

@@ -36,6 +36,15 @@ _config = {"backend": None, "pool_size": 0}
 _lock = threading.Lock()
 _drivers = weakref.WeakKeyDictionary()  # asyncio loop -> _Driver
 _abandoned = []  # a forked child's inherited drivers: kept, never used, never destroyed
+_used = set()  # the backends this process has created loops with
+# glibc's POSIX AIO keeps process-wide state (its helper threads, how many are idle) that fork()
+# copies without the threads: a child of a process that used it queues requests for idle threads
+# that do not exist, and they never complete (seen with glibc 2.36 while the parent's helpers
+# were idle). Such a child is refused posix_aio instead.
+_POSIX_AIO_AFTER_FORK = ("posix_aio is unavailable in a process forked from one that used it: glibc's "
+                         "POSIX AIO state (its helper threads) does not survive fork(), and requests would "
+                         "never complete; use another backend here")
+_posix_aio_inherited = False
 _get_running_loop = asyncio.get_running_loop
 
 
@@ -115,7 +124,14 @@ def _new_driver(aloop):
             if other.is_closed():
                 del _drivers[other]
                 od.close()
-        lp = _unio.Loop(_backend_name(), _config["pool_size"], aloop)
+        name = _backend_name()
+        if name == "posix_aio" and _posix_aio_inherited:
+            raise _unio.BackendUnavailable("unio: " + _POSIX_AIO_AFTER_FORK)
+        lp = _unio.Loop(name, _config["pool_size"], aloop)
+        if lp.backend == "posix_aio" and _posix_aio_inherited:
+            lp.close()
+            raise _unio.BackendUnavailable("unio: " + _POSIX_AIO_AFTER_FORK)
+        _used.add(lp.backend)
         d = _Driver(aloop, lp)
         _drivers[aloop] = d
         return d
@@ -150,7 +166,7 @@ def configure(backend=None, pool_size=None):
         if not isinstance(backend, str):
             raise TypeError("backend must be a str")
         if backend != "auto":
-            known = {name: (ok, why) for name, ok, why in _unio.backends()}
+            known = {name: (ok, why) for name, ok, why in backends()}
             if backend not in known:
                 raise _unio.BackendUnavailable(
                     f"unio: no backend named {backend!r} (built in: {', '.join(known)})")
@@ -163,6 +179,16 @@ def configure(backend=None, pool_size=None):
             raise ValueError("pool_size must be an int >= 0 (0: the number of CPUs, at least 2)")
         _config["pool_size"] = pool_size
     return config()
+
+
+def backends():
+    """[(name, available, reason)] of the backends built in, in preference order."""
+    out = []
+    for name, ok, why in _unio.backends():
+        if name == "posix_aio" and _posix_aio_inherited:
+            ok, why = False, _POSIX_AIO_AFTER_FORK
+        out.append((name, ok, why))
+    return out
 
 
 def config():
@@ -179,8 +205,9 @@ def running_driver():
 
 
 def _after_fork_in_child():
-    global _drivers, _lock
+    global _drivers, _lock, _posix_aio_inherited
     _lock = threading.Lock()
+    _posix_aio_inherited = _posix_aio_inherited or "posix_aio" in _used
     for d in list(_drivers.values()):
         d.lp.abandon()
         _abandoned.append(d)
