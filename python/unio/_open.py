@@ -17,9 +17,9 @@ def _parse_mode(mode, buffering, encoding, errors, newline):
     """Checks the arguments as io.open() does; returns (flags, readable, writable, append,
     binary, the binary file's mode string)."""
     if not isinstance(mode, str):
-        raise TypeError(f"invalid mode: {mode!r}")
+        raise TypeError(f"open() argument 'mode' must be str, not {type(mode).__name__}")
     if not isinstance(buffering, int):
-        raise TypeError(f"invalid buffering: {buffering!r}")
+        raise TypeError(f"'{type(buffering).__name__}' object cannot be interpreted as an integer")
     modes = set(mode)
     if modes - set("axrwb+t") or len(mode) > len(modes):
         raise ValueError(f"invalid mode: {mode!r}")

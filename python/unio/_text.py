@@ -29,7 +29,7 @@ def check_newline(newline):
     if newline is not None and not isinstance(newline, str):
         raise TypeError(f"illegal newline type: {type(newline)!r}")
     if newline not in (None, "", "\n", "\r", "\r\n"):
-        raise ValueError(f"illegal newline value: {newline!r}")
+        raise ValueError(f"illegal newline value: {newline}")
 
 
 class TextFile:
