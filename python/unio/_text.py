@@ -3,7 +3,7 @@
 Decoding, newline translation, readline's line endings and the tell()/seek() cookies are
 io.TextIOWrapper's, and so is the code's shape: it follows CPython's Lib/_pyio.py TextIOWrapper
 (incremental decoder wrapped in io.IncrementalNewlineDecoder, snapshots for tell), with the
-buffer's I/O awaited. Writes are encoded and written through at once.
+buffer's I/O awaited, and its tell() cookies are the C TextIOWrapper's. Writes are encoded and written through at once.
 """
 
 import codecs
@@ -96,7 +96,7 @@ class TextFile:
 
     @property
     def newlines(self):
-        return self._decoder.newlines if self._decoder else None
+        return getattr(self._decoder, "newlines", None) if self._decoder else None
 
     def fileno(self):
         return self._buffer.fileno()
@@ -293,18 +293,26 @@ class TextFile:
         return await self._buffer.isatty()
 
     # ---- position: _pyio's cookies ----
+    # Cookies are laid out as the C TextIOWrapper's (a little-endian struct of start_pos: 8 bytes,
+    # dec_flags, bytes_to_feed, chars_to_skip: 4 bytes each, need_eof: 1 byte), so a cookie from
+    # unio's tell() equals the built-in file's.
     @staticmethod
     def _pack_cookie(position, dec_flags=0, bytes_to_feed=0, need_eof=False, chars_to_skip=0):
-        return (position | (dec_flags << 64) | (bytes_to_feed << 128) | (chars_to_skip << 192)
-                | bool(need_eof) << 256)
+        return (position | ((dec_flags & 0xFFFFFFFF) << 64) | (bytes_to_feed << 96) | (chars_to_skip << 128)
+                | (bool(need_eof) << 160))
 
     @staticmethod
     def _unpack_cookie(bigint):
-        rest, position = divmod(bigint, 1 << 64)
-        rest, dec_flags = divmod(rest, 1 << 64)
-        rest, bytes_to_feed = divmod(rest, 1 << 64)
-        need_eof, chars_to_skip = divmod(rest, 1 << 64)
-        return position, dec_flags, bytes_to_feed, bool(need_eof), chars_to_skip
+        if bigint >> 168:
+            raise OverflowError("int too big to convert")
+        position = bigint & 0xFFFFFFFFFFFFFFFF
+        dec_flags = (bigint >> 64) & 0xFFFFFFFF
+        if dec_flags >= 1 << 31:
+            dec_flags -= 1 << 32
+        bytes_to_feed = (bigint >> 96) & 0xFFFFFFFF
+        chars_to_skip = (bigint >> 128) & 0xFFFFFFFF
+        need_eof = bool((bigint >> 160) & 0xFF)
+        return position, dec_flags, bytes_to_feed, need_eof, chars_to_skip
 
     async def tell(self):
         self._check_open()
