@@ -36,7 +36,7 @@ async def stat(path, *, dir_fd=None, follow_symlinks=True):
     """os.stat: path (str, bytes, PathLike) or an open fd."""
     lp = _driver.current()
     if isinstance(path, int):
-        return await _run(lp, lp.stat(b"", path, _AT_EMPTY_PATH, None))
+        return await _run(lp, lp.stat(b"", path, _AT_EMPTY_PATH, path))
     path = os.fspath(path)
     flags = 0 if follow_symlinks else _AT_SYMLINK_NOFOLLOW
     return await _run(lp, lp.stat(os.fsencode(path), _dirfd(dir_fd), flags, path))
