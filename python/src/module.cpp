@@ -8,6 +8,7 @@
 
 #include "errors.hpp"
 #include "py_loop.hpp"
+#include "running_loop.hpp"
 #include "unio/backend_info.hpp"
 #include "unio/version.hpp"
 
@@ -66,6 +67,9 @@ PYBIND11_MODULE(_unio, m) {
   m.doc() = "unio's C++ half: a unio loop per asyncio loop, and the backend registry";
   py::register_exception<unio::python::backend_unavailable>(m, "BackendUnavailable", PyExc_RuntimeError);
   bind_loop(m);
+  unio::python::init_running_loop();
+  m.def("running_loop", &unio::python::running_loop,
+        "asyncio.get_running_loop(), without a getpid() system call per call on Python < 3.12");
   m.def("backends", &backends, "[(name, available, reason)] of every backend built in, in preference order");
   m.def("auto_backend", &auto_backend, "(name, why): the backend 'auto' picks here");
   m.def("kernel_release", &unio::kernel_release);

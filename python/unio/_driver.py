@@ -45,7 +45,7 @@ _POSIX_AIO_AFTER_FORK = ("posix_aio is unavailable in a process forked from one 
                          "POSIX AIO state (its helper threads) does not survive fork(), and requests would "
                          "never complete; use another backend here")
 _posix_aio_inherited = False
-_get_running_loop = asyncio.get_running_loop
+_get_running_loop = _unio.running_loop  # asyncio.get_running_loop without a getpid() per call
 
 
 class _Driver:

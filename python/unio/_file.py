@@ -21,7 +21,7 @@ import warnings
 from . import _driver
 
 _CancelledError = asyncio.CancelledError
-_get_running_loop = asyncio.get_running_loop
+_get_running_loop = _driver._get_running_loop
 _SEEK_WHENCES = (os.SEEK_SET, os.SEEK_CUR, os.SEEK_END) + tuple(
     w for w in (getattr(os, "SEEK_DATA", None), getattr(os, "SEEK_HOLE", None)) if w is not None)
 _MAX_CHUNK = 1 << 30  # one read of a whole file asks for at most this much at a time
