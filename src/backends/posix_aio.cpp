@@ -70,12 +70,12 @@
 // aiocbs come from a fixed table of queue_depth slots (no allocation per op); an op finding no
 // free slot, or refused by glibc with EAGAIN (out of memory or threads), waits for a later turn
 // and is never failed. Ops delegated to the pool are handed over once per turn, as one batch.
-// Cancel: an op not yet handed to glibc or the pool completes with ECANCELED; for one in glibc,
-// aio_cancel removes it if no helper has started it (AIO_CANCELED: glibc stores ECANCELED and
-// the op is harvested like any completion, so exactly once), else
-// (AIO_NOTCANCELED/AIO_ALLDONE) it completes with its own result. Shutdown cancels what glibc
-// has not started, joins the reaper, waits for the rest in aio_suspend on the loop's thread,
-// then stops the pool.
+// Cancel: an op not yet handed to glibc or the pool completes with ECANCELED; one in glibc
+// completes with its own result (glibc 2.36's aio_cancel of some of an fd's queued requests can
+// strand the fd's other queued requests: see cancel()). Shutdown cancels everything glibc
+// holds (cancelling all of them strands nothing: a request left behind is still found and
+// cancelled), joins the reaper, waits for the rest in aio_suspend on the loop's thread, then
+// stops the pool.
 #include <aio.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -160,10 +160,9 @@ class posix_aio_backend final : public backend {
     if (waiting_.remove(o) || nops_.remove(o)) {
       env_.complete(o, -ECANCELED);
     } else if ((A::flags(o) & k_in_glibc) != 0) {
-      // AIO_CANCELED: glibc stored ECANCELED and the op is harvested like any completion.
-      // AIO_NOTCANCELED / AIO_ALLDONE (or -1): it completes with its own result.
-      aiocb& cb = slots_[A::word(o)].cb;
-      (void)::aio_cancel(cb.aio_fildes, &cb);
+      // Not aio_cancel: in glibc 2.36, cancelling some of an fd's queued requests while one of
+      // them runs can leave the others queued for good, never run (100 of 200 reads of one fd,
+      // half of them cancelled, hung within a few rounds). The op completes with its own result.
     } else if (!reactor_.cancel(o)) {
       pool_.cancel(o);
     }
