@@ -181,9 +181,11 @@ TEST_F(posix_aio_test, writes_fsync_fdatasync_and_their_errors) {
   }
 }
 
-// glibc runs one fd's requests one after another on one helper: a 16 MiB read from /dev/zero
-// keeps the helper busy while the ops queued behind it are cancelled.
-TEST_F(posix_aio_test, cancel_removes_ops_glibc_has_not_started) {
+// Cancel does not reach into glibc (its aio_cancel of some of an fd's queued requests can strand
+// the others). glibc runs one fd's requests one after another on one helper: 32 reads queued
+// behind a 16 MiB read from /dev/zero, all cancelled, each complete once with its own result,
+// and none is left queued.
+TEST_F(posix_aio_test, cancel_leaves_ops_glibc_holds_to_complete_with_their_own_result) {
   int zero = ::open("/dev/zero", O_RDONLY | O_CLOEXEC);
   ASSERT_GE(zero, 0);
   unio::loop lp(opts());
@@ -202,8 +204,7 @@ TEST_F(posix_aio_test, cancel_removes_ops_glibc_has_not_started) {
       ++calls[i];
       res[i] = o.raw_result();
     });
-  lp.poll();  // hands them to glibc
-  int cancelled = 0;
+  lp.poll();  // hands all 33 to glibc (256 slots)
   for (int i = 0; i < n; ++i)
     if (ops[i].busy()) lp.cancel(ops[i]);
   lp.run();
@@ -211,14 +212,9 @@ TEST_F(posix_aio_test, cancel_removes_ops_glibc_has_not_started) {
   EXPECT_EQ(first.raw_result(), static_cast<std::int64_t>(big));
   for (int i = 0; i < n; ++i) {
     EXPECT_EQ(calls[i], 1) << i;
-    if (res[i] == -ECANCELED) {
-      ++cancelled;
-      EXPECT_EQ(bufs[i][0], 'x') << "cancelled op " << i << " ran";
-    } else {
-      EXPECT_EQ(res[i], 4096) << i;
-    }
+    EXPECT_EQ(res[i], 4096) << i;
+    EXPECT_EQ(bufs[i][0], 0) << "op " << i << " did not read /dev/zero";
   }
-  EXPECT_GT(cancelled, 0) << "no queued op was cancelled (the helper finished 16 MiB first?)";
   ::close(zero);
 }
 
