@@ -177,3 +177,54 @@ def test_fork_child_gets_a_fresh_loop(backend, data_file):
 
     status = run(parent_part())
     assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0, status
+
+
+_GIL_PROGRAM = r"""
+import asyncio, errno, os, sys, threading, time
+import unio
+
+fifo = sys.argv[1]
+unio.configure(backend=sys.argv[2])
+
+def writer():
+    # A non-blocking open of a FIFO's write end fails with ENXIO until a reader is opening it:
+    # this thread runs Python (needs the GIL) until unio's open of the read end is under way,
+    # which on the sync backend blocks the loop's own thread in open(2).
+    while True:
+        try:
+            fd = os.open(fifo, os.O_WRONLY | os.O_NONBLOCK)
+            break
+        except OSError as e:
+            if e.errno != errno.ENXIO:
+                raise
+            time.sleep(0.001)
+    os.write(fd, b"through the fifo")
+    os.close(fd)
+
+async def main():
+    t = threading.Thread(target=writer)
+    t.start()
+    async with unio.open(fifo, "rb") as f:
+        data = await f.read()
+    t.join()
+    print(data.decode(), unio.backend())
+
+asyncio.run(main())
+"""
+
+
+def test_the_gil_is_free_while_unio_blocks(backend, tmp_path):
+    """unio's open of a FIFO blocks (in the pool, or on the sync backend in the loop's own
+    thread) until a Python thread opens the other end: with the GIL held across the wait, that
+    thread could never run and the program would hang."""
+    import subprocess
+    import sys
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    out = subprocess.run([sys.executable, "-c", _GIL_PROGRAM, str(fifo), backend],
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    words = out.stdout.split()
+    assert " ".join(words[:3]) == "through the fifo"
+    if backend != "auto":
+        assert words[3] == backend
