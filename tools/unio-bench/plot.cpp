@@ -38,9 +38,11 @@ std::string data_block(const std::vector<plot_row>& rows) {
   return d + "EOD\n";
 }
 
+// A linear panel's axis starts at zero, so bars compare by their heights; a log panel's cannot.
 std::string panel(int column, const std::string& title, const std::string& color, bool log) {
   return fmt::format("set title {}\n{}plot $d using {}:xtic(1) notitle lc rgb {}\n", quoted(title),
-                     log ? "set logscale y\n" : "unset logscale y\n", column, quoted(color));
+                     log ? "set logscale y\nset yrange [*:*]\n" : "unset logscale y\nset yrange [0:*]\n", column,
+                     quoted(color));
 }
 
 std::string script(const std::string& path, const std::string& title, const std::vector<plot_row>& rows) {
@@ -50,7 +52,7 @@ std::string script(const std::string& path, const std::string& title, const std:
   s += data_block(rows);
   s += fmt::format("set multiplot layout 2,2 title {}\n", quoted(title));
   s += "set style data histograms\nset style histogram clustered gap 1\nset style fill solid 0.8 border -1\n"
-       "set boxwidth 0.8\nset xtics rotate by -40 scale 0\nset grid ytics\nset key off\nset yrange [*:*]\n";
+       "set boxwidth 0.8\nset xtics rotate by -40 scale 0\nset grid ytics\nset key off\n";
   s += panel(2, "IOPS (higher is better)", "#4477aa", false);
   s += panel(3, "CPU per op, us (lower is better)", "#228833", false);
   s += panel(4, "latency p99, us (log)", "#ccbb44", true);

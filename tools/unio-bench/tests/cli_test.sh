@@ -3,7 +3,8 @@
 #   backends            every backend name is listed, with auto's choice and the op table
 #   claims_quick        `claims --quick --json - --plot`: every claim id with an allowed verdict in the text
 #                       and in the JSON (which parses and has the claims array), an SVG with the experiments
-#   run_plot            `run --plot x.svg` writes an SVG naming every backend of the run
+#   run_plot            `run --plot x.svg` writes an SVG naming every backend of the run, its IOPS
+#                       axis starting at zero
 #   plot_without_gnuplot  --plot with no gnuplot on PATH: non-zero exit and a clear message
 #   tiny_run            a 1 s run on every backend gives JSON with docs/unio-bench.md's schema keys
 #   progress            on a terminal (a pty from script(1)) a run draws its progress line on stderr;
@@ -67,6 +68,9 @@ PY
 case_run_plot() {
   "$BENCH" run --size 8m --runtime 0.3 --backend all --plot x.svg >out.txt 2>err.txt || { cat err.txt; die "run --plot failed"; }
   grep -q "<svg" x.svg || die "x.svg is not an SVG"
+  # The IOPS panel's axis starts at zero: its first tick label, after the title, is 0.
+  first_tick=$(grep -o '<text>[^<]*<' x.svg | sed -n 2p)
+  [ "$first_tick" = "<text> 0<" ] || die "the IOPS axis starts at $first_tick, not 0"
   for b in $("$BENCH" backends | awk '$2 == "yes" {print $1}'); do
     grep -q ">$b<\|$b" x.svg || die "x.svg does not name backend $b"
   done
