@@ -1,7 +1,8 @@
 // unio-sum [--backend B] FILE...: each file's POSIX checksum, exactly as cksum(1) prints it
 // ("CRC SIZE NAME", in argument order). Coroutine style, with the arithmetic on the loop's pool.
 //
-// Up to 16 files are read at once (a semaphore), each in 256 KiB chunks through the loop. The
+// Up to 16 files are read at once (a semaphore), each in 256 KiB chunks through the loop, into
+// one of 16 buffers allocated once (a buffer per file cost more than the reading). The
 // CRC of each chunk is folded in with async_work, on the loop's thread pool (inline on the sync
 // backend), so the loop's thread only moves data and keeps serving other files while workers
 // compute. A file's chunks are folded in order; files proceed independently. A file that cannot
@@ -12,6 +13,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -52,21 +54,40 @@ struct sum {
 };
 
 constexpr std::size_t k_chunk = 256 * 1024;
+constexpr std::size_t k_files_at_once = 16;
 
-unio::task<sum> sum_file(unio::loop& lp, unio::semaphore& limit, const char* path) {
+// The read buffers: a file holding a slot of the semaphore takes one and gives it back when done,
+// so there is always one to take.
+struct buffers {
+  std::vector<std::unique_ptr<unsigned char[]>> free;
+  buffers() {
+    for (std::size_t i = 0; i < k_files_at_once; ++i)
+      free.push_back(std::make_unique_for_overwrite<unsigned char[]>(k_chunk));
+  }
+  std::unique_ptr<unsigned char[]> take() {
+    auto b = std::move(free.back());
+    free.pop_back();
+    return b;
+  }
+};
+
+unio::task<sum> sum_file(unio::loop& lp, unio::semaphore& limit, buffers& pool, const char* path) {
   auto held = co_await limit.acquire();
+  auto buf = pool.take();
   sum s;
   auto fd = co_await lp.async_open(AT_FDCWD, path, {.flags = O_RDONLY});
-  if (!fd) co_return sum{0, 0, fd.error().message()};
-  std::vector<unsigned char> buf(k_chunk);
+  if (!fd) {
+    pool.free.push_back(std::move(buf));
+    co_return sum{0, 0, fd.error().message()};
+  }
   for (;;) {
-    auto n = co_await lp.async_read(*fd, buf.data(), buf.size(), s.size);
+    auto n = co_await lp.async_read(*fd, buf.get(), k_chunk, s.size);
     if (!n) {
       s.error = n.error().message();
       break;
     }
     if (*n == 0) break;
-    const unsigned char* data = buf.data();
+    const unsigned char* data = buf.get();
     const std::size_t len = *n;
     auto folded = co_await lp.async_work([crc = s.crc, data, len] { return crc_update(crc, data, len); });
     if (!folded) {
@@ -77,15 +98,17 @@ unio::task<sum> sum_file(unio::loop& lp, unio::semaphore& limit, const char* pat
     s.size += len;
   }
   (void)co_await lp.async_close(*fd);
+  pool.free.push_back(std::move(buf));
   if (s.error.empty()) s.crc = crc_finish(s.crc, s.size);
   co_return s;
 }
 
 unio::task<int> sum_all(unio::loop& lp, const std::vector<const char*>& paths) {
-  unio::semaphore limit(lp, 16);
+  unio::semaphore limit(lp, k_files_at_once);
+  buffers pool;
   std::vector<unio::task<sum>> jobs;
   jobs.reserve(paths.size());
-  for (const char* p : paths) jobs.push_back(sum_file(lp, limit, p));
+  for (const char* p : paths) jobs.push_back(sum_file(lp, limit, pool, p));
   std::vector<sum> sums = co_await unio::when_all(std::move(jobs));
   int status = 0;
   for (std::size_t i = 0; i < sums.size(); ++i) {
