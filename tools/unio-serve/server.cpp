@@ -279,7 +279,7 @@ unio::task<void> connection::run() {
       limit(head_by_, w_.lp().now() + w_.cfg().header_timeout);  // the head's first bytes came
     if (w_.stopping() || !co_await receive()) break;
   }
-  if (linger) co_await linger_close();
+  if (linger && !cut_) co_await linger_close();  // a cut connection has nothing to save
   ::close(fd_);
   co_await stop_watchdog();
 }
