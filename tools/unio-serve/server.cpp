@@ -20,6 +20,8 @@ namespace serve {
 namespace {
 
 constexpr std::size_t chunk_bytes = 256 * 1024;  // file data per read/send (no-sendfile fallback)
+constexpr std::size_t flush_bytes = 64 * 1024;   // queued output sent before more is queued
+constexpr std::size_t idle_out_bytes = 16 * 1024;  // an idle connection's output buffer kept
 constexpr std::size_t sendfile_bytes = 1 << 30;  // asked of one sendfile op (it may send less)
 constexpr std::size_t linger_bytes = 256 * 1024; // drained before closing after an error reply
 constexpr auto accept_backoff = std::chrono::milliseconds(100);
@@ -264,20 +266,22 @@ unio::task<void> connection::run() {
       head_by_ = clock::time_point::max();
       bool keep = co_await respond(parser_.current());
       log(&parser_.current());
-      if (!keep) { linger = true; break; }
+      if (!keep) { linger = co_await flush(); break; }
       parser_.next();
+      if (out_.size() >= flush_bytes && !co_await flush()) break;
       continue;
     }
     if (st == request_parser::state::error) {
       (void)co_await reply_error(nullptr, parser_.error_status(), false);
       log(nullptr);
-      linger = true;
+      linger = co_await flush();
       break;
     }
     pos_ = end_ = 0;  // the parser consumed everything it was given
     if (parser_.mid_request() && head_by_ == clock::time_point::max())
       limit(head_by_, w_.lp().now() + w_.cfg().header_timeout);  // the head's first bytes came
-    if (w_.stopping() || !co_await receive()) break;
+    // The answers to every request that came in one recv (pipelining) go out in one send.
+    if (!co_await flush() || w_.stopping() || !co_await receive()) break;
   }
   if (linger && !cut_) co_await linger_close();  // a cut connection has nothing to save
   ::close(fd_);
@@ -288,6 +292,7 @@ unio::task<void> connection::run() {
 // side. Waiting for a new request, the connection is idle: it may be shed meanwhile.
 unio::task<bool> connection::receive() {
   bool waiting = !parser_.mid_request();
+  if (waiting && out_.capacity() > idle_out_bytes) std::string().swap(out_);
   auto aw = w_.lp().async_recv(fd_, in_, sizeof in_);
   current_ = &aw.get_op();
   idle_ = true;
@@ -334,14 +339,19 @@ unio::task<bool> connection::send_all(const char* p, std::size_t n, int flags) {
   co_return true;
 }
 
+unio::task<bool> connection::flush(int flags) {
+  if (out_.empty()) co_return true;
+  bool ok = co_await send_all(out_.data(), out_.size(), flags);
+  out_.clear();
+  co_return ok;
+}
+
 unio::task<bool> connection::reply_error(const request* rq, int status, bool keep,
                                          std::string_view extra) {
-  head_.clear();
-  append_error(head_, status, keep, rq && rq->method == HTTP_HEAD, extra);
+  append_error(out_, status, keep, rq && rq->method == HTTP_HEAD, extra);
   status_ = status;
   body_sent_ = 0;
-  bool ok = co_await send_all(head_.data(), head_.size());
-  co_return ok && keep;
+  co_return keep;
 }
 
 // ---- connection: files ----
@@ -421,11 +431,10 @@ bool is_not_modified(const request& rq, std::time_t mtime) {
 }  // namespace
 
 unio::task<bool> connection::not_modified(std::time_t mtime, bool keep) {
-  head_.clear();
-  append_head(head_, 304, keep, "Last-Modified: " + http_date(mtime) + "\r\n");
+  append_head(out_, 304, keep, "Last-Modified: " + http_date(mtime) + "\r\n");
   status_ = 304;
   body_sent_ = 0;
-  co_return co_await send_all(head_.data(), head_.size()) && keep;
+  co_return keep;
 }
 
 unio::task<bool> connection::send_file(const request& rq, const file& f, std::string_view path,
@@ -450,28 +459,22 @@ unio::task<bool> connection::send_file(const request& rq, const file& f, std::st
              "/" + std::to_string(size) + "\r\n";
   }
   extra += "Content-Length: " + std::to_string(len) + "\r\n";
-  head_.clear();
-  append_head(head_, status_, keep, extra);
+  append_head(out_, status_, keep, extra);
   body_sent_ = 0;
-  if (rq.method == HTTP_HEAD || len == 0) co_return co_await send_all(head_.data(), head_.size());
+  if (rq.method == HTTP_HEAD || len == 0) co_return true;
   co_return co_await send_body(f, first, len);
 }
 
-void connection::reserve(std::size_t n) {
-  if (n <= cap_) return;
-  buf_.reset(new char[n]);  // not zeroed: it is always filled before it is sent
-  cap_ = n;
-}
-
-// Sends head_ and then len bytes of the file from `first`. Bodies of at least
-// cfg.sendfile_min bytes go out with sendfile (no copy through user space); the head is sent
-// with MSG_MORE so the kernel puts it in the same segment as the body's first bytes. Smaller
-// bodies are read and sent together with the head in one send (a copy of a few KiB costs less
-// than handing the transfer to a pool thread or io-wq). A file that sendfile cannot read
-// (EINVAL: a file system without splice support) is sent with reads too.
+// Sends len bytes of the file from `first` after the queued output (which ends in this
+// response's head). Bodies of at least cfg.sendfile_min bytes go out with sendfile (no copy
+// through user space); the queued output is sent first with MSG_MORE so the kernel puts the
+// head in the same segment as the body's first bytes. Smaller bodies are read into the queued
+// output and go out with it (a copy of a few KiB costs less than handing the transfer to a pool
+// thread or io-wq). A file that sendfile cannot read (EINVAL: a file system without splice
+// support) is sent with reads too.
 unio::task<bool> connection::send_body(const file& f, std::uint64_t first, std::uint64_t len) {
-  if (len < w_.cfg().sendfile_min) co_return co_await read_and_send(f, first, len, true);
-  if (!co_await send_all(head_.data(), head_.size(), MSG_MORE)) co_return false;
+  if (len < w_.cfg().sendfile_min) co_return co_await read_and_send(f, first, len);
+  if (!co_await flush(MSG_MORE)) co_return false;
   while (len > 0) {
     auto aw = w_.lp().async_sendfile(fd_, f.fd, first,
                                      static_cast<std::size_t>(std::min<std::uint64_t>(len, sendfile_bytes)));
@@ -479,7 +482,7 @@ unio::task<bool> connection::send_body(const file& f, std::uint64_t first, std::
     auto r = co_await aw;
     current_ = nullptr;
     if (!r && body_sent_ == 0 && (r.error() == unio::errno_code(EINVAL) || r.error() == unio::errno_code(ENOSYS)))
-      co_return co_await read_and_send(f, first, len, false);
+      co_return co_await read_and_send(f, first, len);
     // An error, a timeout, or 0: the file shrank, and the length promised cannot be kept.
     if (!r || *r == 0 || cut_) co_return false;
     touch();
@@ -490,22 +493,20 @@ unio::task<bool> connection::send_body(const file& f, std::uint64_t first, std::
   co_return true;
 }
 
-// The body (after head_ when with_head) with reads and sends, in chunks: the first chunk shares
-// one send with the head; memory stays at head + chunk_bytes however large the file is.
-unio::task<bool> connection::read_and_send(const file& f, std::uint64_t first, std::uint64_t len,
-                                           bool with_head) {
-  std::size_t fill = with_head ? head_.size() : 0;
-  reserve(fill + static_cast<std::size_t>(std::min<std::uint64_t>(len, chunk_bytes)));
-  if (with_head) std::memcpy(buf_.get(), head_.data(), fill);
+// The body read into the queued output in chunks; a chunk that fills it past flush_bytes is
+// sent before the next is read, so memory stays at flush_bytes + chunk_bytes however large the
+// file is. A small body stays queued: it goes out with the responses after it, if any.
+unio::task<bool> connection::read_and_send(const file& f, std::uint64_t first, std::uint64_t len) {
   while (len > 0) {
-    std::size_t want = static_cast<std::size_t>(std::min<std::uint64_t>(len, cap_ - fill));
-    auto r = co_await unio::read_exact(w_.lp(), f.fd, buf_.get() + fill, want, first);
+    std::size_t want = static_cast<std::size_t>(std::min<std::uint64_t>(len, chunk_bytes));
+    std::size_t at = out_.size();
+    out_.resize(at + want);
+    auto r = co_await unio::read_exact(w_.lp(), f.fd, out_.data() + at, want, first);
     if (!r) co_return false;  // the file shrank or failed: the length promised cannot be kept
-    if (!co_await send_all(buf_.get(), fill + want)) co_return false;
     body_sent_ += want;
     first += want;
     len -= want;
-    fill = 0;
+    if (out_.size() >= flush_bytes && !co_await flush()) co_return false;
   }
   co_return true;
 }

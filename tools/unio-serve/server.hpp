@@ -115,12 +115,15 @@ class connection {
   unio::task<bool> send_file(const request& rq, const file& f, std::string_view path, bool keep);
   unio::task<bool> not_modified(std::time_t mtime, bool keep);
   unio::task<bool> send_body(const file& f, std::uint64_t first, std::uint64_t len);
+  // Responses are queued in out_ (heads, error replies, small bodies) and sent by flush(): when
+  // no further complete request is buffered, before a sendfile, or past flush_bytes. These
+  // return whether the connection may go on (queueing cannot fail; sending can).
   unio::task<bool> reply_error(const request* rq, int status, bool keep, std::string_view extra = {});
+  unio::task<bool> flush(int flags = 0);
   unio::task<bool> send_all(const char* p, std::size_t n, int flags = 0);
-  unio::task<bool> read_and_send(const file& f, std::uint64_t first, std::uint64_t len, bool with_head);
+  unio::task<bool> read_and_send(const file& f, std::uint64_t first, std::uint64_t len);
   unio::task<void> linger_close();
   unio::task<void> stop_watchdog();
-  void reserve(std::size_t n);
   void log(const request* rq);
 
   // The watchdog: one timeout op per connection, firing every quarter of --timeout-ms (or at
@@ -144,9 +147,7 @@ class connection {
   request_parser parser_;
   char in_[4 * 1024];                   // the parser is incremental: any size takes any head
   std::size_t pos_ = 0, end_ = 0;       // unparsed received bytes: in_[pos_, end_)
-  std::string head_;                    // the response head being built
-  std::unique_ptr<char[]> buf_;         // head + file data without sendfile, at most head + chunk
-  std::size_t cap_ = 0;
+  std::string out_;                     // queued output: heads, error replies, small bodies
   int status_ = 0;                      // of the last response, for the access log
   std::uint64_t body_sent_ = 0;
   unio::op* current_ = nullptr;         // the recv/send/sendfile in flight, cancelled on timeout

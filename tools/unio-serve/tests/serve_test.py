@@ -112,6 +112,11 @@ def raw(port, data, timeout=10):
         s.close()
 
 
+def seen_head(i, kinds):
+    """True when the i-th of kinds is a HEAD request (its Content-Length has no body)."""
+    return i < len(kinds) and kinds[i][0].startswith(b"HEAD ")
+
+
 def status_of(resp):
     m = re.match(rb"HTTP/1\.1 (\d{3}) ", resp)
     return int(m.group(1)) if m else None
@@ -294,6 +299,23 @@ def suite_http(binary, backend, base):
     check(len(parts) == 4 and parts[1].startswith(b"200") and parts[1].endswith(b"hello, world\n")
           and parts[2].startswith(b"200") and parts[2].endswith(b"\r\n\r\n")
           and parts[3].endswith(b"<p>page</p>\n"), "pipelining: 3 requests in one send, in order")
+    # 16 pipelined requests of every kind, answered in order (their answers are queued and go
+    # out together when no further request is buffered)
+    kinds = [(b"GET /hello.txt", 200, b"hello, world\n"), (b"GET /nope", 404, b"404 Not Found\n"),
+             (b"HEAD /digits.bin", 200, b""), (b"GET /digits.bin", 200, digits),
+             (b"GET /withindex", 301, b"301 Moved Permanently\n"), (b"DELETE /x", 405, b"405 Method Not Allowed\n"),
+             (b"GET /withindex/", 200, b"<p>index</p>\n"), (b"GET /empty.txt", 200, b"")] * 2
+    out = raw(p, b"".join(k + b" HTTP/1.1\r\nHost: x\r\n\r\n" for k, _, _ in kinds)
+              + b"GET /hello.txt HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    seen = []
+    while out:
+        head, _, rest = out.partition(b"\r\n\r\n")
+        m = re.search(rb"Content-Length: (\d+)", head)
+        n = int(m.group(1)) if m and not seen_head(len(seen), kinds) else 0
+        seen.append((status_of(head + b"\r\n"), rest[:n]))
+        out = rest[n:]
+    want = [(st, body) for _, st, body in kinds] + [(200, b"hello, world\n")]
+    check(seen == want, "pipelining: 17 requests of every kind in one send, answered in order")
     out = raw(p, b"GET /hello.txt HTTP/1.0\r\n\r\nGET /hello.txt HTTP/1.0\r\n\r\n")
     check(out.count(b"HTTP/1.1 200") == 1 and b"Connection: close" in out,
           "HTTP/1.0 without keep-alive closes after one response")
