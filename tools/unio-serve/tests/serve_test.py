@@ -83,6 +83,9 @@ class Server:
             fields = f.read().rsplit(")", 1)[1].split()
         return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
+    def fd_count(self):
+        return len(os.listdir("/proc/%d/fd" % self.proc.pid))
+
     def rss_kib(self):
         with open("/proc/%d/status" % self.proc.pid) as f:
             for line in f:
@@ -807,9 +810,13 @@ def suite_memory(binary, backend, base):
     if not started_or_skip(srv, backend):
         return
     rss, served = [], 0
+    idle_fds = srv.fd_count()
     for _ in range(20):
         served += burst(srv.port, 1500)
-        time.sleep(0.3)  # the server closes its side and trims
+        deadline = time.monotonic() + 20  # the server closes its side (and then trims)
+        while srv.fd_count() > idle_fds and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(0.1)
         rss.append(srv.rss_kib())
     check(served == 20 * 1500, "[%s] every request of 20 x 1500 served (%d)" % (backend, served))
     check(rss[-1] <= 1.5 * rss[0], "[%s] RSS after 20 bursts %d KiB, after the first %d KiB (%s)"
