@@ -58,6 +58,19 @@ std::optional<std::string> request_path(std::string_view target) {
   return path;
 }
 
+std::string with_slash(std::string_view target) {
+  http_parser_url u;
+  http_parser_url_init(&u);
+  if (http_parser_parse_url(target.data(), target.size(), 0, &u) != 0) return "/";
+  std::string out(target.substr(u.field_data[UF_PATH].off, u.field_data[UF_PATH].len));
+  out += '/';
+  if (u.field_set & (1 << UF_QUERY)) {
+    out += '?';
+    out += target.substr(u.field_data[UF_QUERY].off, u.field_data[UF_QUERY].len);
+  }
+  return out;
+}
+
 std::string index_path(std::string_view dir) {
   if (dir.empty() || dir == ".") return "index.html";
   std::string out(dir);

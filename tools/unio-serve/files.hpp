@@ -20,6 +20,11 @@ std::optional<std::string> request_path(std::string_view target);
 // "a" and "a/" -> "a/index.html").
 std::string index_path(std::string_view dir);
 
+// Where a directory named without its trailing slash is redirected: the target's path (as sent,
+// still percent-encoded) with a '/' appended, then its query if any ("/a%20b?x" -> "/a%20b/?x";
+// an absolute-form target gives its path only). The target must have passed request_path().
+std::string with_slash(std::string_view target);
+
 // "text/html; charset=utf-8" for "x.html"; application/octet-stream when unknown.
 std::string_view content_type(std::string_view path);
 

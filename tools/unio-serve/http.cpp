@@ -3,12 +3,42 @@
 
 #include <strings.h>
 
+#include <algorithm>
 #include <cctype>
+#include <climits>
+#include <cstring>
 #include <ctime>
 
 #include "files.hpp"
 
 namespace serve {
+namespace {
+
+bool is_tchar(char c) {
+  return std::isalnum(static_cast<unsigned char>(c)) || std::strchr("!#$%&'*+-.^_`|~", c) != nullptr;
+}
+
+std::string_view trim_ows(std::string_view v) {
+  while (!v.empty() && (v.front() == ' ' || v.front() == '\t')) v.remove_prefix(1);
+  while (!v.empty() && (v.back() == ' ' || v.back() == '\t')) v.remove_suffix(1);
+  return v;
+}
+
+// A Transfer-Encoding value is a comma-separated list of codings (tokens; parameters are not
+// accepted here) whose last, and only the last, is "chunked" in a request.
+bool chunked_last(std::string_view v) {
+  for (;;) {
+    auto comma = v.find(',');
+    auto coding = trim_ows(v.substr(0, comma));
+    if (coding.empty() || !std::all_of(coding.begin(), coding.end(), is_tchar)) return false;
+    bool chunked = coding.size() == 7 && strncasecmp(coding.data(), "chunked", 7) == 0;
+    if (comma == std::string_view::npos) return chunked;
+    if (chunked) return false;
+    v.remove_prefix(comma + 1);
+  }
+}
+
+}  // namespace
 
 request_parser::request_parser() {
   http_parser_init(&parser_, HTTP_REQUEST);
@@ -55,6 +85,9 @@ int request_parser::on_message_begin(http_parser* p) {
   s.value_ = nullptr;
   s.in_value_ = false;
   s.header_bytes_ = 0;
+  s.hosts_ = 0;
+  s.transfer_encodings_ = 0;
+  s.transfer_encoding_.clear();
   return 0;
 }
 
@@ -71,15 +104,22 @@ int request_parser::on_url(http_parser* p, const char* at, std::size_t len) {
 
 bool request_parser::count_header_bytes(std::size_t n) {
   header_bytes_ += n;
-  if (header_bytes_ <= max_header_bytes) return true;
+  return header_bytes_ <= max_header_bytes || fail(431);
+}
+
+bool request_parser::fail(int status) {
   state_ = state::error;
-  error_status_ = 431;
+  error_status_ = status;
   return false;
 }
 
 int request_parser::on_header_field(http_parser* p, const char* at, std::size_t len) {
   auto& s = self(p);
   if (!s.count_header_bytes(len)) return 1;
+  // http_parser (built non-strict) takes spaces into a field name, and would even honour
+  // "Transfer-Encoding : chunked"; RFC 9112 section 5.1 requires a 400.
+  for (std::size_t i = 0; i < len; ++i)
+    if (at[i] == ' ' || at[i] == '\t') return s.fail(400), 1;
   if (s.in_value_) {  // a new header begins
     s.field_.clear();
     s.in_value_ = false;
@@ -94,8 +134,11 @@ int request_parser::on_header_value(http_parser* p, const char* at, std::size_t 
   if (!s.count_header_bytes(len)) return 1;
   if (!s.in_value_) {
     s.in_value_ = true;
+    s.hosts_ += s.field_ == "host";
+    s.transfer_encodings_ += s.field_ == "transfer-encoding";
     s.value_ = s.field_ == "range"               ? &s.req_.range
                : s.field_ == "if-modified-since" ? &s.req_.if_modified_since
+               : s.field_ == "transfer-encoding" ? &s.transfer_encoding_
                                                  : nullptr;
     if (s.value_) s.value_->clear();  // a repeated header: the last one wins
   }
@@ -105,9 +148,27 @@ int request_parser::on_header_value(http_parser* p, const char* at, std::size_t 
 
 int request_parser::on_headers_complete(http_parser* p) {
   auto& s = self(p);
+  if (int e = s.head_error(p); e != 0) return s.fail(e), -1;
   s.req_.method = static_cast<http_method>(p->method);
   s.req_.major = p->http_major;
   s.req_.minor = p->http_minor;
+  bool length = p->content_length > 0 && p->content_length != ULLONG_MAX;
+  if ((p->flags & F_CHUNKED) != 0 || length) {
+    // The body is never read: the request is answered now and the connection closed.
+    s.req_.has_body = true;
+    s.req_.keep_alive = false;
+    s.state_ = state::complete;
+    http_parser_pause(p, 1);
+  }
+  return 0;
+}
+
+// The checks of RFC 9112 that http_parser leaves to its user (0: none failed).
+int request_parser::head_error(const http_parser* p) const {
+  if (p->http_major != 1) return 505;
+  if (hosts_ > 1 || (hosts_ == 0 && p->http_minor >= 1)) return 400;
+  if (transfer_encodings_ > 1) return 400;
+  if (transfer_encodings_ == 1 && !chunked_last(transfer_encoding_)) return 400;
   return 0;
 }
 
@@ -124,6 +185,7 @@ std::string_view status_text(int status) {
   switch (status) {
     case 200: return "OK";
     case 206: return "Partial Content";
+    case 301: return "Moved Permanently";
     case 304: return "Not Modified";
     case 400: return "Bad Request";
     case 403: return "Forbidden";
@@ -132,9 +194,11 @@ std::string_view status_text(int status) {
     case 408: return "Request Timeout";
     case 414: return "URI Too Long";
     case 416: return "Range Not Satisfiable";
+    case 413: return "Content Too Large";
     case 431: return "Request Header Fields Too Large";
     case 500: return "Internal Server Error";
     case 503: return "Service Unavailable";
+    case 505: return "HTTP Version Not Supported";
     default: return "Unknown";
   }
 }

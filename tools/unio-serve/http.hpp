@@ -21,6 +21,9 @@ struct request {
   unsigned short major = 1, minor = 1;
   bool keep_alive = true;
   bool upgrade = false;            // CONNECT or Upgrade: the connection cannot continue as HTTP
+  // A body follows the head (Content-Length > 0 or chunked). The parser stops after the head and
+  // never reads the body: this server takes none, so it answers at once (405 or 413) and closes.
+  bool has_body = false;
 };
 
 // Incremental request parser. Feed it received bytes; it stops after each complete request so
@@ -34,8 +37,13 @@ class request_parser {
   request_parser& operator=(const request_parser&) = delete;
 
   // Parses from data; returns how many bytes were consumed. Afterwards state() says whether a
-  // request is complete (take it with current(), then call next()), the parser needs more
-  // bytes (all were consumed), or the input is bad (error_status(): 400, 414 or 431).
+  // request is complete (take it with current(), then call next(); a request with has_body is
+  // complete once its head is: its body is not parsed and the connection cannot go on), the
+  // parser needs more bytes (all were consumed), or the input is bad (error_status(): 400, 414,
+  // 431, or 505 for an HTTP major version other than 1). Besides http_parser's own checks, the
+  // head is refused with 400 for whitespace in a field name (before the colon), a missing Host
+  // on HTTP/1.1, a repeated Host, and a repeated Transfer-Encoding or one whose last coding is
+  // not chunked.
   std::size_t feed(const char* data, std::size_t len);
   // The peer closed its side; a request in progress becomes an error.
   void eof();
@@ -56,6 +64,8 @@ class request_parser {
   static int on_message_complete(http_parser* p);
   static request_parser& self(http_parser* p) { return *static_cast<request_parser*>(p->data); }
   bool count_header_bytes(std::size_t n);
+  bool fail(int status);
+  int head_error(const http_parser* p) const;
 
   http_parser parser_{};
   http_parser_settings settings_{};
@@ -67,6 +77,9 @@ class request_parser {
   std::string* value_ = nullptr;  // where the current header's value goes, if it matters
   bool in_value_ = false;
   std::size_t header_bytes_ = 0;
+  unsigned hosts_ = 0;             // Host fields seen in this head
+  unsigned transfer_encodings_ = 0;
+  std::string transfer_encoding_;  // the value of the (single) Transfer-Encoding field
 };
 
 std::string_view status_text(int status);

@@ -1,8 +1,9 @@
 // unio-serve --root DIR [--port 8080] [--bind 127.0.0.1] [--backend B] [--threads N]
-//            [--timeout-ms 10000] [--access-log]
+//            [--timeout-ms 10000] [--header-timeout-ms 30000] [--access-log]
 //
 // A static HTTP/1.1 file server on unio loops (command line in README.md). Each of the N
-// threads runs its own loop and its own SO_REUSEPORT listener on the same port. The first line
+// threads runs its own loop; all accept on one listening socket, which no other process can
+// share. The first line
 // on stdout is "listening on ADDRESS:PORT" (--port 0 picks a free port; scripts read it there);
 // with --access-log one Common Log Format line per response follows. SIGINT/SIGTERM stop
 // accepting, close idle connections, let responses in flight finish (at most
@@ -28,6 +29,7 @@ struct options {
   int port = 8080;
   unsigned threads = 1;
   long timeout_ms = 10000;
+  long header_timeout_ms = 30000;
   bool access_log = false;
   std::uint64_t sendfile_min = 64 * 1024;
 };
@@ -40,22 +42,28 @@ sigset_t stop_signals() {
   return s;
 }
 
-// Builds the listeners (the first may pick the port) and a loop per thread. Exits on failure.
-std::vector<std::unique_ptr<serve::worker>> make_workers(const options& o, const serve::config& cfg) {
+// The one listening socket; exits with a message when the address cannot be had (a port held
+// by another process, of this program or not, gives "Address already in use").
+int listen_or_exit(const options& o) {
   auto at = unio::endpoint::parse(o.bind, static_cast<std::uint16_t>(o.port));
   if (!at) {
     std::fprintf(stderr, "unio-serve: --bind %s: not a numeric IPv4/IPv6 address\n", o.bind.c_str());
     std::exit(2);
   }
+  auto fd = serve::make_listener(*at);
+  if (!fd) {
+    std::fprintf(stderr, "unio-serve: cannot listen on %s: %s\n", at->to_string().c_str(),
+                 fd.error().message().c_str());
+    std::exit(1);
+  }
+  return *fd;
+}
+
+// A loop per thread, all accepting on listen_fd. Exits on failure.
+std::vector<std::unique_ptr<serve::worker>> make_workers(const options& o, const serve::config& cfg,
+                                                         int listen_fd) {
   std::vector<std::unique_ptr<serve::worker>> workers;
   for (unsigned i = 0; i < o.threads; ++i) {
-    auto fd = serve::make_listener(*at);
-    if (!fd) {
-      std::fprintf(stderr, "unio-serve: cannot listen on %s: %s\n", at->to_string().c_str(),
-                   fd.error().message().c_str());
-      std::exit(1);
-    }
-    if (i == 0) at = unio::local_endpoint(*fd);  // --port 0: the others share the chosen port
     std::unique_ptr<unio::loop> lp;
     try {
       lp = std::make_unique<unio::loop>(unio::loop_options{.backend = o.backend});
@@ -66,9 +74,9 @@ std::vector<std::unique_ptr<serve::worker>> make_workers(const options& o, const
     if (i == 0)
       std::fprintf(stderr, "unio-serve: backend %s (%s), %u thread(s)\n",
                    std::string(lp->backend_name()).c_str(), lp->backend_reason().c_str(), o.threads);
-    workers.push_back(std::make_unique<serve::worker>(cfg, *fd, std::move(lp)));
+    workers.push_back(std::make_unique<serve::worker>(cfg, listen_fd, std::move(lp)));
   }
-  std::printf("listening on %s\n", at->to_string().c_str());
+  std::printf("listening on %s\n", unio::local_endpoint(listen_fd)->to_string().c_str());
   std::fflush(stdout);
   return workers;
 }
@@ -86,6 +94,9 @@ int main(int argc, char** argv) {
   app.add_option("--threads", o.threads, "threads, each with its own loop and listener")
       ->check(CLI::Range(1u, 1024u));
   app.add_option("--timeout-ms", o.timeout_ms, "close clients idle or stalled this long")
+      ->check(CLI::Range(1L, 86400000L));
+  app.add_option("--header-timeout-ms", o.header_timeout_ms,
+                 "close clients whose request head has not fully arrived this long after it began")
       ->check(CLI::Range(1L, 86400000L));
   app.add_flag("--access-log", o.access_log, "one line per response on stdout");
   app.add_option("--sendfile-min", o.sendfile_min,
@@ -106,11 +117,13 @@ int main(int argc, char** argv) {
     return 1;
   }
   cfg.timeout = std::chrono::milliseconds(o.timeout_ms);
+  cfg.header_timeout = std::chrono::milliseconds(o.header_timeout_ms);
   cfg.grace = std::min(cfg.timeout, std::chrono::milliseconds(5000));
   cfg.access_log = o.access_log;
   cfg.sendfile_min = o.sendfile_min;
 
-  auto workers = make_workers(o, cfg);
+  int listen_fd = listen_or_exit(o);
+  auto workers = make_workers(o, cfg, listen_fd);
   std::atomic<bool> failed{false};
   std::vector<std::thread> threads;
   for (auto& w : workers)
@@ -129,6 +142,7 @@ int main(int argc, char** argv) {
   for (auto& w : workers) w->request_stop();
   for (auto& t : threads) t.join();
   workers.clear();
+  ::close(listen_fd);
   ::close(cfg.root_fd);
   return failed ? 1 : 0;
 }

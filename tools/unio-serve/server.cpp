@@ -2,12 +2,14 @@
 #include "server.hpp"
 
 #include <fcntl.h>
+#include <linux/tcp.h>  // struct tcp_info with tcpi_bytes_acked (glibc's netinet/tcp.h lacks it)
+#include <malloc.h>
 #include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cstdio>
 #include <cstring>
 #include <ctime>
@@ -18,9 +20,17 @@ namespace serve {
 namespace {
 
 constexpr std::size_t chunk_bytes = 256 * 1024;  // file data per read/send (no-sendfile fallback)
+constexpr std::size_t flush_bytes = 64 * 1024;   // queued output sent before more is queued
+constexpr std::size_t idle_out_bytes = 16 * 1024;  // an idle connection's output buffer kept
 constexpr std::size_t sendfile_bytes = 1 << 30;  // asked of one sendfile op (it may send less)
 constexpr std::size_t linger_bytes = 256 * 1024; // drained before closing after an error reply
 constexpr auto accept_backoff = std::chrono::milliseconds(100);
+constexpr auto shed_settle = std::chrono::milliseconds(1);  // a loop turn for shed connections to close
+constexpr std::size_t shed_on_accept = 16;  // idle connections closed per EMFILE on accept
+constexpr std::size_t shed_on_open = 4;     // ... and per EMFILE on a file's open
+constexpr int open_retries = 3;             // opens retried after shedding, before a 503
+constexpr auto linger_time = std::chrono::seconds(1);
+constexpr std::size_t trim_after = 64;  // live connections at some point since the last trim
 
 bool is_fd_exhaustion(std::error_code ec) {
   return ec == std::errc::too_many_files_open || ec == std::errc::too_many_files_open_in_system ||
@@ -45,7 +55,6 @@ unio::result<int> make_listener(const unio::endpoint& at) {
   if (!s) return s.error();
   int one = 1;
   if (::setsockopt(*s, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) < 0 ||
-      ::setsockopt(*s, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) < 0 ||
       ::bind(*s, at.addr(), at.length) < 0 || ::listen(*s, 1024) < 0) {
     int e = errno;
     ::close(*s);
@@ -61,7 +70,6 @@ worker::worker(const config& cfg, int listen_fd, std::unique_ptr<unio::loop> lp)
 
 worker::~worker() {
   lp_.reset();  // runs what is left (nothing after a clean run) while the members still exist
-  if (listen_fd_ >= 0) ::close(listen_fd_);
 }
 
 void worker::run() {
@@ -88,12 +96,47 @@ void worker::add(connection* c) noexcept {
   c->next = conns_;
   if (conns_) conns_->prev = c;
   conns_ = c;
+  peak_ = std::max(peak_, ++live_);
 }
 
 void worker::remove(connection* c) noexcept {
   if (c->prev) c->prev->next = c->next;
   else conns_ = c->next;
   if (c->next) c->next->prev = c->prev;
+  if (--live_ == 0 && peak_ >= trim_after) {
+    // A burst is over: give its memory back. malloc keeps freed chunks for reuse, and a few
+    // live ones pin the top of the heap; without this RSS stayed at its high-water mark.
+    ::malloc_trim(0);
+    peak_ = 0;
+  }
+}
+
+void worker::idle_push(connection* c) noexcept {
+  c->idle_prev = idle_last_;
+  c->idle_next = nullptr;
+  if (idle_last_) idle_last_->idle_next = c;
+  else idle_first_ = c;
+  idle_last_ = c;
+  c->in_idle_list = true;
+}
+
+void worker::idle_remove(connection* c) noexcept {
+  if (!c->in_idle_list) return;
+  if (c->idle_prev) c->idle_prev->idle_next = c->idle_next;
+  else idle_first_ = c->idle_next;
+  if (c->idle_next) c->idle_next->idle_prev = c->idle_prev;
+  else idle_last_ = c->idle_prev;
+  c->in_idle_list = false;
+}
+
+std::size_t worker::shed(std::size_t n) {
+  std::size_t done = 0;
+  for (; done < n && idle_first_ != nullptr; ++done) idle_first_->shed();  // leaves the list
+  static std::atomic<bool> said{false};
+  if (done > 0 && !said.exchange(true))
+    std::fprintf(stderr, "unio-serve: out of file descriptors: closing the oldest idle keep-alive "
+                         "connections to serve new requests (reported once)\n");
+  return done;
 }
 
 unio::task<void> worker::accept_loop() {
@@ -114,17 +157,20 @@ unio::task<void> worker::accept_loop() {
     if (stopping_) break;
     auto ec = fd.error();
     if (ec == std::errc::connection_aborted || ec == std::errc::interrupted) continue;
-    // Out of fds (or another failure): the connection stays in the backlog. Back off on a
-    // timer instead of spinning, then retry; never give up.
-    if (!is_fd_exhaustion(ec))
-      std::fprintf(stderr, "unio-serve: accept: %s\n", ec.message().c_str());
-    auto nap = lp_->async_sleep(accept_backoff);
-    accept_op_ = &nap.get_op();
-    (void)co_await nap;
-    accept_op_ = nullptr;
+    co_await after_accept_error(ec);
   }
-  ::close(listen_fd_);
-  listen_fd_ = -1;
+}
+
+// Out of fds (or another failure): the connection stays in the backlog. Idle keep-alive
+// connections are closed to make room when there are any; else the loop backs off on a timer
+// instead of spinning. Accepting is retried after either; never given up.
+unio::task<void> worker::after_accept_error(std::error_code ec) {
+  bool fds = is_fd_exhaustion(ec);
+  if (!fds) std::fprintf(stderr, "unio-serve: accept: %s\n", ec.message().c_str());
+  auto nap = lp_->async_sleep(fds && shed(shed_on_accept) > 0 ? shed_settle : accept_backoff);
+  accept_op_ = &nap.get_op();
+  (void)co_await nap;
+  accept_op_ = nullptr;
 }
 
 // ---- connection: lifetime and watchdog ----
@@ -133,7 +179,10 @@ connection::connection(worker& w, int fd, const unio::endpoint& peer) : w_(w), f
   w_.add(this);
 }
 
-connection::~connection() { w_.remove(this); }
+connection::~connection() {
+  w_.idle_remove(this);
+  w_.remove(this);
+}
 
 unio::task<void> connection::serve(std::unique_ptr<connection> c) {
   co_await c->run();
@@ -141,20 +190,40 @@ unio::task<void> connection::serve(std::unique_ptr<connection> c) {
 
 void connection::on_stop() {
   if (idle_ && current_) w_.lp().cancel(*current_);
-  stop_by_ = w_.lp().now() + w_.cfg().grace;
-  set_deadline(std::min(deadline_, stop_by_));
+  limit(stop_by_, w_.lp().now() + w_.cfg().grace);
 }
 
-void connection::set_deadline(clock::time_point t) {
-  deadline_ = t;
-  if (wd_op_.busy() && t < armed_until_) w_.lp().cancel(wd_op_);  // the handler re-arms
+void connection::shed() {
+  w_.idle_remove(this);
+  cut_ = true;
+  if (current_) w_.lp().cancel(*current_);  // the idle recv: run() then closes the fd
+}
+
+// Lowers one of the deadlines; a watchdog armed for later is cancelled (its handler re-arms).
+void connection::limit(clock::time_point& bound, clock::time_point t) {
+  bound = std::min(bound, t);
+  if (wd_op_.busy() && deadline() < armed_until_) w_.lp().cancel(wd_op_);
+}
+
+// True when the socket's TCP counters moved since the last look: bytes the peer acknowledged
+// (it took them from the socket) or bytes that arrived from it.
+bool connection::socket_moved() {
+  tcp_info ti{};
+  socklen_t len = sizeof ti;
+  if (::getsockopt(fd_, IPPROTO_TCP, TCP_INFO, &ti, &len) < 0) return false;
+  std::uint64_t moved = ti.tcpi_bytes_acked + ti.tcpi_bytes_received;
+  if (moved == moved_) return false;
+  moved_ = moved;
+  return true;
 }
 
 void connection::arm_watchdog() {
   auto now = w_.lp().now();
-  armed_until_ = deadline_;
-  w_.lp().timeout(wd_op_, std::max(deadline_ - now, clock::duration(0)),
-                  [this](unio::op& o) { on_watchdog(o); });
+  auto step = std::max<clock::duration>(w_.cfg().timeout / 4, std::chrono::milliseconds(1));
+  auto at = now + step;  // past the deadline (a cut in progress): look again a step later
+  if (deadline() > now) at = std::min(at, deadline());
+  armed_until_ = at;
+  w_.lp().timeout(wd_op_, at - now, [this](unio::op& o) { on_watchdog(o); });
 }
 
 void connection::on_watchdog(unio::op&) {
@@ -163,10 +232,10 @@ void connection::on_watchdog(unio::op&) {
     return;
   }
   auto now = w_.lp().now();
-  if (now >= deadline_) {
+  if (socket_moved()) active_at_ = now;
+  if (now >= deadline()) {
     cut_ = true;
     if (current_) w_.lp().cancel(*current_);  // a file read in flight is waited for instead
-    deadline_ = now + std::min(w_.cfg().timeout, w_.cfg().grace);
   }
   arm_watchdog();
 }
@@ -194,33 +263,48 @@ unio::task<void> connection::run() {
     if (pos_ < end_) pos_ += parser_.feed(in_ + pos_, end_ - pos_);
     auto st = parser_.status();
     if (st == request_parser::state::complete) {
+      head_by_ = clock::time_point::max();
       bool keep = co_await respond(parser_.current());
       log(&parser_.current());
-      if (!keep) { linger = true; break; }
+      if (!keep) { linger = co_await flush(); break; }
       parser_.next();
+      if (out_.size() >= flush_bytes && !co_await flush()) break;
       continue;
     }
     if (st == request_parser::state::error) {
       (void)co_await reply_error(nullptr, parser_.error_status(), false);
       log(nullptr);
-      linger = true;
+      linger = co_await flush();
       break;
     }
     pos_ = end_ = 0;  // the parser consumed everything it was given
-    if (w_.stopping()) break;
-    auto aw = w_.lp().async_recv(fd_, in_, sizeof in_);
-    current_ = &aw.get_op();
-    idle_ = true;
-    auto n = co_await aw;
-    current_ = nullptr;
-    idle_ = false;
-    if (!n || *n == 0) break;  // error, timeout (ECANCELED) or the client closed its side
-    touch();
-    end_ = *n;
+    if (parser_.mid_request() && head_by_ == clock::time_point::max())
+      limit(head_by_, w_.lp().now() + w_.cfg().header_timeout);  // the head's first bytes came
+    // The answers to every request that came in one recv (pipelining) go out in one send.
+    if (!co_await flush() || w_.stopping() || !co_await receive()) break;
   }
-  if (linger) co_await linger_close();
+  if (linger && !cut_) co_await linger_close();  // a cut connection has nothing to save
   ::close(fd_);
   co_await stop_watchdog();
+}
+
+// Receives into in_; false on an error, a timeout (ECANCELED) or when the client closed its
+// side. Waiting for a new request, the connection is idle: it may be shed meanwhile.
+unio::task<bool> connection::receive() {
+  bool waiting = !parser_.mid_request();
+  if (waiting && out_.capacity() > idle_out_bytes) std::string().swap(out_);
+  auto aw = w_.lp().async_recv(fd_, in_, sizeof in_);
+  current_ = &aw.get_op();
+  idle_ = true;
+  if (waiting) w_.idle_push(this);
+  auto n = co_await aw;
+  w_.idle_remove(this);
+  current_ = nullptr;
+  idle_ = false;
+  if (!n || *n == 0) co_return false;
+  touch();
+  end_ = *n;
+  co_return true;
 }
 
 // After a response with "Connection: close", reads (and drops) what the client still sends for
@@ -228,7 +312,7 @@ unio::task<void> connection::run() {
 // before the client has read it.
 unio::task<void> connection::linger_close() {
   ::shutdown(fd_, SHUT_WR);
-  set_deadline(std::min(deadline_, w_.lp().now() + std::chrono::seconds(1)));
+  limit(stop_by_, w_.lp().now() + linger_time);
   for (std::size_t drained = 0; drained < linger_bytes;) {
     auto aw = w_.lp().async_recv(fd_, in_, sizeof in_);
     current_ = &aw.get_op();
@@ -255,44 +339,66 @@ unio::task<bool> connection::send_all(const char* p, std::size_t n, int flags) {
   co_return true;
 }
 
+unio::task<bool> connection::flush(int flags) {
+  if (out_.empty()) co_return true;
+  bool ok = co_await send_all(out_.data(), out_.size(), flags);
+  out_.clear();
+  co_return ok;
+}
+
 unio::task<bool> connection::reply_error(const request* rq, int status, bool keep,
                                          std::string_view extra) {
-  head_.clear();
-  append_error(head_, status, keep, rq && rq->method == HTTP_HEAD, extra);
+  append_error(out_, status, keep, rq && rq->method == HTTP_HEAD, extra);
   status_ = status;
   body_sent_ = 0;
-  bool ok = co_await send_all(head_.data(), head_.size());
-  co_return ok && keep;
+  co_return keep;
 }
 
 // ---- connection: files ----
 
 unio::task<bool> connection::respond(const request& rq) {
+  constexpr std::string_view allow = "Allow: GET, HEAD\r\n";
   bool keep = rq.keep_alive && !rq.upgrade && !w_.stopping();
-  if (rq.method != HTTP_GET && rq.method != HTTP_HEAD)
-    co_return co_await reply_error(&rq, 405, keep && !rq.upgrade, "Allow: GET, HEAD\r\n");
+  bool get_or_head = rq.method == HTTP_GET || rq.method == HTTP_HEAD;
+  if (rq.has_body)  // never read: this server takes no content; the connection closes
+    co_return co_await reply_error(&rq, get_or_head ? 413 : 405, false, get_or_head ? "" : allow);
+  if (!get_or_head) co_return co_await reply_error(&rq, 405, keep, allow);
   auto path = request_path(rq.target);
   if (!path) co_return co_await reply_error(&rq, 400, false);
   file f;
   int st = co_await open_file(*path, f);
+  if (st == 301)
+    co_return co_await reply_error(&rq, 301, keep, "Location: " + with_slash(rq.target) + "\r\n");
   if (st != 200) co_return co_await reply_error(&rq, st, keep);
-  bool ok = co_await send_file(rq, f, keep);
+  bool ok = co_await send_file(rq, f, *path, keep);
   ::close(f.fd);  // a regular file opened for reading: close does not block
   co_return ok && keep;
 }
 
-// Opens path below the root; a directory gives its index.html. Returns 200 or an error status.
+// Opens path below the root; a directory gives its index.html (and path becomes the index's),
+// or 301 when the request named it without its trailing slash. Returns 200 or an error status.
 unio::task<int> connection::open_file(std::string& path, file& f) {
-  int st = co_await open_one(path, f);
+  int st = co_await open_shedding(path, f);
   if (st != 200 || !S_ISDIR(f.st.stx_mode)) co_return st;
   ::close(f.fd);
   f.fd = -1;
+  if (path != "." && path.back() != '/') co_return 301;
   path = index_path(path);
-  st = co_await open_one(path, f);
+  st = co_await open_shedding(path, f);
   if (st == 200 && !S_ISREG(f.st.stx_mode)) {
     ::close(f.fd);
     f.fd = -1;
     st = 404;
+  }
+  co_return st;
+}
+
+// open_one; out of fds, idle connections are shed to make room and the open is tried again.
+unio::task<int> connection::open_shedding(const std::string& path, file& f) {
+  int st = co_await open_one(path, f);
+  for (int i = 0; st == 503 && i < open_retries && w_.shed(shed_on_open) > 0; ++i) {
+    co_await w_.lp().async_sleep(shed_settle);
+    st = co_await open_one(path, f);
   }
   co_return st;
 }
@@ -314,28 +420,36 @@ unio::task<int> connection::open_one(const std::string& path, file& f) {
   co_return st;
 }
 
-unio::task<bool> connection::send_file(const request& rq, const file& f, bool keep) {
+namespace {
+// 304 when If-Modified-Since is a valid date, not in the future (RFC 9110 section 13.1.3: such
+// a date is invalid and ignored), and the file is not newer.
+bool is_not_modified(const request& rq, std::time_t mtime) {
+  if (rq.if_modified_since.empty()) return false;
+  auto since = parse_http_date(rq.if_modified_since);
+  return since && *since <= std::time(nullptr) && mtime <= *since;
+}
+}  // namespace
+
+unio::task<bool> connection::not_modified(std::time_t mtime, bool keep) {
+  append_head(out_, 304, keep, "Last-Modified: " + http_date(mtime) + "\r\n");
+  status_ = 304;
+  body_sent_ = 0;
+  co_return keep;
+}
+
+unio::task<bool> connection::send_file(const request& rq, const file& f, std::string_view path,
+                                       bool keep) {
   std::uint64_t size = f.st.stx_size;
   std::time_t mtime = f.st.stx_mtime.tv_sec;
-  std::string modified = "Last-Modified: " + http_date(mtime) + "\r\n";
-  if (!rq.if_modified_since.empty()) {
-    auto since = parse_http_date(rq.if_modified_since);
-    if (since && mtime <= *since) {
-      head_.clear();
-      append_head(head_, 304, keep, modified);
-      status_ = 304;
-      body_sent_ = 0;
-      co_return co_await send_all(head_.data(), head_.size()) && keep;
-    }
-  }
+  if (is_not_modified(rq, mtime)) co_return co_await not_modified(mtime, keep);
   auto range = rq.range.empty() ? byte_range{} : parse_range(rq.range, size);
   if (range.kind == byte_range::unsatisfiable)
     co_return co_await reply_error(&rq, 416, keep,
                                    "Content-Range: bytes */" + std::to_string(size) + "\r\n");
   std::uint64_t first = 0, len = size;
   std::string extra = "Content-Type: ";
-  extra += content_type(rq.target.substr(0, rq.target.find('?')));
-  extra += "\r\nAccept-Ranges: bytes\r\n" + modified;
+  extra += content_type(path);
+  extra += "\r\nAccept-Ranges: bytes\r\nLast-Modified: " + http_date(mtime) + "\r\n";
   status_ = 200;
   if (range.kind == byte_range::satisfiable) {
     first = range.first;
@@ -345,28 +459,22 @@ unio::task<bool> connection::send_file(const request& rq, const file& f, bool ke
              "/" + std::to_string(size) + "\r\n";
   }
   extra += "Content-Length: " + std::to_string(len) + "\r\n";
-  head_.clear();
-  append_head(head_, status_, keep, extra);
+  append_head(out_, status_, keep, extra);
   body_sent_ = 0;
-  if (rq.method == HTTP_HEAD || len == 0) co_return co_await send_all(head_.data(), head_.size());
+  if (rq.method == HTTP_HEAD || len == 0) co_return true;
   co_return co_await send_body(f, first, len);
 }
 
-void connection::reserve(std::size_t n) {
-  if (n <= cap_) return;
-  buf_.reset(new char[n]);  // not zeroed: it is always filled before it is sent
-  cap_ = n;
-}
-
-// Sends head_ and then len bytes of the file from `first`. Bodies of at least
-// cfg.sendfile_min bytes go out with sendfile (no copy through user space); the head is sent
-// with MSG_MORE so the kernel puts it in the same segment as the body's first bytes. Smaller
-// bodies are read and sent together with the head in one send (a copy of a few KiB costs less
-// than handing the transfer to a pool thread or io-wq). A file that sendfile cannot read
-// (EINVAL: a file system without splice support) is sent with reads too.
+// Sends len bytes of the file from `first` after the queued output (which ends in this
+// response's head). Bodies of at least cfg.sendfile_min bytes go out with sendfile (no copy
+// through user space); the queued output is sent first with MSG_MORE so the kernel puts the
+// head in the same segment as the body's first bytes. Smaller bodies are read into the queued
+// output and go out with it (a copy of a few KiB costs less than handing the transfer to a pool
+// thread or io-wq). A file that sendfile cannot read (EINVAL: a file system without splice
+// support) is sent with reads too.
 unio::task<bool> connection::send_body(const file& f, std::uint64_t first, std::uint64_t len) {
-  if (len < w_.cfg().sendfile_min) co_return co_await read_and_send(f, first, len, true);
-  if (!co_await send_all(head_.data(), head_.size(), MSG_MORE)) co_return false;
+  if (len < w_.cfg().sendfile_min) co_return co_await read_and_send(f, first, len);
+  if (!co_await flush(MSG_MORE)) co_return false;
   while (len > 0) {
     auto aw = w_.lp().async_sendfile(fd_, f.fd, first,
                                      static_cast<std::size_t>(std::min<std::uint64_t>(len, sendfile_bytes)));
@@ -374,7 +482,7 @@ unio::task<bool> connection::send_body(const file& f, std::uint64_t first, std::
     auto r = co_await aw;
     current_ = nullptr;
     if (!r && body_sent_ == 0 && (r.error() == unio::errno_code(EINVAL) || r.error() == unio::errno_code(ENOSYS)))
-      co_return co_await read_and_send(f, first, len, false);
+      co_return co_await read_and_send(f, first, len);
     // An error, a timeout, or 0: the file shrank, and the length promised cannot be kept.
     if (!r || *r == 0 || cut_) co_return false;
     touch();
@@ -385,22 +493,20 @@ unio::task<bool> connection::send_body(const file& f, std::uint64_t first, std::
   co_return true;
 }
 
-// The body (after head_ when with_head) with reads and sends, in chunks: the first chunk shares
-// one send with the head; memory stays at head + chunk_bytes however large the file is.
-unio::task<bool> connection::read_and_send(const file& f, std::uint64_t first, std::uint64_t len,
-                                           bool with_head) {
-  std::size_t fill = with_head ? head_.size() : 0;
-  reserve(fill + static_cast<std::size_t>(std::min<std::uint64_t>(len, chunk_bytes)));
-  if (with_head) std::memcpy(buf_.get(), head_.data(), fill);
+// The body read into the queued output in chunks; a chunk that fills it past flush_bytes is
+// sent before the next is read, so memory stays at flush_bytes + chunk_bytes however large the
+// file is. A small body stays queued: it goes out with the responses after it, if any.
+unio::task<bool> connection::read_and_send(const file& f, std::uint64_t first, std::uint64_t len) {
   while (len > 0) {
-    std::size_t want = static_cast<std::size_t>(std::min<std::uint64_t>(len, cap_ - fill));
-    auto r = co_await unio::read_exact(w_.lp(), f.fd, buf_.get() + fill, want, first);
+    std::size_t want = static_cast<std::size_t>(std::min<std::uint64_t>(len, chunk_bytes));
+    std::size_t at = out_.size();
+    out_.resize(at + want);
+    auto r = co_await unio::read_exact(w_.lp(), f.fd, out_.data() + at, want, first);
     if (!r) co_return false;  // the file shrank or failed: the length promised cannot be kept
-    if (!co_await send_all(buf_.get(), fill + want)) co_return false;
     body_sent_ += want;
     first += want;
     len -= want;
-    fill = 0;
+    if (out_.size() >= flush_bytes && !co_await flush()) co_return false;
   }
   co_return true;
 }

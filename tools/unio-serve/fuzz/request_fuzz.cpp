@@ -30,7 +30,13 @@ void require(bool ok, const char* what) {
 void route(const serve::request& rq, std::uint64_t size) {
   std::string out;
   bool keep = rq.keep_alive && !rq.upgrade;
-  if (rq.method != HTTP_GET && rq.method != HTTP_HEAD) {
+  bool get_or_head = rq.method == HTTP_GET || rq.method == HTTP_HEAD;
+  if (rq.has_body) {
+    require(!rq.keep_alive, "a request with a body keeps the connection");
+    serve::append_error(out, get_or_head ? 413 : 405, false, rq.method == HTTP_HEAD);
+    return;
+  }
+  if (!get_or_head) {
     serve::append_error(out, 405, keep, rq.method == HTTP_HEAD, "Allow: GET, HEAD\r\n");
     return;
   }
@@ -44,7 +50,10 @@ void route(const serve::request& rq, std::uint64_t size) {
   require(path->size() <= rq.target.size(), "decoding made the path longer");
   std::string index = serve::index_path(*path);
   require(index.size() >= 10 && index.compare(index.size() - 10, 10, "index.html") == 0, "index_path");
-  auto type = serve::content_type(rq.target.substr(0, rq.target.find('?')));
+  auto location = serve::with_slash(rq.target);  // for a directory named without its slash
+  require(location.size() >= 2 && location[0] == '/' &&
+              location.find_first_of("\r\n") == std::string::npos, "with_slash");
+  auto type = serve::content_type(index);
   require(!type.empty(), "content_type gave nothing");
   if (!rq.if_modified_since.empty()) {
     auto since = serve::parse_http_date(rq.if_modified_since);
@@ -99,6 +108,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         const auto& rq = parser.current();
         require(rq.target.size() <= serve::max_target_bytes, "target over the limit");
         route(rq, file_size);
+        if (rq.has_body) return 0;  // the server replies and closes; the body is never parsed
         ++requests;
         require(requests <= size, "more requests than bytes");
         parser.next();
@@ -106,7 +116,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
       }
       if (st == serve::request_parser::state::error) {
         int e = parser.error_status();
-        require(e == 400 || e == 414 || e == 431, "unexpected parser error status");
+        require(e == 400 || e == 414 || e == 431 || e == 505, "unexpected parser error status");
         std::string out;
         serve::append_error(out, e, false, false);
         return 0;  // the server replies and closes

@@ -5,7 +5,10 @@ Starts SERVER (unio-serve) with --port 0 on 127.0.0.1 and a temporary root, read
 its first stdout line ("listening on 127.0.0.1:PORT") and talks to it with curl and raw sockets.
 Suites: http (status codes, HEAD, keep-alive, pipelining, concurrency, timeouts, access log,
 SIGTERM), big (a 1 GiB sparse file), escape (paths that must never leave the root; run per
-backend), emfile (RLIMIT_NOFILE exhausted while clients queue). Exit 0 = pass, 77 = skipped (the
+backend), emfile (RLIMIT_NOFILE exhausted while clients queue), rfc (RFC 9112/9110 checks,
+request bodies, directories), slow (slow readers keep their downloads, a stalled reader and
+slowloris are cut), port (one owner per port), shed (idle connections closed when fds run out),
+memory (RSS over 20 bursts of 1500 connections). Exit 0 = pass, 77 = skipped (the
 backend is unavailable here), anything else = failure. Every wait is bounded; nothing depends on
 timing beyond generous upper limits.
 """
@@ -80,6 +83,9 @@ class Server:
             fields = f.read().rsplit(")", 1)[1].split()
         return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
+    def fd_count(self):
+        return len(os.listdir("/proc/%d/fd" % self.proc.pid))
+
     def rss_kib(self):
         with open("/proc/%d/status" % self.proc.pid) as f:
             for line in f:
@@ -107,6 +113,11 @@ def raw(port, data, timeout=10):
         return b"".join(chunks)
     finally:
         s.close()
+
+
+def seen_head(i, kinds):
+    """True when the i-th of kinds is a HEAD request (its Content-Length has no body)."""
+    return i < len(kinds) and kinds[i][0].startswith(b"HEAD ")
 
 
 def status_of(resp):
@@ -291,6 +302,23 @@ def suite_http(binary, backend, base):
     check(len(parts) == 4 and parts[1].startswith(b"200") and parts[1].endswith(b"hello, world\n")
           and parts[2].startswith(b"200") and parts[2].endswith(b"\r\n\r\n")
           and parts[3].endswith(b"<p>page</p>\n"), "pipelining: 3 requests in one send, in order")
+    # 16 pipelined requests of every kind, answered in order (their answers are queued and go
+    # out together when no further request is buffered)
+    kinds = [(b"GET /hello.txt", 200, b"hello, world\n"), (b"GET /nope", 404, b"404 Not Found\n"),
+             (b"HEAD /digits.bin", 200, b""), (b"GET /digits.bin", 200, digits),
+             (b"GET /withindex", 301, b"301 Moved Permanently\n"), (b"DELETE /x", 405, b"405 Method Not Allowed\n"),
+             (b"GET /withindex/", 200, b"<p>index</p>\n"), (b"GET /empty.txt", 200, b"")] * 2
+    out = raw(p, b"".join(k + b" HTTP/1.1\r\nHost: x\r\n\r\n" for k, _, _ in kinds)
+              + b"GET /hello.txt HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    seen = []
+    while out:
+        head, _, rest = out.partition(b"\r\n\r\n")
+        m = re.search(rb"Content-Length: (\d+)", head)
+        n = int(m.group(1)) if m and not seen_head(len(seen), kinds) else 0
+        seen.append((status_of(head + b"\r\n"), rest[:n]))
+        out = rest[n:]
+    want = [(st, body) for _, st, body in kinds] + [(200, b"hello, world\n")]
+    check(seen == want, "pipelining: 17 requests of every kind in one send, answered in order")
     out = raw(p, b"GET /hello.txt HTTP/1.0\r\n\r\nGET /hello.txt HTTP/1.0\r\n\r\n")
     check(out.count(b"HTTP/1.1 200") == 1 and b"Connection: close" in out,
           "HTTP/1.0 without keep-alive closes after one response")
@@ -509,6 +537,295 @@ def suite_emfile(binary, backend, base):
     check(srv.stop() == 0, "SIGTERM -> exit 0")
 
 
+def timed_raw(port, data, timeout=10):
+    """raw(), and how long until the server closed (or timeout)."""
+    t0 = time.monotonic()
+    out = raw(port, data, timeout)
+    return out, time.monotonic() - t0
+
+
+def suite_rfc(binary, backend, base):
+    """RFC 9112/9110 checks, bodies (answered at once, never read), directories."""
+    root = make_tree(base)
+    srv = Server(binary, root, backend, ["--timeout-ms", "5000"])
+    if not started_or_skip(srv, backend):
+        return
+    p = srv.port
+    for what, req, want in (
+            ("missing Host on HTTP/1.1", b"GET /hello.txt HTTP/1.1\r\n\r\n", 400),
+            ("repeated Host", b"GET /hello.txt HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", 400),
+            ("whitespace before the colon", b"GET /hello.txt HTTP/1.1\r\nHost : a\r\n\r\n", 400),
+            ("Transfer-Encoding with a space before the colon",
+             b"GET /hello.txt HTTP/1.1\r\nHost: a\r\nTransfer-Encoding : chunked\r\n\r\n0\r\n\r\n", 400),
+            ("repeated Transfer-Encoding", b"GET /hello.txt HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: "
+             b"chunked\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", 400),
+            ("Transfer-Encoding not ending in chunked",
+             b"GET /hello.txt HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked, gzip\r\n\r\n", 400),
+            ("malformed Transfer-Encoding", b"GET /hello.txt HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: "
+             b"chun ked\r\n\r\n", 400),
+            ("HTTP/2.0", b"GET /hello.txt HTTP/2.0\r\nHost: a\r\n\r\n", 505),
+            ("HTTP/9.9", b"GET /hello.txt HTTP/9.9\r\nHost: a\r\n\r\n", 505),
+            ("HTTP/1.0 without Host is fine", b"GET /hello.txt HTTP/1.0\r\n\r\n", 200)):
+        out, took = timed_raw(p, req)
+        check(status_of(out) == want and took < 5, "[%s] %s -> %s (got %s)" % (backend, what, want, status_of(out)))
+    future = "Sun, 01 Jan 2034 00:00:00 GMT"
+    st, h, body = get(p, "/hello.txt", {"If-Modified-Since": future})
+    check(st == 200 and body == b"hello, world\n", "[%s] If-Modified-Since in the future ignored" % backend)
+
+    # Bodies: answered at once, the connection closed, the body never read.
+    s = socket.create_connection(("127.0.0.1", p), timeout=10)
+    s.sendall(b"POST /hello.txt HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n")
+    t0 = time.monotonic()
+    got, sent = b"", 0
+    s.setblocking(False)
+    while time.monotonic() - t0 < 10 and b"\r\n\r\n" not in got:  # an endless body meanwhile
+        try:
+            sent += s.send(b"1000\r\n" + b"x" * 4096 + b"\r\n")
+        except (BlockingIOError, BrokenPipeError, ConnectionResetError):
+            pass
+        try:
+            got += s.recv(65536)
+        except BlockingIOError:
+            time.sleep(0.001)
+        except ConnectionResetError:
+            break
+    s.close()
+    check(status_of(got) == 405 and b"Allow: GET, HEAD\r\n" in got and b"Connection: close" in got
+          and time.monotonic() - t0 < 5,
+          "[%s] endless chunked POST -> 405 at once (%d body bytes sent)" % (backend, sent))
+    out, took = timed_raw(p, b"POST /hello.txt HTTP/1.1\r\nHost: a\r\nContent-Length: 1000000\r\n"
+                             b"Expect: 100-continue\r\n\r\n")
+    check(status_of(out) == 405 and b"100 Continue" not in out and took < 5,
+          "[%s] Expect: 100-continue -> final 405 at once, connection closed" % backend)
+    out, took = timed_raw(p, b"GET /hello.txt HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\nabcde")
+    check(status_of(out) == 413 and took < 5, "[%s] GET with a body -> 413, closed" % backend)
+    st, h, _ = get(p, "/hello.txt", method="DELETE")
+    check(st == 405, "[%s] DELETE without a body -> 405" % backend)
+
+    # Directories
+    out = raw(p, b"GET /withindex?a=1 HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
+    check(status_of(out) == 301 and b"\r\nLocation: /withindex/?a=1\r\n" in out,
+          "[%s] /withindex -> 301 Location: /withindex/?a=1" % backend)
+    check(status_of(raw(p, b"GET /sub HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")) == 301,
+          "[%s] a directory without index.html is redirected too" % backend)
+    st, h, body = get(p, "/withindex/")
+    check(st == 200 and h.get("content-type", "").startswith("text/html") and body == b"<p>index</p>\n",
+          "[%s] index page served as text/html" % backend)
+    code, body = curl(p, "-L", "/withindex")
+    check(code == 200 and body == b"<p>index</p>\n", "[%s] curl -L follows the 301" % backend)
+    check(srv.stop() == 0, "[%s] SIGTERM -> exit 0" % backend)
+
+
+def slow_read(port, target, rate, seconds):
+    """Reads target at about rate bytes/s for `seconds`, then as fast as it can to the end (the
+    data the server queued before a cut still arrives after it); returns the bytes read."""
+    s = socket.socket()
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 16384)
+    s.settimeout(30)
+    s.connect(("127.0.0.1", port))
+    s.sendall(b"GET " + target + b" HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    got, t0 = 0, time.monotonic()
+    while True:
+        slow = time.monotonic() - t0 < seconds
+        want = int((time.monotonic() - t0) * rate) - got if slow else 1 << 20
+        if want <= 0:
+            time.sleep(0.02)
+            continue
+        try:
+            b = s.recv(min(want, 4096) if slow else want)
+        except (ConnectionResetError, socket.timeout):
+            b = b""
+        if not b:
+            break
+        got += len(b)
+    s.close()
+    return got
+
+
+def suite_slow(binary, backend, base):
+    """Idle timeout counts bytes moved, not completed ops; the head has its own deadline."""
+    root = os.path.join(base, "root")
+    os.makedirs(root)
+    size = 16 << 20
+    with open(os.path.join(root, "big.bin"), "wb") as f:
+        f.truncate(size)
+    # Between two window updates of a 16 KiB receive buffer, a 20 KB/s reader moves no byte on
+    # the wire for about 0.8 s: the timeout must be well above that.
+    srv = Server(binary, root, backend, ["--timeout-ms", "3000", "--header-timeout-ms", "2000",
+                                         "--sendfile-min", "0"])
+    if not started_or_skip(srv, backend):
+        return
+    p = srv.port
+    results = []
+    ts = [threading.Thread(target=lambda r=r: results.append((r, slow_read(p, b"/big.bin", r, 10))))
+          for r in (20000, 50000, 100000)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join(60)
+    check(len(results) == 3, "[%s] three slow readers finished" % backend)
+    for rate, got in sorted(results):
+        check(got > size, "[%s] a reader at %d KB/s for 10 s keeps its download (timeout 3 s; "
+              "%d bytes)" % (backend, rate // 1000, got))
+
+    # A reader that stops reading is cut once the socket buffers are full and nothing moves.
+    s = socket.socket()
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 16384)
+    s.settimeout(30)
+    s.connect(("127.0.0.1", p))
+    s.sendall(b"GET /big.bin HTTP/1.1\r\nHost: x\r\n\r\n")
+    s.recv(1000)
+    time.sleep(12)  # several timeouts; the server's buffers fill in well under a second
+    total, t0 = 0, time.monotonic()
+    try:
+        while time.monotonic() - t0 < 20:
+            b = s.recv(65536)
+            if not b:
+                break
+            total += len(b)
+    except (ConnectionResetError, socket.timeout):
+        pass
+    s.close()
+    check(total < size - 1000, "[%s] a stalled reader is cut (%d bytes reached it)" % (backend, total))
+
+    # Slowloris: a header line every 0.2 s (well within --timeout-ms) until the 2 s head deadline.
+    s = socket.create_connection(("127.0.0.1", p), timeout=30)
+    s.sendall(b"GET /big.bin HTTP/1.1\r\nHost: x\r\n")
+    t0, closed = time.monotonic(), False
+    while time.monotonic() - t0 < 20:
+        try:
+            s.sendall(b"X-a: b\r\n")
+        except (BrokenPipeError, ConnectionResetError):
+            closed = True
+            break
+        s.settimeout(0.2)
+        try:
+            if s.recv(1000) == b"":
+                closed = True
+                break
+        except socket.timeout:
+            pass
+        except ConnectionResetError:
+            closed = True
+            break
+    took = time.monotonic() - t0
+    s.close()
+    check(closed and 1.5 < took < 10, "[%s] slowloris closed by the 2 s head deadline after %.1f s"
+          % (backend, took))
+    code, _ = curl(p, "-r", "0-9", "/big.bin")
+    check(code == 206, "[%s] server fine afterwards" % backend)
+    check(srv.stop() == 0, "[%s] SIGTERM -> exit 0" % backend)
+
+
+def suite_port(binary, backend, base):
+    """One owner per port: a second server on the port fails; threads still share it."""
+    root = make_tree(base)
+    other = os.path.join(base, "other")
+    os.makedirs(other)
+    with open(os.path.join(other, "hello.txt"), "w") as f:
+        f.write("the other root\n")
+    srv = Server(binary, root, backend, ["--threads", "2"])
+    if not started_or_skip(srv, backend):
+        return
+    p = srv.port
+    second = subprocess.Popen([binary, "--root", other, "--port", str(p), "--backend", backend],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        err = second.communicate(timeout=20)[1]
+    except subprocess.TimeoutExpired:  # it started: it shares the port
+        second.kill()
+        err = second.communicate()[1] + " (still running after 20 s)"
+    check(second.returncode not in (0, None, -signal.SIGKILL) and "Address already in use" in err,
+          "[%s] a second server on the port exits %s: %s" % (backend, second.returncode, err.strip()))
+    bodies = [curl(p, "/hello.txt")[1] for _ in range(20)]
+    check(all(b == b"hello, world\n" for b in bodies), "[%s] every request served by the owner" % backend)
+    errors = []
+
+    def client():
+        for _ in range(10):
+            if curl(p, "/digits.bin")[0] != 200:
+                errors.append(1)
+    ts = [threading.Thread(target=client) for _ in range(8)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join(60)
+    check(not errors, "[%s] two threads on one listening socket serve 80 requests" % backend)
+    check(srv.stop() == 0, "[%s] SIGTERM -> exit 0" % backend)
+
+
+def suite_shed(binary, backend, base):
+    """Out of fds, the oldest idle keep-alive connections are closed so new requests are served."""
+    root = make_tree(base)
+    srv = Server(binary, root, backend, ["--timeout-ms", "60000"], limit_fds=64)
+    if not started_or_skip(srv, backend):
+        return
+    p = srv.port
+    flood = []
+    for _ in range(150):  # keep-alive clients that made one request and stay idle
+        s = socket.create_connection(("127.0.0.1", p), timeout=30)
+        s.sendall(b"GET /hello.txt HTTP/1.1\r\nHost: x\r\n\r\n")
+        flood.append(s)
+    ok = 0
+    for _ in range(20):
+        code, _ = curl(p, "/hello.txt")
+        ok += code == 200
+    check(ok >= 18, "[%s] a normal client during an fd flood: %d of 20 got 200" % (backend, ok))
+    for s in flood:
+        s.close()
+    err = srv.stderr()
+    check(err.count("out of file descriptors") == 1, "[%s] shedding reported once" % backend)
+    check(srv.stop() == 0, "[%s] SIGTERM -> exit 0" % backend)
+
+
+def burst(port, n):
+    """n keep-alive connections at once, one request each, then all closed; returns 200s."""
+    socks, ok = [], 0
+    for _ in range(n):
+        s = socket.create_connection(("127.0.0.1", port), timeout=30)
+        s.sendall(b"GET /digits.bin HTTP/1.1\r\nHost: x\r\n\r\n")
+        socks.append(s)
+    for s in socks:
+        got = b""
+        while len(got) < 16384 or b"\r\n\r\n" not in got:
+            b = s.recv(65536)
+            if not b:
+                break
+            got += b
+        ok += status_of(got) == 200
+    for s in socks:
+        s.close()
+    return ok
+
+
+def suite_memory(binary, backend, base):
+    """RSS after 20 bursts of 1500 connections stays within 1.5x of its value after the first."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and hard < 4000:
+        print("skip: RLIMIT_NOFILE hard limit %d is under 4000" % hard)
+        sys.exit(SKIP)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, 20000) if hard != resource.RLIM_INFINITY else 20000, hard))
+    root = make_tree(base)
+    srv = Server(binary, root, backend, limit_fds=4000)
+    if not started_or_skip(srv, backend):
+        return
+    rss, served = [], 0
+    burst(srv.port, 10)  # the backend opens what it opens lazily (an eventfd, ...)
+    time.sleep(0.5)
+    idle_fds = srv.fd_count()
+    for _ in range(20):
+        served += burst(srv.port, 1500)
+        deadline = time.monotonic() + 10  # the server closes its side (and then trims)
+        while srv.fd_count() > idle_fds + 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(0.1)
+        rss.append(srv.rss_kib())
+    check(served == 20 * 1500, "[%s] every request of 20 x 1500 served (%d)" % (backend, served))
+    check(rss[-1] <= 1.5 * rss[0], "[%s] RSS after 20 bursts %d KiB, after the first %d KiB (%s)"
+          % (backend, rss[-1], rss[0], " ".join(str(r) for r in rss)))
+    check(srv.stop() == 0, "[%s] SIGTERM -> exit 0" % backend)
+
+
 def main():
     if len(sys.argv) < 3:
         print(__doc__)
@@ -520,8 +837,9 @@ def main():
         return SKIP
     base = tempfile.mkdtemp(prefix="unio-serve-test-")
     try:
-        {"http": suite_http, "big": suite_big, "escape": suite_escape,
-         "emfile": suite_emfile}[suite](binary, backend, base)
+        {"http": suite_http, "big": suite_big, "escape": suite_escape, "emfile": suite_emfile,
+         "rfc": suite_rfc, "slow": suite_slow, "port": suite_port, "shed": suite_shed,
+         "memory": suite_memory}[suite](binary, backend, base)
     finally:
         unreadable = os.path.join(base, "root", "unreadable.txt")
         if os.path.exists(unreadable):
