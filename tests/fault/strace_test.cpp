@@ -7,7 +7,9 @@
 // recv on one loop. Every op must complete exactly once with its right result:
 //   io_uring_enter EINTR, EAGAIN, EBUSY    io_uring and its variants (the SQEs stay queued);
 //   epoll_pwait2/epoll_wait EINTR          the reactor of every other backend;
-//   io_getevents EINTR, io_submit EAGAIN   linux_aio (the iocbs are submitted again).
+//   io_getevents EINTR, io_submit EAGAIN   linux_aio (the iocbs are submitted again);
+//   accept4 ECONNABORTED                   the reactor (the aborted connection is skipped, the
+//                                          accept waits for the next one).
 // Skipped where strace is missing or cannot trace (no ptrace).
 #include <fcntl.h>
 #include <gtest/gtest.h>
@@ -227,6 +229,7 @@ constexpr injection k_enter_ebusy{"io_uring_enter", "EBUSY", on_io_uring};
 constexpr injection k_epoll_eintr{"epoll_wait,epoll_pwait2", "EINTR", on_reactor};
 constexpr injection k_getevents_eintr{"io_getevents", "EINTR", on_linux_aio};
 constexpr injection k_submit_eagain{"io_submit", "EAGAIN", on_linux_aio, "1+2"};  // one batch: its first call
+constexpr injection k_accept_aborted{"accept4", "ECONNABORTED", on_reactor};
 
 TEST_P(strace_fault, io_uring_enter_eintr_is_retried) { run_injected(k_enter_eintr); }
 TEST_P(strace_fault, io_uring_enter_eagain_keeps_the_sqes) { run_injected(k_enter_eagain); }
@@ -234,6 +237,7 @@ TEST_P(strace_fault, io_uring_enter_ebusy_keeps_the_sqes) { run_injected(k_enter
 TEST_P(strace_fault, epoll_wait_eintr_is_retried) { run_injected(k_epoll_eintr); }
 TEST_P(strace_fault, io_getevents_eintr_is_retried) { run_injected(k_getevents_eintr); }
 TEST_P(strace_fault, io_submit_eagain_submits_again) { run_injected(k_submit_eagain); }
+TEST_P(strace_fault, accept4_econnaborted_waits_for_the_next_connection) { run_injected(k_accept_aborted); }
 
 INSTANTIATE_ALL_BACKENDS(strace_fault);
 
