@@ -10,7 +10,7 @@ pkgs=(
   # backends
   liburing-dev libaio-dev
   # tests and benchmarks
-  libgtest-dev libgmock-dev libbenchmark-dev libseccomp-dev strace util-linux xfsprogs e2fsprogs
+  libgtest-dev libgmock-dev libbenchmark-dev libseccomp-dev strace util-linux xfsprogs e2fsprogs nftables
   python3 curl  # unio-serve's end-to-end tests
   # tools: unio-bench, unio-serve, peers measured side by side
   libfmt-dev libcli11-dev nlohmann-json3-dev libhttp-parser-dev libuv1-dev gnuplot-nox fio
