@@ -4,7 +4,8 @@
 // call on every turn, a permanent failure rather than a transient one; io_submit: every second
 // call from the first) into this test binary, which runs strace_driver.workload on
 // the backend under test: O_DIRECT reads and writes, timers, and TCP accept, connect, send and
-// recv on one loop. Every op must complete exactly once with its right result:
+// recv on one loop, then sleeps and reads one at a time. Every op must complete exactly once with
+// its right result:
 //   io_uring_enter EINTR, EAGAIN, EBUSY    io_uring and its variants (the SQEs stay queued);
 //   epoll_pwait2/epoll_wait EINTR          the reactor of every other backend;
 //   io_getevents EINTR, io_submit EAGAIN   linux_aio (the iocbs are submitted again);
@@ -33,6 +34,7 @@ namespace {
 using namespace unio::test;
 
 constexpr const char* k_driver_env = "UNIO_STRACE_BACKEND";
+constexpr const char* k_driver_dir_env = "UNIO_STRACE_DIR";
 constexpr std::size_t k_block = 4096;
 constexpr int k_files_ops = 16, k_timers = 8, k_conns = 4;
 
@@ -133,18 +135,37 @@ std::string workload::check() {
   return "";
 }
 
-// The workload run under strace; only when strace_fault starts this binary for it.
+// Then, one at a time so that each needs its own wait and its own submission: a 2 ms sleep and a
+// read of one block, 8 times. "" when each gave its right result.
+std::string one_at_a_time(unio::loop& lp, const std::string& dir) {
+  int fd = workload_file(dir + "/seq", 1);
+  if (fd < 0) return errstr("seq file", errno);
+  std::unique_ptr<char, free_deleter> b(static_cast<char*>(std::aligned_alloc(k_block, k_block)));
+  std::string bad = unio::sync_wait(lp, [&]() -> unio::task<std::string> {
+    for (int i = 0; i < 8; ++i) {
+      if (auto t = co_await lp.async_sleep(std::chrono::milliseconds(2)); !t) co_return "sleep: " + t.error().message();
+      auto r = co_await lp.async_read(fd, b.get(), k_block, 0);
+      if (!r || *r != k_block || b.get()[0] != 'r') co_return "sequential read " + std::to_string(i) + " failed";
+    }
+    co_return "";
+  }());
+  ::close(fd);
+  return bad;
+}
+
+// The workload run under strace; only when strace_fault starts this binary for it (in its
+// scratch directory, which it removes even when the driver is killed).
 TEST(strace_driver, workload) {
   const char* param = std::getenv(k_driver_env);
-  if (param == nullptr) GTEST_SKIP() << "runs only under strace, started by the strace_fault tests";
+  const char* dir = std::getenv(k_driver_dir_env);
+  if (param == nullptr || dir == nullptr) GTEST_SKIP() << "runs only under strace, started by the strace_fault tests";
   ::alarm(30);
-  scratch_dir dir;
-  ASSERT_TRUE(dir.ok());
   unio::loop lp(options_for(param));
   workload w(lp);
-  ASSERT_EQ(w.start(dir.path()), "");
+  ASSERT_EQ(w.start(dir), "");
   lp.run();
   EXPECT_EQ(w.check(), "");
+  EXPECT_EQ(one_at_a_time(lp, dir), "");
 }
 
 // A fault to inject and the backends that make the system call.
@@ -164,14 +185,15 @@ class strace_fault : public backend_test {
   void run_injected(const injection& inj);
 };
 
-// Runs argv with `env` added, its output to `log`; returns the exit code (or 128 + signal).
-int run_logged(const std::vector<std::string>& argv, const std::string& env, const std::string& log) {
+// Runs argv with `env` ("NAME=value" each) added, its output to `log`; returns the exit code
+// (or 128 + signal).
+int run_logged(const std::vector<std::string>& argv, const std::vector<std::string>& env, const std::string& log) {
   pid_t pid = ::fork();
   if (pid == 0) {
     int fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
     ::dup2(fd, 1);
     ::dup2(fd, 2);
-    ::putenv(const_cast<char*>(env.c_str()));
+    for (const auto& e : env) ::putenv(const_cast<char*>(e.c_str()));
     std::vector<char*> args;
     for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
     args.push_back(nullptr);
@@ -216,7 +238,7 @@ void strace_fault::run_injected(const injection& inj) {
   const std::string log = dir / "log", trace = dir / "trace";
   int rc = run_logged({"strace", "-f", "-o", trace, "-e", std::string("trace=") + inj.syscalls, "-e",
                        "inject=" + spec, self, "--gtest_filter=strace_driver.workload"},
-                      std::string(k_driver_env) + "=" + GetParam(), log);
+                      {std::string(k_driver_env) + "=" + GetParam(), std::string(k_driver_dir_env) + "=" + dir.path()}, log);
   std::string out = slurp_tail(log);
   EXPECT_EQ(rc, 0) << "under strace -e inject=" << spec << ":\n" << out;
   EXPECT_NE(out.find("[  PASSED  ] 1 test"), std::string::npos) << out;
