@@ -10,7 +10,6 @@
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <sys/socket.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -271,20 +270,14 @@ class fs_death : public backend_test {
   }
   // Mounts `fs` in a private namespace, runs the storm to its death, unmounts.
   void die_under_storm(const fs_kind& fs) {
-    scratch_dir dir;
-    ASSERT_TRUE(dir.ok()) << std::strerror(errno);
     auto opts = options();
-    auto res = run_in_child([&](std::string& msg) -> int {
-      if (int rc = private_mount_ns(msg); rc != 0) return rc;
-      const std::string mnt = dir / "mnt";
-      ::mkdir(mnt.c_str(), 0755);
-      if (int rc = mount_image(fs, dir / "img", mnt, msg); rc != 0) return rc;
+    auto res = on_fresh_image(fs, [&](const scratch_dir&, const std::string& mnt, std::string& msg) -> int {
       if (int rc = storm_until_death(opts, mnt, msg); rc != 0) return rc;  // the loop is gone here
       std::string detail = msg;
       if (int rc = umount_retry(mnt, msg); rc != 0) return rc;
       msg = detail;
       return 0;
-    }, 60);
+    });
     EXPECT_CHILD_OK(res);
   }
 };
@@ -292,15 +285,9 @@ class fs_death : public backend_test {
 TEST_P(fs_death, ext4_shut_down_under_64_ops_each_completes_once_with_eio) { die_under_storm(k_ext4); }
 
 TEST_P(fs_death, eio_belongs_to_exactly_the_ops_on_the_dead_file_system) {
-  scratch_dir dir;
-  ASSERT_TRUE(dir.ok()) << std::strerror(errno);
   auto opts = options();
-  auto res = run_in_child([&](std::string& msg) -> int {
-    if (int rc = private_mount_ns(msg); rc != 0) return rc;
-    const std::string mnt = dir / "mnt", ok = dir / "ok";
-    ::mkdir(mnt.c_str(), 0755);
-    ::mkdir(ok.c_str(), 0755);
-    if (int rc = mount_image(k_ext4, dir / "img", mnt, msg); rc != 0) return rc;
+  auto res = on_fresh_image(k_ext4, [&](const scratch_dir& dir, const std::string& mnt, std::string& msg) -> int {
+    const std::string ok = dir / "ok";
     if (int rc = mount_tmpfs(ok, "size=2m", msg); rc != 0) return rc;
     if (!make_data_file(mnt + "/data", 32 * k_block) || !make_data_file(ok + "/data", 32 * k_block))
       return report(msg, errstr("data files", errno), 1);

@@ -12,7 +12,6 @@
 // error, so after a failed fsync the data written before it must be treated as lost.
 #include <fcntl.h>
 #include <gtest/gtest.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cstring>
@@ -65,8 +64,6 @@ TEST_P(fsync_error, buffered_writes_succeed_and_fsync_reports_the_failed_writeba
   auto res = run_in_child([&](std::string& msg) -> int {
     if (int rc = private_mount_ns(msg); rc != 0) return rc;
     const std::string small = dir / "small", mnt = dir / "mnt";
-    ::mkdir(small.c_str(), 0755);
-    ::mkdir(mnt.c_str(), 0755);
     if (int rc = mount_tmpfs(small, "size=6m", msg); rc != 0) return rc;
     if (int rc = mount_image(k_ext4_no_journal, small + "/img", mnt, msg); rc != 0) return rc;
     std::vector<int> seen;

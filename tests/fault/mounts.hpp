@@ -11,6 +11,7 @@
 #include <sched.h>
 #include <sys/ioctl.h>
 #include <sys/mount.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -72,7 +73,9 @@ inline int private_mount_ns(std::string& msg) {
   return 0;
 }
 
+// Mounts a tmpfs on dir (created if needed).
 inline int mount_tmpfs(const std::string& dir, const char* options, std::string& msg) {
+  ::mkdir(dir.c_str(), 0755);
   if (::mount("tmpfs", dir.c_str(), "tmpfs", 0, options) != 0) return report(msg, errstr("mount tmpfs", errno), k_skip);
   return 0;
 }
@@ -96,14 +99,35 @@ inline int remount_image(const fs_kind& fs, const std::string& image, const std:
   return 0;
 }
 
-// Makes a sparse image of `fs` at `image` and mounts it on `dir` through a loop device.
+// Makes a sparse image of `fs` at `image` and mounts it on `dir` (created if needed) through a
+// loop device.
 inline int mount_image(const fs_kind& fs, const std::string& image, const std::string& dir, std::string& msg) {
+  ::mkdir(dir.c_str(), 0755);
   std::string mkfs = fs.mkfs;
   if (!shell("command -v " + mkfs.substr(0, mkfs.find(' '))))
     return report(msg, mkfs.substr(0, mkfs.find(' ')) + " is not installed", k_skip);
   if (!shell("truncate -s " + std::to_string(fs.size_mb) + "M " + image)) return report(msg, "truncate " + image, 1);
   if (!shell(mkfs + " " + image)) return report(msg, mkfs + " " + image + " failed", 1);
   return remount_image(fs, image, dir, msg);
+}
+
+// Enters a private mount namespace and mounts a fresh image of `fs` there (mount_image).
+inline int private_image_mount(const fs_kind& fs, const std::string& image, const std::string& dir, std::string& msg) {
+  if (int rc = private_mount_ns(msg); rc != 0) return rc;
+  return mount_image(fs, image, dir, msg);
+}
+
+// Runs body(dir, mnt, msg) in a forked child (run_in_child) in a private mount namespace, with a
+// fresh image of `fs` mounted on mnt, inside the scratch directory dir.
+template <class Body>
+child_result on_fresh_image(const fs_kind& fs, Body body, unsigned seconds = 60) {
+  scratch_dir dir;
+  if (!dir.ok()) return {1, errstr("mkdtemp", errno)};
+  return run_in_child([&](std::string& msg) -> int {
+    const std::string mnt = dir / "mnt";
+    if (int rc = private_image_mount(fs, dir / "img", mnt, msg); rc != 0) return rc;
+    return body(dir, mnt, msg);
+  }, seconds);
 }
 
 // Unmounts dir, retrying for a few seconds: a ring torn down asynchronously may hold the file

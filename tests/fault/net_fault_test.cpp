@@ -116,27 +116,25 @@ class net_fault : public backend_test {
   }
 };
 
+// Connects to a listener behind an nftables rule with `verdict` within `limit`: 0 when the
+// connect fails with `want`.
+int connect_behind_rule(unio::loop& lp, const char* verdict, std::chrono::milliseconds limit, std::errc want,
+                        std::string& msg) {
+  listener l;
+  if (!l.open()) return report(msg, "listen", 1);
+  if (int rc = nft_rule(l.at.port(), verdict, msg); rc != 0) return rc;
+  auto r = connect_within(lp, l.at, limit);
+  if (r || r.error() != want) return report(msg, "connect: " + (r ? std::string("connected") : r.error().message()), 2);
+  return 0;
+}
+
 TEST_P(net_fault, blackholed_connect_ends_by_timeout) {
-  in_netns([](unio::loop& lp, std::string& msg) -> int {
-    listener l;
-    if (!l.open()) return report(msg, "listen", 1);
-    if (int rc = nft_rule(l.at.port(), "drop", msg); rc != 0) return rc;
-    auto r = connect_within(lp, l.at, 300ms);
-    if (r || r.error() != std::errc::timed_out)
-      return report(msg, "connect: " + (r ? std::string("connected") : r.error().message()), 2);
-    return 0;
-  });
+  in_netns([](unio::loop& lp, std::string& msg) { return connect_behind_rule(lp, "drop", 300ms, std::errc::timed_out, msg); });
 }
 
 TEST_P(net_fault, rejected_connect_is_econnrefused) {
-  in_netns([](unio::loop& lp, std::string& msg) -> int {
-    listener l;
-    if (!l.open()) return report(msg, "listen", 1);
-    if (int rc = nft_rule(l.at.port(), "reject with tcp reset", msg); rc != 0) return rc;
-    auto r = connect_within(lp, l.at, 5s);
-    if (r || r.error() != std::errc::connection_refused)
-      return report(msg, "connect: " + (r ? std::string("connected") : r.error().message()), 2);
-    return 0;
+  in_netns([](unio::loop& lp, std::string& msg) {
+    return connect_behind_rule(lp, "reject with tcp reset", 5s, std::errc::connection_refused, msg);
   });
 }
 

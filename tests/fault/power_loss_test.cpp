@@ -9,7 +9,6 @@
 // only fsync/fdatasync or O_DSYNC commits.
 #include <fcntl.h>
 #include <gtest/gtest.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cstdlib>
@@ -113,14 +112,8 @@ std::string check_files(const std::string& mnt, const int (&acked)[k_file_count]
 class power_loss : public backend_test {
  protected:
   void lose_power(const fs_kind& fs) {
-    scratch_dir dir;
-    ASSERT_TRUE(dir.ok()) << std::strerror(errno);
     auto opts = options();
-    auto res = run_in_child([&](std::string& msg) -> int {
-      if (int rc = private_mount_ns(msg); rc != 0) return rc;
-      const std::string mnt = dir / "mnt";
-      ::mkdir(mnt.c_str(), 0755);
-      if (int rc = mount_image(fs, dir / "img", mnt, msg); rc != 0) return rc;
+    auto res = on_fresh_image(fs, [&](const scratch_dir& dir, const std::string& mnt, std::string& msg) -> int {
       int acked[k_file_count] = {};
       {
         unio::loop lp(opts);
@@ -134,7 +127,7 @@ class power_loss : public backend_test {
       msg = "all acknowledged records kept; " + std::to_string(loose_kept) + " of " + std::to_string(k_loose * 2) +
             " unsynced records survived";
       return umount_retry(mnt, msg);
-    }, 60);
+    });
     EXPECT_CHILD_OK(res);
   }
 };
