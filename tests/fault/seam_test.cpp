@@ -6,7 +6,8 @@
 // that reason; the backend meets the same fault for real elsewhere:
 //   EINTR      the kernel's own I/O and glibc's AIO threads retry it themselves; what reaches
 //              io_uring and native AIO is EINTR from io_uring_enter/io_getevents (strace_test);
-//   short      real_fault_test.short_write_then_efbig_at_rlimit_fsize (the kernel's short write);
+//   short      real_fault_test.short_write_then_efbig_at_rlimit_fsize (the kernel's short write),
+//              and the conformance test errors.eof_reads_are_short_or_zero (a read spanning EOF);
 //   ENOSPC     real_fault_test.enospc_on_full_tmpfs_keeps_exactly_the_acknowledged_bytes;
 //   EIO        fs_death_test (a shut-down ext4/xfs), also per op;
 //   EMFILE     real_fault_test.emfile_from_open_and_accept_and_the_loop_does_not_spin.
