@@ -3,6 +3,9 @@
 #include <poll.h>
 
 #include <cerrno>
+#include <new>
+#include <system_error>
+#include <utility>
 
 namespace unio::detail {
 
@@ -16,7 +19,25 @@ thread_pool& delegation::pool() {
 
 void delegation::hand_over() {
   if (queued_.empty()) return;
-  pool().submit(queued_);
+  if (pool_ == nullptr && !start_pool()) return;
+  pool_->submit(queued_);
+}
+
+// The pool's eventfd and threads are created by the first hand-over, when the process may have
+// run out of fds (EMFILE) or threads (EAGAIN). The error then belongs to the queued ops: they
+// complete with it, instead of an exception leaving poll() with them still held.
+bool delegation::start_pool() noexcept {
+  int err = ENOMEM;
+  try {
+    pool();
+    return true;
+  } catch (const std::system_error& e) {
+    err = e.code().value();
+  } catch (const std::bad_alloc&) {
+  }
+  while (op* o = queued_.pop()) env_.complete(*o, -err);
+  failed_ = true;
+  return false;
 }
 
 bool delegation::cancel(op& o) {
@@ -49,6 +70,7 @@ void delegation::shutdown() {
 
 bool delegation::may_sleep() noexcept {
   sleeping_ = false;
+  if (std::exchange(failed_, false)) return false;  // start_pool() completed ops: hand them back first
   if (pool_ == nullptr || pool_->outstanding() == 0) return true;  // nothing can finish
   sleeping_ = pool_->prepare_sleep();
   return sleeping_;

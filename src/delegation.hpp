@@ -5,7 +5,9 @@
 //  - push() queues an op; hand_over() gives everything queued to the pool as one batch, once per
 //    turn. Until then cancel() stops the op before any worker can start it (spec item 5). The
 //    first hand-over creates the pool (a backend that never delegates never starts threads) and
-//    reports its eventfd through the on_start callback, so the backend can watch it.
+//    reports its eventfd through the on_start callback, so the backend can watch it. When the
+//    pool cannot be created (EMFILE for its eventfd, EAGAIN for a thread), the ops handed over
+//    complete with that error, and the next hand-over tries again.
 //  - drain() takes finished ops back; each is offered to the backend's take_back callback first
 //    (the reactor takes back a sendfile that met a full socket; io_uring completes through its
 //    own bookkeeping), else it is completed with its result.
@@ -70,6 +72,8 @@ class delegation {
   void shutdown();
 
  private:
+  // Creates the pool; false (the queued ops completed with the error) when it cannot.
+  bool start_pool() noexcept;
   // Blocks until the pool's eventfd is readable (a worker finished an op).
   void wait_for_pool() noexcept;
 
@@ -79,6 +83,7 @@ class delegation {
   thread_pool* pool_ = nullptr;
   op_queue queued_;
   bool sleeping_ = false;
+  bool failed_ = false;  // start_pool() completed ops since the last may_sleep()
 };
 
 }  // namespace unio::detail

@@ -1024,6 +1024,11 @@ class uring_backend final : public backend {
     }
     if (o.code() == op_code::splice && splice_waits(o, res, cancel_asked)) return;
     if (o.code() == op_code::poll && res > 0) res = poll_events_now(o, res);
+    // An aborted connection is gone from the backlog: wait for the next one (sys::do_accept).
+    if (o.code() == op_code::accept && res == -ECONNABORTED && !cancel_asked && !shutting_down_) {
+      enqueue(o);
+      return;
+    }
     if (uring::msg_headers::needs_header(o.code())) messages_.done(o, res);
     if (res == -EOPNOTSUPP && !cancel_asked && !shutting_down_ && pool_can_retry(o.code())) {
       set_state(o, k_delegated);

@@ -36,14 +36,17 @@ std::string nop_round_trip(io_uring& ring) {
   if (sqe == nullptr) return "no SQE on a fresh ring";
   io_uring_prep_nop(sqe);
   sqe->user_data = 0x5a;
+  // EINTR, EAGAIN (no memory for the request right now) and EBUSY (completions to reap first)
+  // are transient: the NOP is still in the SQ, so submitting again is safe.
+  auto transient = [](int e) { return e == -EINTR || e == -EAGAIN || e == -EBUSY; };
   int r = io_uring_submit(&ring);
-  for (int tries = 0; r == -EINTR && tries < 100; ++tries) r = io_uring_submit(&ring);
+  for (int tries = 0; transient(r) && tries < 100; ++tries) r = io_uring_submit(&ring);
   if (r != 1) return std::string("NOP submit failed: ") + std::strerror(r < 0 ? -r : EIO);
   for (int tries = 0; tries < 100; ++tries) {
     __kernel_timespec ts{1, 0};
     io_uring_cqe* cqe = nullptr;
     r = io_uring_wait_cqe_timeout(&ring, &cqe, &ts);
-    if (r == -EINTR) continue;
+    if (transient(r)) continue;
     if (r < 0 || cqe == nullptr) return std::string("NOP did not complete: ") + std::strerror(r < 0 ? -r : EIO);
     bool ok = cqe->user_data == 0x5a && cqe->res == 0;
     io_uring_cqe_seen(&ring, cqe);

@@ -150,6 +150,7 @@ class linux_aio_backend final : public backend {
     done += reaped + drain_pool();
     pacer_.polled(done == 0);  // short of completions: the device is doing the work
     if (done > 0) timeout = std::chrono::nanoseconds(0);
+    if (submit_refused() && (!timeout || *timeout > k_resubmit_after)) timeout = k_resubmit_after;
     bool zero = timeout && timeout->count() <= 0;
     if (!zero && !pool_.may_sleep()) timeout = std::chrono::nanoseconds(0);
     unsigned ready = reactor_.wait(until.rest(timeout));
@@ -175,7 +176,7 @@ class linux_aio_backend final : public backend {
     pool_.hand_over();
     done += drain_pool();
     if (done > 0 || !pool_.may_sleep()) return std::chrono::nanoseconds(0);
-    if (!waiting_.empty() && in_kernel_ == 0) return std::chrono::milliseconds(1);  // the context was full
+    if (submit_refused()) return k_resubmit_after;
     return std::nullopt;
   }
   void fd_opened(int fd) noexcept override { facts_.forget(fd); }
@@ -250,6 +251,12 @@ class linux_aio_backend final : public backend {
   }
 
   void delegate(op& o) { pool_.push(o); }
+
+  // io_submit refused ops (EAGAIN: the context is full, or the kernel is short of memory) and
+  // none is in the kernel, so no completion will come to wake the loop: it must not sleep longer
+  // than k_resubmit_after before it submits them again.
+  static constexpr std::chrono::milliseconds k_resubmit_after{1};
+  bool submit_refused() const noexcept { return !waiting_.empty() && in_kernel_ == 0; }
 
   void fill(iocb& cb, op& o) const noexcept {
     const op_args& a = A::args(o);

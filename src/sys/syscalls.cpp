@@ -90,11 +90,14 @@ std::int64_t do_close(const op_args& a) noexcept {
   return r == 0 || errno == EINTR ? 0 : -errno;
 }
 
+// ECONNABORTED: a connection in the backlog was aborted before it was taken; it is gone, and the
+// accept goes on to the next one (or waits for one: EAGAIN), as EINTR does.
 std::int64_t do_accept(const op_args& a) noexcept {
   auto* addr = static_cast<sockaddr*>(a.out);
-  return retry([&] {
-    return current().accept4(a.fd, addr, a.addrlen, SOCK_NONBLOCK | SOCK_CLOEXEC);
-  });
+  for (;;) {
+    std::int64_t r = retry([&] { return current().accept4(a.fd, addr, a.addrlen, SOCK_NONBLOCK | SOCK_CLOEXEC); });
+    if (r != -ECONNABORTED) return r;
+  }
 }
 
 // A caller's function (loop::queue_work and the ops built on it). It bypasses the fault table: it

@@ -25,11 +25,50 @@
 #include <cstdlib>
 #include <mutex>
 
+#include <initializer_list>
+#include <string>
+
+#include "op_traits.hpp"
 #include "sys/syscalls.hpp"
+#include "unio/loop.hpp"
 
 namespace unio::test {
 
 namespace sys = unio::detail::sys;
+
+// Whether a fault injected through the seam reaches op `code` on `lp`'s backend, for a buffered
+// regular file (`positioned`: at an offset, not current_position) or, for a socket op, a socket.
+// The seam is the table that sync, threadpool, the pool (delegated ops, and linux_aio's buffered
+// files) and the reactor (readiness ops on every backend but io_uring) call. It cannot reach I/O
+// the kernel performs itself (io_uring's native ops) or that glibc's AIO threads perform
+// (posix_aio's positioned read/write and its fsync): those backends meet the same faults for
+// real instead (real_fault_test, fs_death_test).
+inline bool seam_reaches(const unio::loop& lp, unio::op_code code, bool positioned = true) {
+  const std::string_view b = lp.backend_name();
+  if (b == "io_uring") return !lp.is_native(code);
+  if (b == "posix_aio") {
+    bool sync = code == unio::op_code::fsync || code == unio::op_code::fdatasync;
+    return !(unio::detail::traits(code).posix_aio && (positioned || sync));
+  }
+  return true;
+}
+
+// The first of `codes` the seam cannot reach on `lp` (seam_reaches), as a skip reason; "" when
+// it reaches them all.
+inline std::string seam_unreachable(const unio::loop& lp, std::initializer_list<unio::op_code> codes,
+                                    bool positioned = true) {
+  for (unio::op_code c : codes)
+    if (!seam_reaches(lp, c, positioned))
+      return std::string(lp.backend_name()) + " performs " + unio::detail::traits(c).name +
+             " without the syscall seam (in the kernel or in glibc's AIO threads); a real fault covers it";
+  return "";
+}
+// The same for a loop with these options (a loop is made to ask).
+inline std::string seam_unreachable(const unio::loop_options& opts, std::initializer_list<unio::op_code> codes,
+                                    bool positioned = true) {
+  unio::loop lp(opts);
+  return seam_unreachable(lp, codes, positioned);
+}
 
 // What to inject into one system call. Defaults inject nothing.
 struct fault {

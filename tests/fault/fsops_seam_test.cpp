@@ -1,6 +1,7 @@
 // Description: access falls back from faccessat2 to faccessat on a kernel without faccessat2
 // (ENOSYS), only when no flags were given; EINTR on a new file system call is retried. Faults
-// are injected through the syscall table on the backends that call it (sync, threadpool).
+// are injected through the syscall table; access and chmod have no io_uring or AIO form, so every
+// backend runs them on its pool, through the table.
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <sys/stat.h>
@@ -10,6 +11,7 @@
 #include <cerrno>
 #include <string>
 
+#include "conformance/backends.hpp"
 #include "sys/syscalls.hpp"
 #include "unio/unio.hpp"
 
@@ -39,9 +41,11 @@ int interrupted_fchmodat(int dirfd, const char* path, mode_t mode, int flags) {
 }
 
 // Installs the faulty table for the test's life (the table is global: no loop may outlive it).
-class fsops_seam : public ::testing::TestWithParam<std::string> {
+class fsops_seam : public unio::test::backend_test {
  protected:
   void SetUp() override {
+    backend_test::SetUp();
+    if (IsSkipped()) return;
     g_faccessat2_calls = g_faccessat_calls = 0;
     g_chmod_eintr = 0;
     sys::table t = sys::real_table();
@@ -51,11 +55,6 @@ class fsops_seam : public ::testing::TestWithParam<std::string> {
     sys::set_table(t);
   }
   void TearDown() override { sys::set_table(sys::real_table()); }
-  unio::loop_options options() const {
-    unio::loop_options o;
-    o.backend = GetParam();
-    return o;
-  }
 };
 
 TEST_P(fsops_seam, access_without_faccessat2_uses_faccessat_when_no_flags) {
@@ -96,7 +95,6 @@ TEST_P(fsops_seam, eintr_on_chmod_is_retried) {
   ::unlink(tmpl);
 }
 
-INSTANTIATE_TEST_SUITE_P(backends, fsops_seam, ::testing::Values("sync", "threadpool"),
-                         [](const auto& info) { return info.param; });
+INSTANTIATE_ALL_BACKENDS(fsops_seam);
 
 }  // namespace

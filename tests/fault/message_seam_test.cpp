@@ -1,8 +1,8 @@
 // Description: sendto, recvfrom, sendmsg and recvmsg reach the kernel as one non-blocking attempt
 // (MSG_DONTWAIT), sends with MSG_NOSIGNAL and recvmsg with MSG_CMSG_CLOEXEC; EINTR is retried and
-// EAGAIN makes the op wait for readiness again. Faults are injected through the syscall table on
-// the backends that call it for sockets (sync, threadpool; linux_aio and posix_aio use the same
-// reactor).
+// EAGAIN makes the op wait for readiness again. Faults are injected through the syscall table, on
+// every backend whose reactor calls it for sockets (all but io_uring, whose kernel sends and
+// receives itself: there the tests skip with that reason).
 #include <gtest/gtest.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -11,6 +11,8 @@
 #include <cerrno>
 #include <string>
 
+#include "conformance/backends.hpp"
+#include "fault/faulty_syscalls.hpp"
 #include "sys/syscalls.hpp"
 #include "unio/unio.hpp"
 
@@ -49,9 +51,13 @@ ssize_t seen_recvmsg(int fd, msghdr* msg, int flags) {
 
 // Installs the table for the test's life (the table is global: no loop may outlive it), with a
 // connected pair of datagram sockets.
-class message_seam : public ::testing::TestWithParam<std::string> {
+class message_seam : public unio::test::backend_test {
  protected:
   void SetUp() override {
+    backend_test::SetUp();
+    if (IsSkipped()) return;
+    using unio::op_code;
+    if (std::string why = unio::test::seam_unreachable(options(), {op_code::sendto, op_code::recvfrom, op_code::sendmsg, op_code::recvmsg}); !why.empty()) GTEST_SKIP() << why;
     for (auto& f : g_flags)
       f = 0;
     g_recvfrom_eintr = g_recvfrom_eagain = g_recvfrom_calls = 0;
@@ -67,11 +73,6 @@ class message_seam : public ::testing::TestWithParam<std::string> {
     sys::set_table(sys::real_table());
     ::close(sv_[0]);
     ::close(sv_[1]);
-  }
-  unio::loop_options options() const {
-    unio::loop_options o;
-    o.backend = GetParam();
-    return o;
   }
   int sv_[2] = {-1, -1};
 };
@@ -113,7 +114,6 @@ TEST_P(message_seam, recvfrom_retries_eintr_and_waits_again_after_eagain) {
   EXPECT_EQ(g_recvfrom_calls.load(), 4);  // two EINTRs retried, one EAGAIN waited for, then the datagram
 }
 
-INSTANTIATE_TEST_SUITE_P(backends, message_seam, ::testing::Values("sync", "threadpool"),
-                         [](const auto& info) { return info.param; });
+INSTANTIATE_ALL_BACKENDS(message_seam);
 
 }  // namespace

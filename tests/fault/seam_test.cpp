@@ -1,5 +1,16 @@
-// Fault-seam tests: faults injected through the syscall table (faulty_syscalls.hpp) on the
-// backends that perform blocking system calls through it (sync, threadpool).
+// Fault-seam tests: faults injected through the syscall table (faulty_syscalls.hpp), on every
+// backend and io_uring variant, for the ops whose system calls go through the table there
+// (seam_reaches: all of them on sync, threadpool and linux_aio with buffered files; what is
+// delegated to the pool on io_uring, so every file op on io_uring_delegate; sockets, readv/writev
+// and current-position transfers on posix_aio). A test whose op the seam cannot reach skips with
+// that reason; the backend meets the same fault for real elsewhere:
+//   EINTR      the kernel's own I/O and glibc's AIO threads retry it themselves; what reaches
+//              io_uring and native AIO is EINTR from io_uring_enter/io_getevents (strace_test);
+//   short      real_fault_test.short_write_then_efbig_at_rlimit_fsize (the kernel's short write),
+//              and the conformance test errors.eof_reads_are_short_or_zero (a read spanning EOF);
+//   ENOSPC     real_fault_test.enospc_on_full_tmpfs_keeps_exactly_the_acknowledged_bytes;
+//   EIO        fs_death_test (a shut-down ext4/xfs), also per op;
+//   EMFILE     real_fault_test.emfile_from_open_and_accept_and_the_loop_does_not_spin.
 //
 // What they prove (the operations contract in include/unio/loop.hpp and op.hpp): EINTR is retried transparently, except by close;
 // short transfers are reported as they are and read_exact/write_all loop over them; ENOSPC and
@@ -18,11 +29,13 @@
 #include <system_error>
 #include <vector>
 
+#include "conformance/backends.hpp"
 #include "fault/faulty_syscalls.hpp"
 #include "unio/unio.hpp"
 
 namespace {
 
+using unio::op_code;
 using unio::test::faulty_syscalls;
 namespace sys = unio::detail::sys;
 
@@ -40,11 +53,24 @@ std::vector<char> file_contents(int fd) {
   return v;
 }
 
-// Parameter: the backend. threadpool runs with inline_nowait off, so reads reach the pool and
-// go through pread like every other op (the RWF_NOWAIT path is tested separately below).
-class fault_seam : public ::testing::TestWithParam<std::string> {
+// Skips the test unless the seam reaches every op code given (positioned transfers), or, with
+// SKIP_UNLESS_SEAM_REACHES_AT_CURRENT_POSITION, transfers at the current position.
+#define SKIP_UNLESS_SEAM_REACHES(...)                                                             \
+  do {                                                                                            \
+    if (std::string why_ = unreachable({__VA_ARGS__}, true); !why_.empty()) GTEST_SKIP() << why_; \
+  } while (0)
+#define SKIP_UNLESS_SEAM_REACHES_AT_CURRENT_POSITION(...)                                          \
+  do {                                                                                             \
+    if (std::string why_ = unreachable({__VA_ARGS__}, false); !why_.empty()) GTEST_SKIP() << why_; \
+  } while (0)
+
+// Parameter: every backend and variant. threadpool runs with inline_nowait off, so reads reach the
+// pool and go through pread like every other op (the RWF_NOWAIT path is tested separately below).
+class fault_seam : public unio::test::backend_test {
  protected:
   void SetUp() override {
+    backend_test::SetUp();
+    if (IsSkipped()) return;
     const char* dir = std::getenv("TMPDIR");
     path_ = std::string(dir != nullptr ? dir : "/tmp") + "/unio_fault_seam_XXXXXX";
     fd_ = ::mkstemp(path_.data());
@@ -55,8 +81,7 @@ class fault_seam : public ::testing::TestWithParam<std::string> {
     ::unlink(path_.c_str());
   }
   unio::loop_options options() const {
-    unio::loop_options o;
-    o.backend = GetParam();
+    unio::loop_options o = backend_test::options();
     o.inline_nowait = false;
     o.pool_size = 2;
     return o;
@@ -66,6 +91,11 @@ class fault_seam : public ::testing::TestWithParam<std::string> {
     auto v = pattern(n);
     EXPECT_EQ(::pwrite(fd_, v.data(), n, 0), static_cast<ssize_t>(n));
     return v;
+  }
+
+  // Why the seam cannot reach one of `codes` on this backend ("" when it reaches them all).
+  std::string unreachable(std::initializer_list<op_code> codes, bool positioned) const {
+    return unio::test::seam_unreachable(options(), codes, positioned);
   }
 
   std::string path_;
@@ -80,6 +110,7 @@ T run(unio::loop& lp, unio::task<T> t) {
 // ---- EINTR: retried transparently ----
 
 TEST_P(fault_seam, eintr_on_pread_is_retried) {
+  SKIP_UNLESS_SEAM_REACHES(op_code::read);
   auto want = fill(4096);
   faulty_syscalls fs;
   fs.pread.eintr = 3;
@@ -95,6 +126,7 @@ TEST_P(fault_seam, eintr_on_pread_is_retried) {
 }
 
 TEST_P(fault_seam, eintr_on_pwrite_is_retried) {
+  SKIP_UNLESS_SEAM_REACHES(op_code::write);
   auto data = pattern(3000);
   faulty_syscalls fs;
   fs.pwrite.eintr = 2;
@@ -109,6 +141,7 @@ TEST_P(fault_seam, eintr_on_pwrite_is_retried) {
 }
 
 TEST_P(fault_seam, eintr_on_read_at_current_position_is_retried) {
+  SKIP_UNLESS_SEAM_REACHES_AT_CURRENT_POSITION(op_code::read);
   auto want = fill(100);
   ASSERT_EQ(::lseek(fd_, 0, SEEK_SET), 0);
   faulty_syscalls fs;
@@ -126,6 +159,7 @@ TEST_P(fault_seam, eintr_on_read_at_current_position_is_retried) {
 }
 
 TEST_P(fault_seam, eintr_on_fsync_fdatasync_open_is_retried) {
+  SKIP_UNLESS_SEAM_REACHES(op_code::fsync, op_code::fdatasync, op_code::open);
   faulty_syscalls fs;
   fs.fsync.eintr = 2;
   fs.fdatasync.eintr = 1;
@@ -148,6 +182,7 @@ TEST_P(fault_seam, eintr_on_fsync_fdatasync_open_is_retried) {
 // Linux releases the fd even when close() reports EINTR; a retry could close an fd that another
 // thread was just given. So close is called exactly once, and the op succeeds: the fd is gone.
 TEST_P(fault_seam, close_is_not_retried_on_eintr) {
+  SKIP_UNLESS_SEAM_REACHES(op_code::close);
   int fd = ::open(path_.c_str(), O_RDONLY | O_CLOEXEC);
   ASSERT_GE(fd, 0);
   faulty_syscalls fs;
@@ -164,6 +199,7 @@ TEST_P(fault_seam, close_is_not_retried_on_eintr) {
 // ---- Short transfers: reported as they are ----
 
 TEST_P(fault_seam, short_read_is_reported) {
+  SKIP_UNLESS_SEAM_REACHES(op_code::read);
   auto want = fill(4096);
   faulty_syscalls fs;
   fs.pread.cap = 100;
@@ -179,6 +215,7 @@ TEST_P(fault_seam, short_read_is_reported) {
 }
 
 TEST_P(fault_seam, short_write_is_reported) {
+  SKIP_UNLESS_SEAM_REACHES(op_code::write);
   auto data = pattern(4096);
   faulty_syscalls fs;
   fs.pwrite.cap = 100;
@@ -193,6 +230,7 @@ TEST_P(fault_seam, short_write_is_reported) {
 }
 
 TEST_P(fault_seam, short_readv_writev_are_reported) {
+  SKIP_UNLESS_SEAM_REACHES(op_code::readv, op_code::writev);
   auto a = pattern(300, 1), b = pattern(300, 2);
   faulty_syscalls fs;
   fs.pwritev2.cap = 450;
@@ -212,6 +250,7 @@ TEST_P(fault_seam, short_readv_writev_are_reported) {
 }
 
 TEST_P(fault_seam, read_exact_loops_over_short_reads) {
+  SKIP_UNLESS_SEAM_REACHES(op_code::read);
   auto want = fill(10000);
   faulty_syscalls fs;
   fs.pread.cap = 1000;
@@ -226,6 +265,7 @@ TEST_P(fault_seam, read_exact_loops_over_short_reads) {
 }
 
 TEST_P(fault_seam, read_exact_reports_end_of_file) {
+  SKIP_UNLESS_SEAM_REACHES(op_code::read);
   fill(2500);
   faulty_syscalls fs;
   fs.pread.cap = 1000;
@@ -238,6 +278,7 @@ TEST_P(fault_seam, read_exact_reports_end_of_file) {
 }
 
 TEST_P(fault_seam, write_all_loops_over_short_writes) {
+  SKIP_UNLESS_SEAM_REACHES(op_code::write);
   auto data = pattern(10000);
   faulty_syscalls fs;
   fs.pwrite.cap = 1000;
@@ -250,6 +291,7 @@ TEST_P(fault_seam, write_all_loops_over_short_writes) {
 }
 
 TEST_P(fault_seam, write_all_at_current_position_loops) {
+  SKIP_UNLESS_SEAM_REACHES_AT_CURRENT_POSITION(op_code::write);
   auto data = pattern(5000);
   faulty_syscalls fs;
   fs.write.cap = 1024;
@@ -265,6 +307,7 @@ TEST_P(fault_seam, write_all_at_current_position_loops) {
 // ---- Hard errors: reach the caller once, as std::errc ----
 
 TEST_P(fault_seam, enospc_reaches_the_caller) {
+  SKIP_UNLESS_SEAM_REACHES(op_code::write);
   auto data = pattern(4096);
   faulty_syscalls fs;
   fs.pwrite.fail_errno = ENOSPC;
@@ -279,6 +322,7 @@ TEST_P(fault_seam, enospc_reaches_the_caller) {
 }
 
 TEST_P(fault_seam, write_all_stops_at_enospc_with_the_prefix_written) {
+  SKIP_UNLESS_SEAM_REACHES(op_code::write);
   auto data = pattern(10000);
   faulty_syscalls fs;
   fs.pwrite.cap = 1000;
@@ -293,6 +337,7 @@ TEST_P(fault_seam, write_all_stops_at_enospc_with_the_prefix_written) {
 }
 
 TEST_P(fault_seam, eio_after_n_calls_reaches_the_caller) {
+  SKIP_UNLESS_SEAM_REACHES(op_code::read, op_code::fsync);
   auto want = fill(8192);
   faulty_syscalls fs;
   fs.pread.fail_errno = EIO;
@@ -323,6 +368,7 @@ TEST_P(fault_seam, eio_after_n_calls_reaches_the_caller) {
 // once and the failures are attributed to the right ops (on the threadpool they run in
 // parallel, so which call fails is not known in advance; the count is).
 TEST_P(fault_seam, errors_are_attributed_per_op) {
+  SKIP_UNLESS_SEAM_REACHES(op_code::read);
   fill(64 * 512);
   faulty_syscalls fs;
   fs.pread.fail_errno = EIO;
@@ -350,6 +396,7 @@ TEST_P(fault_seam, errors_are_attributed_per_op) {
 // ---- Sockets through the seam ----
 
 TEST_P(fault_seam, accept_eintr_is_retried_and_emfile_reported) {
+  SKIP_UNLESS_SEAM_REACHES(op_code::accept);
   auto ep = unio::endpoint::parse("127.0.0.1", 0);
   ASSERT_TRUE(ep);
   auto lfd = unio::tcp_listen(*ep);
@@ -377,6 +424,7 @@ TEST_P(fault_seam, accept_eintr_is_retried_and_emfile_reported) {
 // call, on the loop's thread for sync, on a pool thread for threadpool) makes the op wait for
 // writability again instead of failing; a short transfer is reported as it is.
 TEST_P(fault_seam, sendfile_retries_eintr_waits_again_on_eagain) {
+  SKIP_UNLESS_SEAM_REACHES(op_code::sendfile);
   auto want = fill(100000);
   int sv[2];
   ASSERT_EQ(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv), 0);
@@ -406,7 +454,7 @@ TEST_P(fault_seam, sendfile_retries_eintr_waits_again_on_eagain) {
 
 // ---- The decorator itself ----
 
-TEST_P(fault_seam, table_is_restored) {
+TEST(fault_seam_table, is_restored) {
   {
     faulty_syscalls fs;
     EXPECT_NE(&sys::current(), &sys::real_table());
@@ -416,8 +464,7 @@ TEST_P(fault_seam, table_is_restored) {
   EXPECT_EQ(sys::current().pread, sys::real_table().pread);
 }
 
-INSTANTIATE_TEST_SUITE_P(backends, fault_seam, ::testing::Values("sync", "threadpool"),
-                         [](const auto& info) { return info.param; });
+INSTANTIATE_ALL_BACKENDS(fault_seam);
 
 // threadpool with inline_nowait: the first attempt is preadv2(RWF_NOWAIT) on the loop's
 // thread; EINTR there is retried as well and the caller still sees one successful read.
