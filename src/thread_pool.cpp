@@ -1,5 +1,6 @@
 #include "thread_pool.hpp"
 
+#include <poll.h>
 #include <sched.h>
 #include <sys/eventfd.h>
 #include <sys/resource.h>
@@ -172,16 +173,28 @@ bool thread_pool::spin_for_finished(std::optional<std::chrono::nanoseconds> limi
 bool thread_pool::prepare_sleep() noexcept {
   loop_sleeping_.store(true, std::memory_order_seq_cst);
   if (finished_count_.load(std::memory_order_seq_cst) > 0) {
-    loop_sleeping_.store(false, std::memory_order_relaxed);
+    end_sleep();
     return false;
   }
   return true;
 }
 
-void thread_pool::after_sleep() noexcept {
-  loop_sleeping_.store(false, std::memory_order_relaxed);
+void thread_pool::after_sleep() noexcept { end_sleep(); }
+
+// The loop takes the sleep flag back. Only a worker's exchange in publish() clears it otherwise,
+// and that worker then writes the eventfd exactly once: if the flag is already clear, that write
+// (done, or a few instructions away) is waited for and consumed here. A nonblocking read could
+// run before it, and the eventfd would then wake the loop's next wait (or an embedding host's)
+// for nothing.
+void thread_pool::end_sleep() noexcept {
+  if (loop_sleeping_.exchange(false, std::memory_order_seq_cst)) return;
   std::uint64_t v;
-  while (::read(event_fd_, &v, sizeof v) < 0 && errno == EINTR) {
+  for (;;) {
+    if (::read(event_fd_, &v, sizeof v) >= 0) return;
+    if (errno == EINTR) continue;
+    if (errno != EAGAIN) return;  // not on an eventfd; never wait for what cannot come
+    pollfd p{event_fd_, POLLIN, 0};
+    (void)::poll(&p, 1, -1);
   }
 }
 

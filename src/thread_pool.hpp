@@ -62,7 +62,8 @@ class thread_pool {
   // Call before blocking on event_fd(): returns false (do not sleep) when finished ops are
   // already waiting. After a true return, the next finished op writes the eventfd.
   bool prepare_sleep() noexcept;
-  // Call after waking (or deciding not to sleep): clears the sleep flag and the eventfd.
+  // Call after waking: clears the sleep flag and consumes the eventfd's write, if a finished op
+  // made one, so that no later wait wakes for it.
   void after_sleep() noexcept;
   // Finishes every op still queued with ECANCELED (drain() returns them); the workers go on.
   void cancel_queued();
@@ -80,6 +81,7 @@ class thread_pool {
   void finish(op& o, std::int64_t res);
   // Hands finished ops to the loop; wakes it only if it is sleeping.
   void publish(op_queue& finished);
+  void end_sleep() noexcept;
 
   const unsigned spin_us_;
   const int nice_;
