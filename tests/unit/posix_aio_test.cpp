@@ -53,6 +53,8 @@ int unnamed_helper_threads(bool* reaper_seen) {
 class posix_aio_test : public ::testing::Test {
  protected:
   void SetUp() override {
+    for (const auto& b : unio::probe_backends())
+      if (b.name == "posix_aio" && !b.available) GTEST_SKIP() << "posix_aio unavailable: " << b.reason;
     char tmpl[] = "/var/tmp/unio-paio-XXXXXX";
     fd_ = ::mkstemp(tmpl);
     ASSERT_GE(fd_, 0);
