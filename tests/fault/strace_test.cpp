@@ -194,6 +194,9 @@ int run_logged(const std::vector<std::string>& argv, const std::vector<std::stri
     ::dup2(fd, 1);
     ::dup2(fd, 2);
     for (const auto& e : env) ::putenv(const_cast<char*>(e.c_str()));
+    // The child runs the one test it is given, whatever shard of the suite this process runs.
+    ::unsetenv("GTEST_TOTAL_SHARDS");
+    ::unsetenv("GTEST_SHARD_INDEX");
     std::vector<char*> args;
     for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
     args.push_back(nullptr);
