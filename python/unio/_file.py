@@ -36,6 +36,26 @@ async def _await_op(lp, fut):
         raise
 
 
+class AsyncFileProtocol:
+    """`async with` closes the file; `async for` gives its lines (readline() until it gives
+    nothing), as aiofiles' file objects do."""
+
+    async def __aenter__(self):
+        return self
+
+    async def __aexit__(self, *exc):
+        await self.close()
+
+    def __aiter__(self):
+        return self
+
+    async def __anext__(self):
+        line = await self.readline()
+        if not line:
+            raise StopAsyncIteration
+        return line
+
+
 class _Turns:
     """A FIFO lock with a fast path: enter() returns None when the lock was free (and is now
     held), else a coroutine to await for it."""
@@ -74,7 +94,7 @@ class _Turns:
         self._busy = False
 
 
-class BinaryFile:
+class BinaryFile(AsyncFileProtocol):
     """A file opened by unio.open() in a binary mode (aiofiles' AsyncBufferedReader/IOBase)."""
 
     def __init__(self, fd, name, mode, readable, writable, append, closefd=True, buffer_size=None):
@@ -136,21 +156,6 @@ class BinaryFile:
                 os.close(self._fd)
             except OSError:
                 pass
-
-    async def __aenter__(self):
-        return self
-
-    async def __aexit__(self, *exc):
-        await self.close()
-
-    def __aiter__(self):
-        return self
-
-    async def __anext__(self):
-        line = await self.readline()
-        if not line:
-            raise StopAsyncIteration
-        return line
 
     # ---- helpers ----
     def _loop(self):

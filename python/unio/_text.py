@@ -11,6 +11,8 @@ import io
 import locale
 import os
 
+from ._file import AsyncFileProtocol
+
 _CHUNK_SIZE = 8192  # what the C TextIOWrapper reads at a time
 
 
@@ -32,7 +34,7 @@ def check_newline(newline):
         raise ValueError(f"illegal newline value: {newline}")
 
 
-class TextFile:
+class TextFile(AsyncFileProtocol):
     """A file opened by unio.open() in a text mode (aiofiles' AsyncTextIOWrapper)."""
 
     def __init__(self, buffer, encoding=None, errors=None, newline=None, line_buffering=False, mode="r"):
@@ -106,21 +108,6 @@ class TextFile:
 
     def __repr__(self):
         return f"<unio.TextFile name={self.name!r} mode={self._mode!r} encoding={self._encoding!r}>"
-
-    async def __aenter__(self):
-        return self
-
-    async def __aexit__(self, *exc):
-        await self.close()
-
-    def __aiter__(self):
-        return self
-
-    async def __anext__(self):
-        line = await self.readline()
-        if not line:
-            raise StopAsyncIteration
-        return line
 
     def _check_open(self, msg="I/O operation on closed file."):
         if self._buffer.closed:
