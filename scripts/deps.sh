@@ -7,6 +7,7 @@ set -euo pipefail
 pkgs=(
   # build: compilers (gcc 12; clang 14 for the CI's clang build and sanitizers), cmake, ninja
   build-essential g++ cmake ninja-build pkg-config git clang-14 libclang-rt-14-dev
+  ccache  # the CI's Python install stage reuses the release stage's objects
   # backends
   liburing-dev libaio-dev
   # tests and benchmarks
