@@ -69,7 +69,7 @@ void delegation::shutdown() {
 }
 
 bool delegation::may_sleep() noexcept {
-  sleeping_ = false;
+  after_sleep();  // a sleep prepared for a wait that never came (the host did not block) ends here
   if (std::exchange(failed_, false)) return false;  // start_pool() completed ops: hand them back first
   if (pool_ == nullptr || pool_->outstanding() == 0) return true;  // nothing can finish
   sleeping_ = pool_->prepare_sleep();

@@ -145,12 +145,12 @@ bool thread_pool::cancel(op& o) {
 }
 
 std::size_t thread_pool::drain(op_queue& out) {
-  if (finished_count_.load(std::memory_order_acquire) == 0) return 0;
+  if (!has_finished()) return 0;
   op_queue got;
   {
     std::lock_guard lk(done_mu_);
     got.splice(done_);
-    finished_count_.store(0, std::memory_order_relaxed);
+    done_state_.fetch_and(k_sleeping, std::memory_order_acq_rel);  // count 0, the bit kept
   }
   std::size_t n = got.size();
   outstanding_ -= n;
@@ -171,23 +171,21 @@ bool thread_pool::spin_for_finished(std::optional<std::chrono::nanoseconds> limi
 }
 
 bool thread_pool::prepare_sleep() noexcept {
-  loop_sleeping_.store(true, std::memory_order_seq_cst);
-  if (finished_count_.load(std::memory_order_seq_cst) > 0) {
-    end_sleep();
-    return false;
-  }
+  std::size_t cur = done_state_.load(std::memory_order_acquire);
+  do {
+    if ((cur >> 1) > 0) return false;  // finished ops wait: the bit is not set
+  } while (!done_state_.compare_exchange_weak(cur, cur | k_sleeping, std::memory_order_acq_rel));
   return true;
 }
 
 void thread_pool::after_sleep() noexcept { end_sleep(); }
 
-// The loop takes the sleep flag back. Only a worker's exchange in publish() clears it otherwise,
-// and that worker then writes the eventfd exactly once: if the flag is already clear, that write
-// (done, or a few instructions away) is waited for and consumed here. A nonblocking read could
-// run before it, and the eventfd would then wake the loop's next wait (or an embedding host's)
-// for nothing.
+// The loop takes the sleep bit back. Only a worker's publish() clears it otherwise, and that
+// worker then writes the eventfd exactly once: if the bit is already clear, that write (done, or
+// a few instructions away) is waited for and consumed here. A nonblocking read could run before
+// it, and the eventfd would then wake the loop's next wait (or an embedding host's) for nothing.
 void thread_pool::end_sleep() noexcept {
-  if (loop_sleeping_.exchange(false, std::memory_order_seq_cst)) return;
+  if ((done_state_.fetch_and(~k_sleeping, std::memory_order_acq_rel) & k_sleeping) != 0) return;
   std::uint64_t v;
   for (;;) {
     if (::read(event_fd_, &v, sizeof v) >= 0) return;
@@ -280,13 +278,16 @@ void thread_pool::finish(op& o, std::int64_t res) {
 void thread_pool::publish(op_queue& finished) {
   // k_taken stays set: the loop resets the op's cancel byte when it is next submitted, after
   // drain() has synchronised with this thread.
-  std::size_t n = finished.size();
+  const std::size_t add = finished.size() << 1;
+  std::size_t was;
   {
     std::lock_guard lk(done_mu_);
     done_.splice(finished);
-    finished_count_.fetch_add(n, std::memory_order_seq_cst);
+    was = done_state_.load(std::memory_order_relaxed);
+    while (!done_state_.compare_exchange_weak(was, (was + add) & ~k_sleeping, std::memory_order_acq_rel)) {
+    }
   }
-  if (loop_sleeping_.load(std::memory_order_seq_cst) && loop_sleeping_.exchange(false)) {
+  if ((was & k_sleeping) != 0) {
     std::uint64_t one = 1;
     while (::write(event_fd_, &one, sizeof one) < 0 && errno == EINTR) {
     }

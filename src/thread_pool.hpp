@@ -55,7 +55,7 @@ class thread_pool {
   // Ops submitted and not yet drained.
   std::size_t outstanding() const noexcept { return outstanding_; }
   // True when finished ops are waiting to be drained (cheap; no lock).
-  bool has_finished() const noexcept { return finished_count_.load(std::memory_order_acquire) > 0; }
+  bool has_finished() const noexcept { return (done_state_.load(std::memory_order_acquire) >> 1) > 0; }
   // Polls up to spin_us (and no longer than `limit`, the loop's next timer) for a finished op;
   // returns whether one arrived.
   bool spin_for_finished(std::optional<std::chrono::nanoseconds> limit = std::nullopt) const noexcept;
@@ -99,8 +99,14 @@ class thread_pool {
 
   std::mutex done_mu_;
   op_queue done_;                   // guarded by done_mu_
-  std::atomic<std::size_t> finished_count_{0};
-  std::atomic<bool> loop_sleeping_{false};
+  // Finished ops waiting in done_ (the count, shifted left by one) and, in bit 0, "the loop
+  // sleeps": one word, so that adding ops and taking the sleep flag are one atomic step. A
+  // worker writes the eventfd only when its own publish cleared the bit, so every write has ops
+  // behind it that the woken loop will drain (two steps let a worker that saw the flag in one
+  // sleep clear it in the next, after the loop had drained its ops: a wake-up for nothing).
+  // Changed under done_mu_, except the bit, which the loop sets and clears without the lock.
+  static constexpr std::size_t k_sleeping = 1;
+  std::atomic<std::size_t> done_state_{0};
 
   std::size_t outstanding_ = 0;     // loop thread only
 };

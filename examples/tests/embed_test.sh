@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # ctest driver for unio-embed: on every backend this machine has, a poll(2) host loop reads the
-# same bytes as lp.run(), the 50 ms timer fires, and at most one host wake-up in 20 finds nothing
-# to do (unio-embed's exit status says so). Speed is not judged here: the example prints it.
+# same bytes as lp.run(), the 50 ms timer fires, and no host wake-up finds nothing to do
+# (unio-embed's exit status says so). Speed is not judged here: the example prints it.
 # Usage: embed_test.sh UNIO_EMBED
 set -euo pipefail
 bin=$1
