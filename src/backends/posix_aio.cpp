@@ -76,6 +76,13 @@
 // holds (cancelling all of them strands nothing: a request left behind is still found and
 // cancelled), joins the reaper, waits for the rest in aio_suspend on the loop's thread, then
 // stops the pool.
+//
+// fork: glibc keeps its AIO state (the request queues, how many helper threads run and how many
+// are idle) in the process, and fork() copies it without the threads. A child's requests then
+// wait for idle helpers that do not exist, and never run (seen: a forked test child's loop slept
+// for ever with 48 requests queued in glibc). So in a child forked from a process that has
+// created a posix_aio loop, posix_aio is unavailable, with that reason; a child of a process that
+// never did uses it as usual.
 #include <aio.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -84,6 +91,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <condition_variable>
 #include <cstring>
@@ -111,10 +119,21 @@ constexpr std::chrono::nanoseconds k_retry_wait{1'000'000};
 
 bool paio_capable(op_code c) noexcept { return traits(c).posix_aio; }
 
+// Whether this process has created a posix_aio loop, and whether the process it was forked from
+// had (see the top of the file).
+std::atomic<bool> g_aio_used{false};
+std::atomic<bool> g_aio_inherited{false};
+
+void aio_after_fork_in_child() noexcept {
+  if (g_aio_used.load(std::memory_order_relaxed)) g_aio_inherited.store(true, std::memory_order_relaxed);
+}
+
 // glibc's AIO tuning is process-global and only applies before the first request.
 void init_glibc_aio(const loop_options& o) {
   static std::once_flag once;
   std::call_once(once, [&] {
+    (void)::pthread_atfork(nullptr, nullptr, aio_after_fork_in_child);
+    g_aio_used.store(true, std::memory_order_relaxed);
     aioinit ai{};
     ai.aio_threads = o.posix_aio_threads != 0 ? static_cast<int>(std::min(o.posix_aio_threads, 1u << 16)) : 20;
     ai.aio_num = static_cast<int>(std::clamp(o.queue_depth, 64u, 1u << 16));
@@ -564,6 +583,9 @@ std::string paio_probe() {
   if (k_tsan_build)
     return "this build uses ThreadSanitizer, which cannot run glibc's POSIX AIO: its helper threads "
            "start others that ThreadSanitizer does not see, and they crash";
+  if (g_aio_inherited.load(std::memory_order_relaxed))
+    return "this process was forked from one that used glibc's POSIX AIO, whose state (its helper "
+           "threads) does not survive fork(): requests would never run";
   return {};
 }
 

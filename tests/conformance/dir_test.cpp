@@ -8,8 +8,10 @@
 
 #include <algorithm>
 #include <map>
+#include <optional>
 #include <set>
 #include <string>
+#include <system_error>
 #include <vector>
 
 #include "common.hpp"
@@ -142,8 +144,13 @@ TEST_P(dir, scandir_without_permission_is_eacces) {
   if (pid == 0) {
     if (::geteuid() == 0 && ::setresuid(65534, 65534, 65534) != 0) ::_exit(3);
     if (::geteuid() != 0) ::chmod(path("locked").c_str(), 0);
-    unio::loop lp(options());
-    auto r = scan(lp, dirfd(), "locked");
+    std::optional<unio::loop> lp;
+    try {
+      lp.emplace(options());
+    } catch (const std::system_error&) {
+      ::_exit(4);  // posix_aio in a child of a process that used it: glibc's AIO state is not inherited
+    }
+    auto r = scan(*lp, dirfd(), "locked");
     ::_exit(r.error() == unio::errno_code(EACCES) ? 0 : 1);
   }
   int status = 0;
@@ -151,6 +158,7 @@ TEST_P(dir, scandir_without_permission_is_eacces) {
   ::chmod(path("locked").c_str(), 0700);
   ASSERT_TRUE(WIFEXITED(status));
   if (WEXITSTATUS(status) == 3) GTEST_SKIP() << "cannot drop privileges";
+  if (WEXITSTATUS(status) == 4) GTEST_SKIP() << GetParam() << " is unavailable in a forked child";
   EXPECT_EQ(WEXITSTATUS(status), 0) << "scandir of an unreadable directory did not give EACCES";
 }
 

@@ -24,6 +24,7 @@
 
 #include "conformance/backends.hpp"
 #include "fault/child.hpp"
+#include "fault/test_data.hpp"
 #include "fault/mounts.hpp"
 #include "unio/unio.hpp"
 
@@ -31,11 +32,9 @@ namespace {
 
 using namespace unio::test;
 
-constexpr std::size_t k_block = 4096;
 constexpr std::size_t k_data_size = 1 << 20;
 constexpr int k_slots = 64;
 
-char byte_at(std::uint64_t off) { return static_cast<char>((off * 131 + 7) % 251); }
 
 // Writes `size` bytes of byte_at() to a new file and makes them durable, with plain syscalls.
 bool make_data_file(const std::string& path, std::size_t size) {
@@ -47,10 +46,6 @@ bool make_data_file(const std::string& path, std::size_t size) {
   ::close(fd);
   return ok;
 }
-
-struct free_deleter {
-  void operator()(char* p) const noexcept { std::free(p); }
-};
 
 enum class kind { read, write, fsync, fdatasync, open, sendfile };
 const char* name_of(kind k) {

@@ -11,7 +11,9 @@
 
 #include <chrono>
 #include <cstring>
+#include <optional>
 #include <string>
+#include <system_error>
 #include <vector>
 
 #include "conformance/backends.hpp"
@@ -23,25 +25,33 @@ namespace {
 
 using namespace unio::test;
 
-constexpr std::size_t k_rec = 4096;
+constexpr std::size_t k_record = 4096;
 constexpr int k_max_records = 100000;
 
 void fill_record(char* p, int i) {
-  for (std::size_t j = 0; j < k_rec; ++j) p[j] = static_cast<char>((i * 37 + static_cast<int>(j) * 11) % 241);
+  for (std::size_t j = 0; j < k_record; ++j) p[j] = static_cast<char>((i * 37 + static_cast<int>(j) * 11) % 241);
 }
 
-// The child: writes records to `path` until killed, reporting each completed one on `ack`.
+// The child: writes records to `path` until killed, reporting each completed one on `ack`. Exits
+// with k_skip when its backend is unavailable in a forked child (posix_aio after the parent used
+// glibc's AIO).
 [[noreturn]] void write_until_killed(const unio::loop_options& opts, const std::string& path, int ack) {
   ::alarm(20);
-  unio::loop lp(opts);
+  std::optional<unio::loop> made;
+  try {
+    made.emplace(opts);
+  } catch (const std::system_error& e) {
+    ::_exit(e.code().value() == ENOTSUP ? k_skip : 4);
+  }
+  unio::loop& lp = *made;
   unio::sync_wait(lp, [&]() -> unio::task<void> {
     auto fd = co_await lp.async_open(AT_FDCWD, path.c_str(), {.flags = O_WRONLY | O_CREAT | O_TRUNC, .mode = 0644});
     if (!fd) co_return;
-    std::vector<char> buf(k_rec);
+    std::vector<char> buf(k_record);
     for (int i = 0; i < k_max_records; ++i) {
       fill_record(buf.data(), i);
-      auto r = co_await lp.async_write(*fd, buf.data(), k_rec, static_cast<std::uint64_t>(i) * k_rec);
-      if (!r || *r != k_rec || ::write(ack, &i, sizeof i) != sizeof i) co_return;
+      auto r = co_await lp.async_write(*fd, buf.data(), k_record, static_cast<std::uint64_t>(i) * k_record);
+      if (!r || *r != k_record || ::write(ack, &i, sizeof i) != sizeof i) co_return;
     }
   }());
   ::_exit(3);
@@ -61,11 +71,11 @@ int acks_until_killed(pid_t pid, int ack, int kill_after, std::string& bad) {
 std::string check_records(const std::string& path, int n) {
   int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) return errstr("open " + path, errno);
-  std::vector<char> want(k_rec), got(k_rec);
+  std::vector<char> want(k_record), got(k_record);
   std::string bad;
   for (int i = 0; i < n && bad.empty(); ++i) {
     fill_record(want.data(), i);
-    if (::pread(fd, got.data(), k_rec, static_cast<off_t>(i) * k_rec) != static_cast<ssize_t>(k_rec) || got != want)
+    if (::pread(fd, got.data(), k_record, static_cast<off_t>(i) * k_record) != static_cast<ssize_t>(k_record) || got != want)
       bad = "acknowledged record " + std::to_string(i) + " of " + std::to_string(n) + " is missing or torn";
   }
   ::close(fd);
@@ -93,6 +103,8 @@ TEST_P(killed_writer, every_write_it_saw_complete_is_in_the_file) {
   ::close(p[0]);
   int st = 0;
   ::waitpid(pid, &st, 0);
+  if (WIFEXITED(st) && WEXITSTATUS(st) == k_skip)
+    GTEST_SKIP() << GetParam() << " is unavailable in a forked child (glibc's AIO state does not survive fork)";
   ASSERT_TRUE(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL) << "the writer ended before it was killed, after " << acked;
   EXPECT_EQ(bad, "");
   EXPECT_GE(acked, kill_after);

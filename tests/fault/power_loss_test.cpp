@@ -19,6 +19,7 @@
 
 #include "conformance/backends.hpp"
 #include "fault/child.hpp"
+#include "fault/test_data.hpp"
 #include "fault/mounts.hpp"
 #include "unio/unio.hpp"
 
@@ -26,7 +27,7 @@ namespace {
 
 using namespace unio::test;
 
-constexpr std::size_t k_rec = 4096;
+constexpr std::size_t k_rec = k_block;  // one record per O_DIRECT block
 constexpr int k_durable = 12;  // records per file written durably
 constexpr int k_loose = 4;     // then written without a sync
 
@@ -48,10 +49,6 @@ constexpr int k_file_count = static_cast<int>(std::size(k_files));
 void fill_record(char* p, int f, int i) {
   for (std::size_t j = 0; j < k_rec; ++j) p[j] = static_cast<char>((f * 53 + i * 31 + static_cast<int>(j) * 7) % 251);
 }
-
-struct free_deleter {
-  void operator()(char* p) const noexcept { std::free(p); }
-};
 
 // Writes record i of file f at its place, durably when `durable` (the file's way); the result
 // is the acknowledgement.

@@ -22,6 +22,7 @@
 
 #include "conformance/backends.hpp"
 #include "fault/child.hpp"
+#include "fault/test_data.hpp"
 #include "fault/mounts.hpp"
 #include "unio/unio.hpp"
 
@@ -30,7 +31,6 @@ namespace {
 using namespace unio::test;
 
 // Byte `off` of the data the ENOSPC test writes: position-dependent, so a misplaced chunk shows.
-char byte_at(std::uint64_t off) { return static_cast<char>((off * 131 + 7) % 251); }
 
 // Checks that the file holds exactly `n` bytes of byte_at(); "" when it does.
 std::string holds_exactly(const std::string& file, std::uint64_t n) {

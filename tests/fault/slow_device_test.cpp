@@ -23,6 +23,7 @@
 
 #include "conformance/backends.hpp"
 #include "fault/child.hpp"
+#include "fault/test_data.hpp"
 #include "fault/mounts.hpp"
 #include "unio/unio.hpp"
 
@@ -34,13 +35,7 @@ using namespace std::chrono_literals;
 constexpr std::size_t k_read = 256 * 1024;
 constexpr const char* k_blkio = "/sys/fs/cgroup/blkio";
 
-char byte_at(std::uint64_t off) { return static_cast<char>((off * 13 + 5) % 247); }
 
-struct free_deleter {
-  void operator()(char* p) const noexcept { std::free(p); }
-};
-using aligned_buf = std::unique_ptr<char, free_deleter>;
-aligned_buf aligned(std::size_t n) { return aligned_buf(static_cast<char*>(std::aligned_alloc(4096, n))); }
 
 bool write_text(const std::string& path, const std::string& text) {
   std::ofstream out(path);

@@ -26,6 +26,7 @@
 
 #include "conformance/backends.hpp"
 #include "fault/child.hpp"
+#include "fault/test_data.hpp"
 #include "fault/mounts.hpp"
 #include "unio/unio.hpp"
 
@@ -35,12 +36,7 @@ using namespace unio::test;
 
 constexpr const char* k_driver_env = "UNIO_STRACE_BACKEND";
 constexpr const char* k_driver_dir_env = "UNIO_STRACE_DIR";
-constexpr std::size_t k_block = 4096;
 constexpr int k_files_ops = 16, k_timers = 8, k_conns = 4;
-
-struct free_deleter {
-  void operator()(char* p) const noexcept { std::free(p); }
-};
 
 // Counts an op's completions and keeps its last result.
 struct tally {

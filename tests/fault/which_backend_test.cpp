@@ -14,6 +14,7 @@
 #include <string>
 
 #include "conformance/backends.hpp"
+#include "fault/test_data.hpp"
 #include "fault/mounts.hpp"
 #include "unio/unio.hpp"
 
@@ -21,7 +22,6 @@ namespace {
 
 using namespace unio::test;
 
-constexpr std::size_t k_block = 4096;
 constexpr int k_writes = 64;
 
 // The process's write system calls so far (syscw in /proc/self/io), or -1.
@@ -33,10 +33,6 @@ long write_syscalls() {
     if (key == "syscw:") return value;
   return -1;
 }
-
-struct free_deleter {
-  void operator()(char* p) const noexcept { std::free(p); }
-};
 
 // True when `lp` writes to an O_DIRECT file in the kernel, without a write system call.
 bool kernel_writes(const unio::loop& lp) {

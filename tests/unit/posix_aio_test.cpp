@@ -2,12 +2,14 @@
 // helper threads appear while reads are in flight), returns the right data at depth 32, syncs,
 // cancels ops glibc has not started (ECANCELED, exactly once, never run), completes every op
 // exactly once when the loop is destroyed with 200 in flight, and hands completions back in
-// batches (far fewer loop turns than ops).
+// batches (far fewer loop turns than ops), and is refused, with the reason, in a forked child of
+// a process that used it.
 #include <dirent.h>
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -18,6 +20,7 @@
 #include <memory>
 #include <random>
 #include <string>
+#include <system_error>
 #include <vector>
 
 #include "unio/unio.hpp"
@@ -314,6 +317,46 @@ TEST_F(posix_aio_test, completions_come_back_in_batches) {
   std::printf("[          ] 8192 reads at depth 32: %zu turns, %ld loop sleeps\n", turns, sleeps);
   EXPECT_LT(turns, 8192u / 2);
   EXPECT_LT(sleeps, 8192 / 2);  // typically 1 sleep per 5-30 ops, depending on machine load
+}
+
+// glibc's AIO state does not survive fork(): in a child of a process that has used posix_aio the
+// backend is unavailable, with the reason, and a loop asking for it fails with ENOTSUP instead of
+// queueing requests no helper thread will ever run; the child's other backends work.
+TEST_F(posix_aio_test, a_forked_child_of_a_process_that_used_it_is_refused_with_the_reason) {
+  {
+    unio::loop lp(opts());
+    random_reader r{lp, fd_, data_, 64};
+    r.run(8);
+    ASSERT_EQ(r.done, 64u);
+  }
+  pid_t pid = ::fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    ::alarm(20);
+    int rc = 0;
+    for (const auto& b : unio::probe_backends())
+      if (b.name == "posix_aio" && (b.available || b.reason.find("fork") == std::string::npos)) rc |= 1;
+    try {
+      unio::loop lp(opts());
+      rc |= 2;
+    } catch (const std::system_error& e) {
+      if (e.code().value() != ENOTSUP || std::string(e.what()).find("fork") == std::string::npos) rc |= 4;
+    }
+    unio::loop_options o;
+    o.backend = "threadpool";
+    unio::loop other(o);
+    random_reader r{other, fd_, data_, 64};
+    r.run(8);
+    if (r.done != 64 || r.bad != 0) rc |= 8;
+    ::_exit(rc);
+  }
+  int st = 0;
+  ASSERT_EQ(::waitpid(pid, &st, 0), pid);
+  ASSERT_TRUE(WIFEXITED(st)) << "the child was killed by signal " << WTERMSIG(st);
+  EXPECT_EQ(WEXITSTATUS(st) & 1, 0) << "probe_backends() did not say posix_aio is unavailable after fork, and why";
+  EXPECT_EQ(WEXITSTATUS(st) & 2, 0) << "a posix_aio loop was created in the forked child";
+  EXPECT_EQ(WEXITSTATUS(st) & 4, 0) << "the refusal was not ENOTSUP with the reason";
+  EXPECT_EQ(WEXITSTATUS(st) & 8, 0) << "the threadpool backend did not work in the child";
 }
 
 }  // namespace
