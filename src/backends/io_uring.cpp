@@ -1030,7 +1030,9 @@ class uring_backend final : public backend {
       return;
     }
     if (uring::msg_headers::needs_header(o.code())) messages_.done(o, res);
-    if (res == -EOPNOTSUPP && !cancel_asked && !shutting_down_ && pool_can_retry(o.code())) {
+    // The pool's open retries a resolve race (sys::resolve_race_retries); so does this one, there.
+    const bool resolve_race = o.code() == op_code::open && res == -EAGAIN && sys::resolve_race_retries(A::args(o).resolve);
+    if ((res == -EOPNOTSUPP || resolve_race) && !cancel_asked && !shutting_down_ && pool_can_retry(o.code())) {
       set_state(o, k_delegated);
       pool_.push(o);
       return;

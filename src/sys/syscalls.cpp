@@ -58,7 +58,10 @@ std::int64_t do_open(const op_args& a) noexcept {
   // The kernel rejects a mode without O_CREAT/O_TMPFILE in openat2 (EINVAL); open(2) ignores it.
   if ((a.flags & O_CREAT) != 0 || (a.flags & O_TMPFILE) == O_TMPFILE) how.mode = a.mode;
   how.resolve = a.resolve;
-  return retry([&] { return current().openat2(a.dirfd, a.path, &how, sizeof how); });
+  for (int tries = 1;; ++tries) {
+    std::int64_t r = retry([&] { return current().openat2(a.dirfd, a.path, &how, sizeof how); });
+    if (r != -EAGAIN || !resolve_race_retries(a.resolve) || tries == k_resolve_race_tries) return r;
+  }
 }
 
 std::int64_t do_read(const op_args& a) noexcept {

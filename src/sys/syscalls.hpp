@@ -12,6 +12,7 @@
 #pragma once
 
 #include <fcntl.h>
+#include <linux/openat2.h>
 #include <poll.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -73,6 +74,15 @@ struct table {
   ssize_t (*sendmsg)(int fd, const msghdr* msg, int flags);
   ssize_t (*recvmsg)(int fd, msghdr* msg, int flags);
 };
+
+// openat2 with RESOLVE_IN_ROOT or RESOLVE_BENEATH answers EAGAIN when a rename or a mount raced a
+// ".." of the walk (the kernel cannot prove the walk stayed inside); openat2(2) leaves the retry
+// to the caller. unio retries such an open up to k_resolve_race_tries times (not with
+// RESOLVE_CACHED, whose EAGAIN means "not in the cache"), then reports the EAGAIN.
+inline constexpr int k_resolve_race_tries = 16;
+inline bool resolve_race_retries(std::uint64_t resolve) noexcept {
+  return (resolve & (RESOLVE_IN_ROOT | RESOLVE_BENEATH)) != 0 && (resolve & RESOLVE_CACHED) == 0;
+}
 
 // The real system calls.
 const table& real_table() noexcept;

@@ -179,6 +179,39 @@ TEST_P(fault_seam, eintr_on_fsync_fdatasync_open_is_retried) {
   EXPECT_EQ(fs.openat2.calls, 5);
 }
 
+// openat2 with RESOLVE_IN_ROOT/RESOLVE_BENEATH says EAGAIN when a rename or mount raced a ".." of
+// the walk: unio tries again (up to sys::k_resolve_race_tries), so the caller sees the open's
+// real result; without those flags an EAGAIN is the result, and a race that never ends is
+// reported after the last try, not looped on.
+TEST_P(fault_seam, eagain_from_a_confined_open_is_a_race_and_is_retried) {
+  SKIP_UNLESS_SEAM_REACHES(op_code::open);
+  faulty_syscalls fs;
+  fs.openat2.eagain = 3;
+  unio::loop lp(options());
+  const std::string dir = path_.substr(0, path_.rfind('/'));
+  const std::string name = path_.substr(path_.rfind('/') + 1);
+  int dirfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  ASSERT_GE(dirfd, 0);
+  auto open_in = [&](std::uint64_t how) {
+    return run(lp, [&]() -> unio::task<unio::result<int>> {
+      co_return co_await lp.async_open(dirfd, name.c_str(), {.flags = O_RDONLY, .resolve = how});
+    }());
+  };
+  auto confined = open_in(unio::resolve::in_root);
+  ASSERT_TRUE(confined) << confined.error().message();
+  ::close(*confined);
+  EXPECT_EQ(fs.openat2.calls, 4);
+  fs.openat2.eagain = 1;
+  auto plain = open_in(0);
+  EXPECT_EQ(plain.error(), unio::errno_code(EAGAIN));
+  EXPECT_EQ(fs.openat2.calls, 5);
+  fs.openat2.eagain = 1000;
+  auto endless = open_in(unio::resolve::beneath);
+  EXPECT_EQ(endless.error(), unio::errno_code(EAGAIN));
+  EXPECT_EQ(fs.openat2.calls, 5 + unio::detail::sys::k_resolve_race_tries);
+  ::close(dirfd);
+}
+
 // Linux releases the fd even when close() reports EINTR; a retry could close an fd that another
 // thread was just given. So close is called exactly once, and the op succeeds: the fd is gone.
 TEST_P(fault_seam, close_is_not_retried_on_eintr) {
