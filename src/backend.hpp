@@ -164,6 +164,7 @@ class op_queue {
  public:
   bool empty() const noexcept { return head_ == nullptr; }
   std::size_t size() const noexcept { return size_; }
+  op* front() const noexcept { return head_; }
   void push(op& o) noexcept {
     A::next(o) = nullptr;
     if (tail_ != nullptr) A::next(*tail_) = &o;

@@ -111,7 +111,7 @@ struct loop_impl final : backend_env, direct_env {
     ready.push(o);
   }
   thread_pool& pool() override {
-    if (!pool_) pool_ = std::make_unique<thread_pool>(opts.pool_size, opts.spin_us, opts.pool_nice);
+    if (!pool_) pool_ = std::make_unique<thread_pool>(opts.pool_size, opts.spin_us, opts.pool_nice, opts.pool_max_threads);
     return *pool_;
   }
   const loop_options& options() const noexcept override { return opts; }

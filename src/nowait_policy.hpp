@@ -41,18 +41,26 @@ class nowait_policy {
   }
   // The outcome of a try of `bytes` on `fd` that took `took_ns`: hit = served completely (or end
   // of file).
-  void record(int fd, bool hit, std::uint64_t bytes, std::uint64_t took_ns) noexcept {
+  // `refused`: the kernel said the read would wait (EAGAIN, or a partial read); a try that failed
+  // otherwise (EOPNOTSUPP...) is neither a hit nor a refusal.
+  void record(int fd, bool hit, std::uint64_t bytes, std::uint64_t took_ns, bool refused = false) noexcept {
     if (took_ns > k_slow_base_ns + bytes) {
       slow_[slot(fd)] = fd;
       hit = false;
     }
     ++tries_;
     hits_ += hit ? 1 : 0;
+    refusals_ += refused ? 1 : 0;
     if (tries_ < k_window) return;
     cold_ = hits_ * 4 < tries_;
-    tries_ = hits_ = 0;
+    refusing_ = refusals_ * 4 >= tries_ * 3;
+    tries_ = hits_ = refusals_ = 0;
   }
   bool cold() const noexcept { return cold_; }
+  // Whether reads will probably wait for the device: of the last window of tries, at least 3 in
+  // 4 were refused by the kernel. Slow tries do not count here: a loop thread preempted during a
+  // try looks slow too, and this prediction makes the pool grow.
+  bool predicts_miss() const noexcept { return refusing_; }
 
  private:
   static std::size_t slot(int fd) noexcept { return static_cast<unsigned>(fd) % 64u; }
@@ -62,7 +70,9 @@ class nowait_policy {
   std::uint32_t tries_ = 0;
   std::uint32_t hits_ = 0;
   std::uint32_t skipped_ = 0;
+  std::uint32_t refusals_ = 0;
   bool cold_ = false;
+  bool refusing_ = false;
 };
 
 }  // namespace unio::detail

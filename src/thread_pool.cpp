@@ -1,6 +1,7 @@
 #include "thread_pool.hpp"
 
 #include <poll.h>
+#include <pthread.h>
 #include <sched.h>
 #include <sys/eventfd.h>
 #include <sys/resource.h>
@@ -45,12 +46,15 @@ int current_nice() noexcept {
 
 }  // namespace
 
-thread_pool::thread_pool(unsigned threads, unsigned spin_us, int nice)
-    : spin_us_(spin_us), nice_(nice), base_nice_(current_nice()) {
+thread_pool::thread_pool(unsigned threads, unsigned spin_us, int nice, unsigned max_threads)
+    : spin_us_(spin_us), nice_(nice), base_nice_(current_nice()),
+      max_threads_(std::max(max_threads, std::max(threads, 1u))) {
   if (nice < 0 || nice > 19) throw std::system_error(EINVAL, std::generic_category(), "unio: pool nice (0-19)");
   event_fd_ = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
   if (event_fd_ < 0) throw std::system_error(errno, std::generic_category(), "unio: eventfd");
   if (threads == 0) threads = 1;
+  core_ = threads;
+  live_ = threads;
   std::latch started(threads);
   std::atomic<int> refused{0};
   try {
@@ -58,6 +62,7 @@ thread_pool::thread_pool(unsigned threads, unsigned spin_us, int nice)
     async_signals_blocked mask;  // the workers start with it (sys/thread_signals.hpp)
     for (unsigned i = 0; i < threads; ++i) {
       workers_.emplace_back([this, &started, &refused] {
+        name_thread();
         if (int e = lower_priority(); e != 0) refused.store(e);
         started.count_down();
         work();
@@ -77,6 +82,9 @@ thread_pool::thread_pool(unsigned threads, unsigned spin_us, int nice)
     throw std::system_error(e, std::generic_category(), "unio: lowering the pool's priority (setpriority)");
   }
 }
+
+// "unio-pool" in top -H, perf and /proc/self/task/*/comm.
+void thread_pool::name_thread() noexcept { (void)::pthread_setname_np(::pthread_self(), "unio-pool"); }
 
 int thread_pool::lower_priority() const noexcept {
   if (nice_ == 0) return 0;
@@ -124,6 +132,7 @@ void thread_pool::submit(op_queue& batch) {
   if (n == 0) return;
   outstanding_ += n;
   unsigned wake = 0;
+  bool grow = false;
   {
     std::lock_guard lk(queue_mu_);
     queue_.splice(batch);
@@ -132,8 +141,10 @@ void thread_pool::submit(op_queue& batch) {
     // next if work remains (take), so the futex wake-ups are spread over the workers instead of
     // all being paid by the loop's thread.
     if (spinners_.load(std::memory_order_acquire) == 0 && sleepers_ > 0) wake = 1;
+    else grow = claim_extra();  // every worker waits on a device: no one would take the batch
   }
   if (wake != 0) queue_cv_.notify_one();
+  if (grow) start_extra();
 }
 
 bool thread_pool::cancel(op& o) {
@@ -215,22 +226,91 @@ void thread_pool::stop() {
   queue_cv_.notify_all();
   for (auto& t : workers_) t.join();
   workers_.clear();
+  join_extras(true);
   cancel_queued();  // nobody runs them now
 }
 
 void thread_pool::work() {
   op_queue mine;
-  while (take(mine)) {
-    op_queue finished;
-    while (op* o = mine.pop()) {
-      A::res(*o) = (A::cancel_requested(*o) & k_cancel) != 0 ? -ECANCELED : sys::perform(*o);
-      finished.push(*o);
-    }
-    publish(finished);
+  bool grow = false;
+  while (take(mine, false, grow)) {
+    if (grow) start_extra();
+    run(mine);
   }
 }
 
-bool thread_pool::take(op_queue& out) {
+void thread_pool::extra_work() noexcept {
+  name_thread();
+  (void)lower_priority();  // the core workers proved it works; a refusal only costs latency
+  op_queue mine;
+  bool grow = false;
+  while (take(mine, true, grow)) {
+    if (grow) start_extra();
+    run(mine);
+  }
+  std::lock_guard lk(queue_mu_);
+  --live_;
+  ended_.push_back(std::this_thread::get_id());  // joined by the next start_extra() or stop()
+}
+
+void thread_pool::run(op_queue& mine) {
+  op_queue finished;
+  while (op* o = mine.pop()) {
+    const std::uint8_t marks = A::cancel_requested(*o);
+    A::res(*o) = (marks & k_cancel) != 0 ? -ECANCELED : sys::perform(*o);
+    if ((marks & k_blocking) != 0) blocking_.fetch_sub(1, std::memory_order_relaxed);
+    finished.push(*o);
+  }
+  publish(finished);
+}
+
+void thread_pool::start_extra() noexcept {
+  join_extras(false);
+  try {
+    async_signals_blocked mask;  // as the core workers (a worker calling this has them blocked)
+    std::thread t([this] { extra_work(); });
+    std::lock_guard lk(queue_mu_);
+    extras_.push_back(std::move(t));
+  } catch (...) {
+    std::lock_guard lk(queue_mu_);  // no thread: give the slot back
+    --live_;
+  }
+}
+
+void thread_pool::join_extras(bool all) noexcept {
+  for (;;) {
+    std::vector<std::thread> done;
+    {
+      std::lock_guard lk(queue_mu_);
+      for (std::size_t i = 0; i < extras_.size();) {
+        const auto id = extras_[i].get_id();
+        auto e = std::find(ended_.begin(), ended_.end(), id);
+        if (!all && e == ended_.end()) {
+          ++i;
+          continue;
+        }
+        if (e != ended_.end()) ended_.erase(e);
+        done.push_back(std::move(extras_[i]));
+        extras_[i] = std::move(extras_.back());
+        extras_.pop_back();
+      }
+    }
+    // An extra worker that is still starting another adds it before it ends: join, then look again.
+    for (auto& t : done) t.join();
+    if (!all || done.empty()) return;
+  }
+}
+
+bool thread_pool::claim_extra() noexcept {
+  if (queue_.empty() || sleepers_ > 0 || spinners_.load(std::memory_order_acquire) > 0 || stopping_) return false;
+  const unsigned blocked = blocking_.load(std::memory_order_relaxed);
+  if (live_ >= max_threads_ || live_ - std::min(blocked, live_) >= core_) return false;
+  ++live_;
+  return true;
+}
+
+bool thread_pool::take(op_queue& out, bool linger, bool& grow) {
+  grow = false;
   // Poll for a while (one worker at a time) before sleeping: a futex wake-up across cores costs
   // far more than the work it would deliver.
   bool spinning = spin_us_ > 0 && spinners_.fetch_add(1, std::memory_order_acq_rel) == 0;
@@ -250,18 +330,31 @@ bool thread_pool::take(op_queue& out) {
   if (!lk.owns_lock()) lk.lock();
   while (queue_.empty() && !stopping_) {
     ++sleepers_;
-    queue_cv_.wait(lk);
+    bool idle_too_long = false;
+    if (linger) idle_too_long = queue_cv_.wait_for(lk, k_linger) == std::cv_status::timeout;
+    else queue_cv_.wait(lk);
     --sleepers_;
+    if (idle_too_long && queue_.empty() && live_ > core_) return false;
   }
   if (stopping_) return false;
-  // With a long queue take a few ops per lock round trip, leaving enough for the other workers.
-  std::size_t n = queue_.size() >= 16 ? 4 : 1;
-  for (std::size_t i = 0; i < n; ++i) {
+  // With a long queue take a few ops per lock round trip, leaving enough for the other workers;
+  // an op marked blocking is taken alone, so that nothing waits behind its disk read.
+  std::size_t n = 0;
+  const std::size_t most = queue_.size() >= 16 ? 4 : 1;
+  while (n < most && !queue_.empty()) {
+    const bool blocking = (A::cancel_requested(*queue_.front()) & k_blocking) != 0;
+    if (blocking && n > 0) break;
     op* o = queue_.pop();
     A::cancel_requested(*o) |= k_taken;
     out.push(*o);
+    ++n;
+    if (blocking) {
+      blocking_.fetch_add(1, std::memory_order_relaxed);
+      break;
+    }
   }
   queued_.fetch_sub(n, std::memory_order_release);
+  grow = claim_extra();
   bool chain = !queue_.empty() && sleepers_ > 0 && spinners_.load(std::memory_order_acquire) == 0;
   lk.unlock();
   if (chain) queue_cv_.notify_one();

@@ -16,11 +16,23 @@
 // with the same or more IOPS. The cost: under CPU contention from other processes the
 // pool gets a smaller share (nice 10 weighs about a tenth of nice 0).
 //
+// Growth for ops that wait on a device: the backend marks an op it expects to wait (a read the
+// page cache refused, an fsync: mark_blocking) and the pool does not count a worker running one
+// against its CPU-sized core. A worker that takes a marked op while ops are still queued and no
+// worker is idle starts one more worker first, as long as fewer than `threads` workers run
+// unmarked ops and the pool has fewer than `max_threads` (io-wq's bounded workers work the
+// same way, with the scheduler telling it when a worker blocks). So a cold QD32 run keeps
+// about 32 reads in flight while cached work still runs on `threads` workers. The extra workers
+// are started by the workers (a thread start costs the loop's thread nothing) and end after
+// k_linger idle, down to `threads`. Marked ops are taken one at a time (never batched behind a
+// read that waits for the disk).
+//
 // Cancel: an op still in the queue is marked and completed with ECANCELED without running; an
 // op a worker has started runs to the end and keeps its result.
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <cstdint>
 #include <mutex>
@@ -34,13 +46,19 @@ namespace unio::detail {
 class thread_pool {
  public:
   // Throws std::system_error when the eventfd or a thread cannot be created, or when a worker
-  // cannot lower its priority by `nice` (0-19; 0 = the creator's priority).
-  thread_pool(unsigned threads, unsigned spin_us, int nice = 0);
+  // cannot lower its priority by `nice` (0-19; 0 = the creator's priority). `max_threads`: the
+  // most workers while some run ops marked blocking (below `threads`: no growth).
+  thread_pool(unsigned threads, unsigned spin_us, int nice = 0, unsigned max_threads = 0);
   ~thread_pool();
   thread_pool(const thread_pool&) = delete;
   thread_pool& operator=(const thread_pool&) = delete;
 
+  // The core workers (always running).
   unsigned size() const noexcept { return static_cast<unsigned>(workers_.size()); }
+  // How long an extra worker (started for blocking ops) waits idle before it ends.
+  static constexpr std::chrono::milliseconds k_linger{500};
+  // Marks `o`, before submit(), as an op that will probably wait on a device (see the top).
+  static void mark_blocking(op& o) noexcept { A::cancel_requested(o) |= k_blocking; }
   // Readable when finished ops wait and the loop is sleeping (see prepare_sleep).
   int event_fd() const noexcept { return event_fd_; }
 
@@ -72,12 +90,30 @@ class thread_pool {
   void stop();
 
  private:
+  // The pool's marks in an op's cancel byte (see thread_pool.cpp for the other two).
+  static constexpr std::uint8_t k_blocking = 0x04;
+
   void work();
+  // An extra worker's life: work until idle for k_linger (or the pool stops), then end.
+  void extra_work() noexcept;
+  // Runs the ops in `mine`, publishes them; what work() and extra_work() share.
+  void run(op_queue& mine);
+  // Starts one extra worker (its slot already counted in live_); on failure gives the slot back.
+  // Joins the extra workers that ended first.
+  void start_extra() noexcept;
+  // Joins the extra workers that ended (all of them, and any they started, when the pool stops).
+  void join_extras(bool all) noexcept;
+  static void name_thread() noexcept;
   // Lowers the calling worker's priority by nice_; returns 0 or an errno value.
   int lower_priority() const noexcept;
   static void request_long_slice(int nice) noexcept;
   // Blocks until there is work (fills `out` with one or a few ops) or the pool stops (false).
-  bool take(op_queue& out);
+  // An extra worker (`linger`) also returns false after k_linger idle while the pool is above
+  // its core size. Sets `grow` when the caller should start an extra worker (start_extra).
+  bool take(op_queue& out, bool linger, bool& grow);
+  // Under queue_mu_: whether ops wait that no worker can take soon (none idle, every worker
+  // beyond the CPU-sized core count blocked) and the pool may grow; if so counts the new worker.
+  bool claim_extra() noexcept;
   void finish(op& o, std::int64_t res);
   // Hands finished ops to the loop; wakes it only if it is sleeping.
   void publish(op_queue& finished);
@@ -94,6 +130,12 @@ class thread_pool {
   op_queue queue_;                  // guarded by queue_mu_
   unsigned sleepers_ = 0;           // guarded by queue_mu_
   bool stopping_ = false;           // guarded by queue_mu_
+  unsigned core_ = 0;               // the core workers' number (set before they start)
+  const unsigned max_threads_;
+  unsigned live_ = 0;               // core + extra workers; guarded by queue_mu_
+  std::atomic<unsigned> blocking_{0};  // marked ops taken and not yet finished
+  std::vector<std::thread> extras_;    // extra workers' threads; guarded by queue_mu_
+  std::vector<std::thread::id> ended_;  // extra workers that ended, to join; guarded by queue_mu_
   std::atomic<std::size_t> queued_{0};
   std::atomic<unsigned> spinners_{0};
 

@@ -60,6 +60,14 @@ struct loop_options {
   // backend cannot do natively). 0 = the number of CPUs, at least 2, so one slow op cannot
   // stall all file I/O.
   unsigned pool_size = 0;
+  // The most workers the pool grows to while some of them wait on a device. A worker running an
+  // op that the backend expects to wait (on threadpool: a read the page cache refused with
+  // RWF_NOWAIT, or any read while most tries are refused; an fsync or fdatasync) does not count
+  // against pool_size: when ops are queued and no worker is free for them, the pool starts
+  // another, up to this bound, so a cold random-read workload keeps its queue depth in flight
+  // at the device instead of pool_size reads. Workers above pool_size end after 0.5 s idle.
+  // Below pool_size (e.g. 0): no growth.
+  unsigned pool_max_threads = 64;
   // How many nice steps (0-19) the pool's workers run below the thread that creates the pool, so
   // that the loop's thread gets a CPU first when it wakes while workers are busy: on a 2-vCPU VM
   // it cut the p99 lateness of a 1 ms timer on a loop doing cached reads through the pool from

@@ -13,8 +13,14 @@
 //    depth 128 with a pool of 4: 1/3 inline was best). When the tries keep missing (a cold
 //    working set), src/nowait_policy.hpp thins them out, since a miss makes the loop's thread
 //    start the readahead I/O;
-//  - finished ops come back in batches, and the loop polls briefly before it sleeps.
+//  - finished ops come back in batches, and the loop polls briefly before it sleeps;
+//  - a read expected to wait for the disk (its try, or one on its fd in the same turn, was
+//    refused, or 3 in 4 recent tries were) and fsync/fdatasync are marked blocking: the pool grows past pool_size for
+//    them (thread_pool.hpp, loop_options::pool_max_threads), so a cold working set gets as many
+//    reads in flight as the loop submits, while cached work keeps pool_size workers.
 #include <time.h>
+
+#include <cerrno>
 
 #include <memory>
 
@@ -93,13 +99,22 @@ class threadpool_backend final : public backend {
     std::size_t completed = 0;
     std::size_t n = pending_.size();
     std::size_t inline_budget = n <= 1 ? n : n / 3;
+    int refused_fd = -1;  // a read on it was refused this turn: its other reads would miss too
     while (op* o = pending_.pop()) {
-      if (inline_nowait_ && inline_budget > 0 && is_read(o->code())) {
-        --inline_budget;
-        if (try_inline(*o)) {
-          ++completed;
-          continue;
+      if (is_read(o->code())) {
+        const int fd = A::args(*o).fd;
+        if (fd != refused_fd && inline_nowait_ && inline_budget > 0) {
+          --inline_budget;
+          try_result t = try_inline(*o);
+          if (t == try_result::hit) {
+            ++completed;
+            continue;
+          }
+          if (t == try_result::refused) refused_fd = fd;
         }
+        if (fd == refused_fd || nowait_.predicts_miss()) thread_pool::mark_blocking(*o);
+      } else if (o->code() == op_code::fsync || o->code() == op_code::fdatasync) {
+        thread_pool::mark_blocking(*o);
       }
       pool_.push(*o);
     }
@@ -107,19 +122,25 @@ class threadpool_backend final : public backend {
     return completed;
   }
 
-  // Tries a read on the loop's thread with RWF_NOWAIT (if the policy allows); true when it
+  // hit: completed inline; refused: the kernel said it would wait; skipped: not tried, or failed
+  // for another reason.
+  enum class try_result { hit, refused, skipped };
+  // Tries a read on the loop's thread with RWF_NOWAIT (if the policy allows); `hit` when it
   // completed the op. Only a full read (or end of file) is final: a partial one may have stopped
   // at an uncached page, so the pool redoes it rather than return a surprising short read.
-  bool try_inline(op& o) {
+  try_result try_inline(op& o) {
     int fd = A::args(o).fd;
     std::uint64_t t0 = monotonic_ns();
-    if (!nowait_.should_try(fd, t0)) return false;
+    if (!nowait_.should_try(fd, t0)) return try_result::skipped;
     std::uint64_t want = requested_bytes(o);
     std::int64_t r = sys::try_read_nowait(o);
     bool hit = r == 0 || (r > 0 && static_cast<std::uint64_t>(r) == want);
-    nowait_.record(fd, hit, want, monotonic_ns() - t0);
-    if (hit) env_.complete(o, r);
-    return hit;
+    bool refused = r == -EAGAIN || (r > 0 && !hit);
+    nowait_.record(fd, hit, want, monotonic_ns() - t0, refused);
+    if (refused) return try_result::refused;
+    if (!hit) return try_result::skipped;  // an error the pool will report, or meet again
+    env_.complete(o, r);
+    return try_result::hit;
   }
 
   static std::uint64_t monotonic_ns() noexcept {

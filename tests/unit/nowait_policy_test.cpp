@@ -1,5 +1,6 @@
 // The threadpool backend's RWF_NOWAIT policy: tries every read while tries hit, thins them out
-// after a window of misses, and comes back when the sampled tries hit again.
+// after a window of misses, and comes back when the sampled tries hit again; it predicts device
+// waits (the pool then grows) from the kernel's refusals only, never from slow tries.
 #include "nowait_policy.hpp"
 
 #include <gtest/gtest.h>
@@ -79,6 +80,26 @@ TEST(nowait_policy, a_large_read_gets_time_for_its_copy) {
   ASSERT_TRUE(p.should_try(k_fd, 0));
   p.record(k_fd, true, 1 << 20, 200'000);  // 1 MiB in 200 us: a copy at 5 GB/s
   EXPECT_TRUE(p.should_try(k_fd, 1));
+}
+
+TEST(nowait_policy, predicts_waits_from_a_window_of_refusals_until_tries_hit_again) {
+  nowait_policy p;
+  EXPECT_FALSE(p.predicts_miss());
+  for (unsigned i = 0; i < nowait_policy::k_window; ++i) p.record(k_fd, false, 4096, k_fast_ns, i % 4 != 0);
+  EXPECT_TRUE(p.predicts_miss()) << "3 refusals in 4 tries";
+  for (unsigned i = 0; i < nowait_policy::k_window; ++i) p.record(k_fd, true, 4096, k_fast_ns);
+  EXPECT_FALSE(p.predicts_miss()) << "a window of hits";
+}
+
+TEST(nowait_policy, slow_tries_and_other_failures_predict_no_wait) {
+  nowait_policy p;
+  for (unsigned i = 0; i < nowait_policy::k_window; ++i) p.record(k_fd, true, 4096, 300'000);  // preempted
+  EXPECT_TRUE(p.cold());
+  EXPECT_FALSE(p.predicts_miss());
+  for (unsigned i = 0; i < nowait_policy::k_window; ++i) p.record(k_fd, false, 4096, k_fast_ns, false);  // EOPNOTSUPP
+  EXPECT_FALSE(p.predicts_miss());
+  for (unsigned i = 0; i < nowait_policy::k_window; ++i) p.record(k_fd, false, 4096, k_fast_ns, i % 2 == 0);
+  EXPECT_FALSE(p.predicts_miss()) << "1 refusal in 2 tries";
 }
 
 }  // namespace
