@@ -12,6 +12,7 @@ pkgs=(
   liburing-dev libaio-dev
   # tests and benchmarks
   libgtest-dev libgmock-dev libbenchmark-dev libseccomp-dev strace util-linux xfsprogs e2fsprogs nftables
+  libfuse3-dev fuse3  # unio-faultfs, the FUSE file system of the fault tests (tests/fault/faultfs/)
   python3 curl  # unio-serve's end-to-end tests
   # the Python package (python/): build, pip install into a venv, tests, and the peers its benchmark runs
   python3-dev python3-venv python3-pip python3-setuptools python3-wheel pybind11-dev python3-pybind11

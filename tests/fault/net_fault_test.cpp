@@ -5,7 +5,13 @@
 //   - a peer that resets the connection (SO_LINGER 0, close) gives ECONNRESET to a waiting recv,
 //     and a later send fails with EPIPE or ECONNRESET;
 //   - every byte a writer process sent before it was killed (SIGKILL) arrives, intact and in
-//     order, then end of file.
+//     order, then end of file;
+//   - a half-close: a peer that shuts its write side down gives unio's recv every byte and then
+//     end of file (again on the next recv), while every byte unio's sends acknowledged afterwards
+//     reaches the peer before its end of file (count and checksum); unio shutting its own write
+//     side down (shutdown(2) on the fd: the API has no shutdown op) gives the peer end of file
+//     after every acknowledged byte, a later send fails with EPIPE, and unio's recv still gets
+//     every byte the peer sends, then end of file.
 // The process's fd count is the same before and after each. Skipped without root (or nft, for
 // the first two).
 #include <fcntl.h>
@@ -23,6 +29,7 @@
 #include <cstring>
 #include <filesystem>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "conformance/backends.hpp"
@@ -190,8 +197,10 @@ pid_t killed_writer(int fd) {
   ::_exit(2);
 }
 
-// Reads `fd` through the loop until end of file; "" when exactly k_stream right bytes came.
-std::string read_stream(unio::loop& lp, int fd) {
+// Reads `fd` through the loop until end of file; "" when exactly n bytes came, byte i being
+// byte_at(i).
+std::string read_stream(unio::loop& lp, int fd, std::size_t n = k_stream,
+                        char (*byte_at)(std::size_t) = stream_byte) {
   return unio::sync_wait(lp, [&]() -> unio::task<std::string> {
     std::vector<char> buf(65536);
     std::size_t at = 0;
@@ -200,10 +209,10 @@ std::string read_stream(unio::loop& lp, int fd) {
       if (!r) co_return "recv after " + std::to_string(at) + " bytes: " + r.error().message();
       if (*r == 0) break;
       for (std::size_t i = 0; i < *r; ++i)
-        if (buf[i] != stream_byte(at + i)) co_return "byte " + std::to_string(at + i) + " differs";
+        if (buf[i] != byte_at(at + i)) co_return "byte " + std::to_string(at + i) + " differs";
       at += *r;
     }
-    co_return at == k_stream ? "" : "got " + std::to_string(at) + " bytes before end of file";
+    co_return at == n ? "" : "got " + std::to_string(at) + " bytes before end of file";
   }());
 }
 
@@ -219,6 +228,134 @@ TEST_P(net_fault, bytes_a_killed_writer_sent_arrive_intact) {
     ::waitpid(pid, &st, 0);
     if (!WIFSIGNALED(st) || WTERMSIG(st) != SIGKILL) return report(msg, "the writer was not killed mid-stream", 2);
     return bad.empty() ? 0 : report(msg, bad, 3);
+  });
+}
+
+char back_byte(std::size_t i) { return static_cast<char>((i * 17 + 101) % 239); }
+
+// The checksum both sides of a stream compute: 64-bit FNV-1a, one byte at a time.
+constexpr std::uint64_t k_fnv_basis = 1469598103934665603ull;
+std::uint64_t fnv_step(std::uint64_t h, char c) { return (h ^ static_cast<unsigned char>(c)) * 1099511628211ull; }
+
+// The checksum of the bytes fn(0), ..., fn(n - 1).
+template <class Fn>
+std::uint64_t checksum_of(std::size_t n, Fn fn) {
+  std::uint64_t h = k_fnv_basis;
+  for (std::size_t i = 0; i < n; ++i) h = fnv_step(h, fn(i));
+  return h;
+}
+
+// What a blocking peer read from its socket until end of file.
+struct received {
+  std::size_t count = 0;
+  std::uint64_t sum = k_fnv_basis;
+};
+
+received read_until_eof(int fd) {
+  received r;
+  char buf[65536];
+  for (ssize_t n; (n = ::recv(fd, buf, sizeof buf, 0)) != 0;) {
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) break;
+    for (ssize_t i = 0; i < n; ++i) r.sum = fnv_step(r.sum, buf[i]);
+    r.count += static_cast<std::size_t>(n);
+  }
+  return r;
+}
+
+// Sends n bytes of fn(i) on a blocking socket; false when a send failed.
+template <class Fn>
+bool send_blocking(int fd, std::size_t n, Fn fn) {
+  std::vector<char> v(n);
+  for (std::size_t i = 0; i < n; ++i)
+    v[i] = fn(i);
+  for (std::size_t off = 0; off < n;) {
+    ssize_t k = ::send(fd, v.data() + off, n - off, MSG_NOSIGNAL);
+    if (k <= 0) return false;
+    off += static_cast<std::size_t>(k);
+  }
+  return true;
+}
+
+// Sends n bytes of back_byte() through the loop; "" when every byte was acknowledged (in `acked`).
+std::string send_back(unio::loop& lp, int fd, std::size_t n, std::size_t& acked) {
+  std::vector<char> v(n);
+  for (std::size_t i = 0; i < n; ++i)
+    v[i] = back_byte(i);
+  return unio::sync_wait(lp, [&]() -> unio::task<std::string> {
+    while (acked < n) {
+      auto r = co_await lp.async_send(fd, v.data() + acked, n - acked);
+      if (!r) co_return "send after " + std::to_string(acked) + " bytes: " + r.error().message();
+      acked += *r;
+    }
+    co_return "";
+  }());
+}
+
+// A second recv after end of file: "" when it is end of file again.
+std::string eof_again(unio::loop& lp, int fd) {
+  char c;
+  auto r = unio::sync_wait(
+      lp, [&]() -> unio::task<unio::result<std::size_t>> { co_return co_await lp.async_recv(fd, &c, 1); }());
+  return r && *r == 0
+             ? ""
+             : "a recv after end of file: " + (r ? std::to_string(*r) + " bytes" : r.error().message());
+}
+
+// "" when the peer read exactly `acked` bytes of back_byte() before its end of file.
+std::string peer_got(const received& got, std::size_t acked, std::size_t want) {
+  if (acked != want) return std::to_string(acked) + " bytes acknowledged of " + std::to_string(want);
+  if (got.count != acked)
+    return "the peer read " + std::to_string(got.count) + " bytes, " + std::to_string(acked) +
+           " were acknowledged";
+  return got.sum == checksum_of(acked, back_byte) ? "" : "the peer's checksum differs";
+}
+
+TEST_P(net_fault, peer_half_close_gives_eof_after_every_byte_and_sends_still_arrive) {
+  in_netns([](unio::loop& lp, std::string& msg) -> int {
+    int client = -1, server = -1;
+    if (!tcp_pair(client, server)) return report(msg, errstr("tcp pair", errno), 1);
+    received got;
+    std::thread peer([&] {  // sends, half-closes, then reads what unio sends until unio closes
+      if (send_blocking(client, k_stream, stream_byte)) ::shutdown(client, SHUT_WR);
+      got = read_until_eof(client);
+    });
+    std::string bad = read_stream(lp, server);
+    if (bad.empty()) bad = eof_again(lp, server);
+    std::size_t acked = 0;
+    if (bad.empty()) bad = send_back(lp, server, k_stream, acked);
+    ::close(server);  // the orderly close after the acknowledged sends
+    peer.join();
+    ::close(client);
+    if (bad.empty()) bad = peer_got(got, acked, k_stream);
+    return bad.empty() ? 0 : report(msg, bad, 2);
+  });
+}
+
+TEST_P(net_fault, own_half_close_gives_the_peer_eof_and_recv_still_works) {
+  in_netns([](unio::loop& lp, std::string& msg) -> int {
+    int client = -1, server = -1;
+    if (!tcp_pair(client, server)) return report(msg, errstr("tcp pair", errno), 1);
+    received got;
+    std::thread peer([&] {  // reads until unio's half-close, then sends and closes
+      got = read_until_eof(client);
+      send_blocking(client, k_stream, back_byte);
+      ::close(client);
+    });
+    std::size_t acked = 0;
+    std::string bad = send_back(lp, server, k_stream, acked);
+    if (::shutdown(server, SHUT_WR) != 0 && bad.empty()) bad = errstr("shutdown(SHUT_WR)", errno);
+    auto late = unio::sync_wait(lp, [&]() -> unio::task<unio::result<std::size_t>> {
+      co_return co_await lp.async_send(server, "x", 1);
+    }());
+    if (bad.empty() && (late || late.error() != std::errc::broken_pipe))
+      bad = "a send after shutdown(SHUT_WR): " + (late ? std::string("sent") : late.error().message());
+    if (bad.empty()) bad = read_stream(lp, server, k_stream, back_byte);
+    if (bad.empty()) bad = eof_again(lp, server);
+    ::close(server);  // before the join: a peer still sending then fails instead of waiting
+    peer.join();
+    if (bad.empty()) bad = peer_got(got, acked, k_stream);
+    return bad.empty() ? 0 : report(msg, bad, 2);
   });
 }
 
