@@ -642,43 +642,22 @@ def slow_read(port, target, rate, seconds):
     return got
 
 
-def suite_slow(binary, backend, base):
-    """Idle timeout counts bytes moved, not completed ops; the head has its own deadline."""
-    root = os.path.join(base, "root")
-    os.makedirs(root)
-    size = 16 << 20
-    with open(os.path.join(root, "big.bin"), "wb") as f:
-        f.truncate(size)
-    # Between two window updates of a 16 KiB receive buffer, a 20 KB/s reader moves no byte on
-    # the wire for about 0.8 s: the timeout must be well above that.
-    srv = Server(binary, root, backend, ["--timeout-ms", "3000", "--header-timeout-ms", "2000",
-                                         "--sendfile-min", "0"])
-    if not started_or_skip(srv, backend):
-        return
-    p = srv.port
-    results = []
-    ts = [threading.Thread(target=lambda r=r: results.append((r, slow_read(p, b"/big.bin", r, 10))))
-          for r in (20000, 50000, 100000)]
-    for t in ts:
-        t.start()
-    for t in ts:
-        t.join(60)
-    check(len(results) == 3, "[%s] three slow readers finished" % backend)
-    for rate, got in sorted(results):
-        check(got > size, "[%s] a reader at %d KB/s for 10 s keeps its download (timeout 3 s; "
-              "%d bytes)" % (backend, rate // 1000, got))
-
-    # A reader that stops reading is cut once the socket buffers are full and nothing moves.
+def start_stalled_reader(port):
+    """Asks for a download and reads 1000 bytes of it, then nothing; returns (socket, when)."""
     s = socket.socket()
     s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 16384)
     s.settimeout(30)
-    s.connect(("127.0.0.1", p))
+    s.connect(("127.0.0.1", port))
     s.sendall(b"GET /big.bin HTTP/1.1\r\nHost: x\r\n\r\n")
     s.recv(1000)
-    time.sleep(12)  # several timeouts; the server's buffers fill in well under a second
+    return s, time.monotonic()
+
+
+def drain(s, seconds):
+    """Reads what is left on `s` until end of file, a reset or `seconds`; returns the byte count."""
     total, t0 = 0, time.monotonic()
     try:
-        while time.monotonic() - t0 < 20:
+        while time.monotonic() - t0 < seconds:
             b = s.recv(65536)
             if not b:
                 break
@@ -686,10 +665,12 @@ def suite_slow(binary, backend, base):
     except (ConnectionResetError, socket.timeout):
         pass
     s.close()
-    check(total < size - 1000, "[%s] a stalled reader is cut (%d bytes reached it)" % (backend, total))
+    return total
 
-    # Slowloris: a header line every 0.2 s (well within --timeout-ms) until the 2 s head deadline.
-    s = socket.create_connection(("127.0.0.1", p), timeout=30)
+
+def slowloris(port):
+    """Sends a header line every 0.2 s; returns (closed by the server, seconds until then)."""
+    s = socket.create_connection(("127.0.0.1", port), timeout=30)
     s.sendall(b"GET /big.bin HTTP/1.1\r\nHost: x\r\n")
     t0, closed = time.monotonic(), False
     while time.monotonic() - t0 < 20:
@@ -710,6 +691,46 @@ def suite_slow(binary, backend, base):
             break
     took = time.monotonic() - t0
     s.close()
+    return closed, took
+
+
+def suite_slow(binary, backend, base):
+    """Idle timeout counts bytes moved, not completed ops; the head has its own deadline."""
+    root = os.path.join(base, "root")
+    os.makedirs(root)
+    size = 16 << 20
+    with open(os.path.join(root, "big.bin"), "wb") as f:
+        f.truncate(size)
+    # Between two window updates of a 16 KiB receive buffer, a 20 KB/s reader moves no byte on
+    # the wire for about 0.8 s: the timeout must be well above that.
+    srv = Server(binary, root, backend, ["--timeout-ms", "3000", "--header-timeout-ms", "2000",
+                                         "--sendfile-min", "0"])
+    if not started_or_skip(srv, backend):
+        return
+    p = srv.port
+    # The three parts run at once (each waits on the server's clocks, not on the CPU).
+    stalled, stalled_at = start_stalled_reader(p)
+    results, loris = [], []
+    ts = [threading.Thread(target=lambda r=r: results.append((r, slow_read(p, b"/big.bin", r, 10))))
+          for r in (20000, 50000, 100000)]
+    ts.append(threading.Thread(target=lambda: loris.append(slowloris(p))))
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join(60)
+    check(len(results) == 3, "[%s] three slow readers finished" % backend)
+    for rate, got in sorted(results):
+        check(got > size, "[%s] a reader at %d KB/s for 10 s keeps its download (timeout 3 s; "
+              "%d bytes)" % (backend, rate // 1000, got))
+
+    # A reader that stops reading is cut once the socket buffers are full and nothing moves:
+    # after 12 s (several timeouts; the server's buffers fill in well under a second).
+    time.sleep(max(0.0, 12 - (time.monotonic() - stalled_at)))
+    total = drain(stalled, 20)
+    check(total < size - 1000, "[%s] a stalled reader is cut (%d bytes reached it)" % (backend, total))
+
+    # Slowloris: a header line every 0.2 s (well within --timeout-ms) until the 2 s head deadline.
+    closed, took = loris[0] if loris else (False, 0.0)
     check(closed and 1.5 < took < 10, "[%s] slowloris closed by the 2 s head deadline after %.1f s"
           % (backend, took))
     code, _ = curl(p, "-r", "0-9", "/big.bin")
