@@ -131,6 +131,9 @@ void add_run_options(CLI::App* run, run_options& o, raw_args& a) {
   run->add_option("--runtime", o.runtime_s, "seconds per backend")->check(CLI::Range(0.05, 86400.0));
   run->add_option("--threads", o.threads, "loops, one thread each")->check(CLI::Range(1u, 256u));
   run->add_option("--pool", o.pool, "thread pool size per loop (0 = unio's default)")->check(CLI::Range(0u, 1024u));
+  run->add_option("--pool-max", o.pool_max, "most pool workers while some wait on the disk (default 64; "
+                                              "--pool or less: no growth)")
+      ->check(CLI::Range(0u, 4096u));
   run->add_option("--pool-nice", o.pool_nice, "nice steps of the pool's workers below the loop (0-19; default 10)")
       ->check(CLI::Range(0, 19));
   run->add_option("--rwmixread", o.rwmixread, "randrw: percent reads")->check(CLI::Range(0u, 100u));

@@ -29,6 +29,7 @@ struct run_options {
   std::optional<bool> inline_nowait;  // threadpool: RWF_NOWAIT first on the loop thread
   std::optional<unsigned> spin_us;    // threadpool: polling before sleeping
   std::optional<int> pool_nice;       // the pool's workers' nice steps below the loop
+  std::optional<unsigned> pool_max;   // loop_options::pool_max_threads
   bool aio_buffered = false;          // linux_aio: buffered files through io_submit too
   bool nonblock = false;              // open the file with O_NONBLOCK
   // io_uring only (other backends: a note on stderr, no effect): register the run's buffers and
