@@ -106,7 +106,7 @@ struct fault {
 
 class faulty_syscalls {
  public:
-  fault pread, pwrite, read, write, preadv2, pwritev2, fsync, fdatasync, close, openat2, accept4, sendfile;
+  fault pread, pwrite, read, write, preadv2, pwritev2, fsync, fdatasync, close, openat2, accept4, sendfile, recv, send;
 
   faulty_syscalls() {
     if (active() != nullptr) {
@@ -127,6 +127,8 @@ class faulty_syscalls {
     t.openat2 = &w_openat2;
     t.accept4 = &w_accept4;
     t.sendfile = &w_sendfile;
+    t.recv = &w_recv;
+    t.send = &w_send;
     sys::set_table(t);
   }
   ~faulty_syscalls() {
@@ -230,6 +232,16 @@ class faulty_syscalls {
     fault& f = active()->sendfile;
     if (int e = f.next()) return fail<ssize_t>(e);
     return real().sendfile(out_fd, in_fd, off, f.clamp(len));
+  }
+  static ssize_t w_recv(int fd, void* buf, size_t len, int flags) {
+    fault& f = active()->recv;
+    if (int e = f.next()) return fail<ssize_t>(e);
+    return real().recv(fd, buf, f.clamp(len), flags);
+  }
+  static ssize_t w_send(int fd, const void* buf, size_t len, int flags) {
+    fault& f = active()->send;
+    if (int e = f.next()) return fail<ssize_t>(e);
+    return real().send(fd, buf, f.clamp(len), flags);
   }
 };
 
