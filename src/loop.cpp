@@ -101,14 +101,16 @@ struct loop_impl final : backend_env, direct_env {
   }
 
   // backend_env
+  // `o` joins the ready queue before its links are settled: the chain members that its failure
+  // completes with ECANCELED queue after it, so handlers run in chain order.
   void complete(op& o, std::int64_t res) noexcept override {
     if (direct.completed(o, res)) return;
     if (res == -EAGAIN && stale_kind(o)) return;
-    if (A::link_flags(o) != 0) settle_links(o, res);
     if (res >= 0 && gives_fd(o.code())) fd_opened(static_cast<int>(res));
     A::res(o) = res;
     A::state(o) = op_completed;
     ready.push(o);
+    if (A::link_flags(o) != 0) settle_links(o, res);
   }
   thread_pool& pool() override {
     if (!pool_) pool_ = std::make_unique<thread_pool>(opts.pool_size, opts.spin_us, opts.pool_nice, opts.pool_max_threads);

@@ -88,6 +88,57 @@ TEST_P(link, a_failed_op_cancels_the_rest_of_the_chain) {
   ::close(fd);
 }
 
+// Regression (found by unio_soak): when a member failed or was cancelled, the loop completed the
+// members after it before the member itself, so their ECANCELED handlers ran first, against
+// "handlers run in chain order".
+TEST_P(link, handlers_run_in_chain_order_when_a_member_fails) {
+  auto lp = make_loop();
+  int fd = raw_open("f", O_RDWR | O_CREAT | O_TRUNC);
+  ASSERT_GE(fd, 0);
+  recorder r;
+  unio::op w, bad, s, n;
+  char buf[4];
+  {
+    unio::loop::link_scope chain(*lp);
+    lp->write(w, fd, "data", 4, 0, r.on("write"));
+    lp->read(bad, -1, buf, sizeof buf, 0, r.on("bad"));
+    lp->fsync(s, fd, r.on("fsync"));
+    lp->nop(n, r.on("nop"));
+  }
+  lp->run();
+  EXPECT_EQ(r.order, (std::vector<std::string>{"write", "bad", "fsync", "nop"}));
+  EXPECT_EQ(r.res("bad"), neg(EBADF));
+  EXPECT_EQ(r.res("nop"), neg(ECANCELED));
+  ::close(fd);
+}
+
+TEST_P(link, handlers_run_in_chain_order_when_the_head_is_cancelled) {
+  auto lp = make_loop();
+  auto [a, b] = unio::test::socket_pair();
+  ASSERT_GE(a, 0);
+  recorder r;
+  unio::op queued, n1, rv, n2;
+  char buf[4];
+  {
+    unio::loop::link_scope chain(*lp);  // cancelled before it started
+    lp->nop(queued, r.on("queued"));
+    lp->nop(n1, r.on("nop1"));
+  }
+  lp->cancel(queued);
+  {
+    unio::loop::link_scope chain(*lp);  // cancelled while it waits for data
+    lp->recv(rv, a, buf, sizeof buf, 0, r.on("recv"));
+    lp->nop(n2, r.on("nop2"));
+  }
+  lp->poll();
+  lp->cancel(rv);
+  lp->run();
+  EXPECT_EQ(r.order, (std::vector<std::string>{"queued", "nop1", "recv", "nop2"}));
+  for (const char* name : {"queued", "nop1", "recv", "nop2"}) EXPECT_EQ(r.res(name), neg(ECANCELED)) << name;
+  ::close(a);
+  ::close(b);
+}
+
 TEST_P(link, a_short_read_breaks_the_chain) {
   auto lp = make_loop();
   put_file("src", "abc");
