@@ -100,7 +100,8 @@ struct driver_options {
   std::function<void(const std::string&)> report;
   // A deliberate bug in the driver's own bookkeeping, to show its checks fail (unio_soak
   // --inject): "double" runs one completion's accounting twice, "model" records every write one
-  // byte off, "ecanceled" forgets that one op was cancelled. Empty: none.
+  // byte off, "stream" counts every send one byte longer, "ecanceled" forgets that one op was
+  // cancelled. Empty: none.
   std::string inject;
 };
 

@@ -3,7 +3,7 @@
 // (driver.hpp lists the workload and every check).
 //
 //   unio_soak --backend B [--seconds S] [--seed N] [--loops L] [--faults on|off] [--depth D]
-//             [--dir DIR] [--inject double|model|ecanceled]
+//             [--dir DIR] [--inject double|model|stream|ecanceled]
 //
 // B is a backend or io_uring variant name as the conformance tests use them (sync, threadpool,
 // io_uring, io_uring_sqpoll, io_uring_restrict, io_uring_delegate, linux_aio, posix_aio, auto).
@@ -21,7 +21,8 @@
 //
 // --inject makes the soak itself wrong on purpose, to show that its checks fail: `double` runs
 // one handler's accounting twice, `model` records every write one byte off in the file model,
-// `ecanceled` forgets that one op was cancelled. Each must end in a violation.
+// `stream` counts every send one byte longer than it was, `ecanceled` forgets that one op was
+// cancelled. Each must end in a violation.
 #include <dirent.h>
 #include <unistd.h>
 
@@ -88,7 +89,7 @@ void remove_tmp() {
 [[noreturn]] void usage(const std::string& why) {
   std::fprintf(stderr,
                "unio_soak: %s\nusage: unio_soak --backend B [--seconds S] [--seed N] [--loops L] [--faults on|off] "
-               "[--depth D] [--dir DIR] [--inject double|model|ecanceled]\n",
+               "[--depth D] [--dir DIR] [--inject double|model|stream|ecanceled]\n",
                why.c_str());
   std::exit(2);
 }
@@ -110,7 +111,7 @@ settings parse(int argc, char** argv) {
       else if (flag == "--faults" && (v == "on" || v == "off")) s.faults = v == "on";
       else if (flag == "--depth") s.depth = static_cast<unsigned>(std::stoul(v));
       else if (flag == "--dir") s.dir = v;
-      else if (flag == "--inject" && (v == "double" || v == "model" || v == "ecanceled")) s.inject = v;
+      else if (flag == "--inject" && (v == "double" || v == "model" || v == "stream" || v == "ecanceled")) s.inject = v;
       else usage("unknown flag or value: " + flag + " " + v);
     } catch (const std::exception&) {
       usage("bad value for " + flag + ": " + v);

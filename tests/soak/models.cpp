@@ -51,22 +51,30 @@ std::uint64_t mix64(std::uint64_t x) noexcept {
   return x ^ (x >> 31);
 }
 
-char stream_model::pattern(std::uint64_t key, std::uint64_t pos) noexcept {
-  return static_cast<char>(mix64(key ^ (pos / 8) * 0x100000001b3ull) >> (pos % 8 * 8));
+// The stream's bytes come in 8-byte words, one mix64 each.
+std::uint64_t stream_model::word(std::uint64_t key, std::uint64_t index) noexcept {
+  return mix64(key ^ index * 0x100000001b3ull);
 }
 
 void stream_model::fill(char* out, std::size_t n) const noexcept {
-  for (std::size_t i = 0; i < n; ++i) out[i] = pattern(key, sent + i);
+  for (std::size_t i = 0; i < n;) {
+    std::uint64_t pos = sent + i, w = word(key, pos / 8);
+    for (std::uint64_t b = pos % 8; b < 8 && i < n; ++b, ++i) out[i] = static_cast<char>(w >> (b * 8));
+  }
 }
 
 std::string stream_model::check(const char* got, std::size_t n) const {
-  for (std::size_t i = 0; i < n; ++i) {
-    if (got[i] == pattern(key, received + i)) continue;
-    char msg[128];
-    std::snprintf(msg, sizeof msg, "stream byte %llu is 0x%02x, the sender sent 0x%02x",
-                  static_cast<unsigned long long>(received + i), static_cast<unsigned char>(got[i]),
-                  static_cast<unsigned char>(pattern(key, received + i)));
-    return msg;
+  for (std::size_t i = 0; i < n;) {
+    std::uint64_t pos = received + i, w = word(key, pos / 8);
+    for (std::uint64_t b = pos % 8; b < 8 && i < n; ++b, ++i) {
+      auto want = static_cast<char>(w >> (b * 8));
+      if (got[i] == want) continue;
+      char msg[128];
+      std::snprintf(msg, sizeof msg, "stream byte %llu is 0x%02x, the sender sent 0x%02x",
+                    static_cast<unsigned long long>(received + i),
+                    static_cast<unsigned char>(got[i]), static_cast<unsigned char>(want));
+      return msg;
+    }
   }
   return {};
 }

@@ -51,15 +51,15 @@ class file_model {
   std::array<bool, k_slots> held_{};
 };
 
-// One direction of a connection. Byte p of stream `key` is pattern(key, p), so the receiver
-// checks each byte it gets where it belongs in the stream, without a copy of what was sent: a
-// lost, doubled or reordered byte shows as a mismatch.
+// One direction of a connection. Byte p of stream `key` is byte p % 8 of word(key, p / 8), so
+// the receiver checks each byte it gets where it belongs in the stream, without a copy of what was
+// sent: a lost, doubled or reordered byte shows as a mismatch.
 struct stream_model {
   std::uint64_t key = 0;
   std::uint64_t sent = 0;      // bytes the completed sends took
   std::uint64_t received = 0;  // bytes the completed recvs gave
 
-  static char pattern(std::uint64_t key, std::uint64_t pos) noexcept;
+  static std::uint64_t word(std::uint64_t key, std::uint64_t index) noexcept;
   // Fills out[0, n) with the bytes from position `sent` on.
   void fill(char* out, std::size_t n) const noexcept;
   // "" when got[0, n) are the bytes from position `received` on, else where they differ.

@@ -85,7 +85,7 @@ void driver::arm_recv(conn& c, int dir) {
   record& r = fresh(kind::recv);
   r.c = &c;
   r.dir = dir;
-  r.len = 1 + pick_.below(65536);
+  r.len = draining_ ? 65536 : 1 + pick_.below(65536);  // draining: read what is left, quickly
   r.buf.resize(r.len);
   c.recv[dir] = &r;
   ++c.busy;
@@ -222,7 +222,7 @@ void driver::settle_socket(record& r, std::int64_t res) {
   switch (r.k) {
     case kind::send:
       c.send_busy[r.dir] = false;
-      c.dir[r.dir].sent += n;
+      c.dir[r.dir].sent += n + (opt_.inject == "stream" && n > 0 ? 1 : 0);
       counts_.bytes += n;
       break;
     case kind::recv:
