@@ -16,7 +16,6 @@
 //
 // The seed corpus (tests/fuzz/corpus) holds inputs a fuzzing run found: for each backend the
 // longest ones, with and without the TCP connection.
-#include <dirent.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -55,15 +54,6 @@ class byte_chooser final : public chooser {
 [[noreturn]] void violation(const std::string& what) {
   std::fprintf(stderr, "op_sequence_fuzz: violation: %s\n", what.c_str());
   std::abort();
-}
-
-std::size_t open_fds() {
-  std::size_t n = 0;
-  if (DIR* d = ::opendir("/proc/self/fd")) {
-    while (::readdir(d) != nullptr) ++n;
-    ::closedir(d);
-  }
-  return n;
 }
 
 struct environment {

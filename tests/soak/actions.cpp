@@ -36,10 +36,10 @@ action driver::any_action() {
 bool driver::act(action a) {
   if (draining_) return false;
   switch (a) {
-    case action::write: return do_transfer(kind::write);
-    case action::read: return do_transfer(kind::read);
-    case action::writev: return do_transfer(kind::writev);
-    case action::readv: return do_transfer(kind::readv);
+    case action::write: return do_transfer(kind::write, false);
+    case action::read: return do_transfer(kind::read, false);
+    case action::writev: return do_transfer(kind::writev, false);
+    case action::readv: return do_transfer(kind::readv, false);
     case action::fsync: return do_fsync();
     case action::stat: return do_stat();
     case action::ftruncate: return do_ftruncate();
@@ -50,7 +50,7 @@ bool driver::act(action a) {
     case action::chain_write_read: return do_chain_write_read(false);
     case action::chain_write_sync: return do_chain_write_sync();
     case action::chain_timers: return do_chain_timers();
-    case action::guarded_read: return do_guarded_read();
+    case action::guarded_read: return do_transfer(kind::read, true);
     case action::cancel_one: return do_cancel_one();
     case action::cancel_unstarted: return do_cancel_unstarted();
     case action::post: return do_post();
@@ -69,24 +69,29 @@ driver::file_state* driver::pick_open_file() {
   return nullptr;
 }
 
-// An open file and a range of it no op in flight holds: small, page-sized or a few pages; at
-// the start, anywhere, or around the end of the file.
-bool driver::pick_range(file_state*& f, std::uint64_t& off, std::size_t& len, std::size_t max_len) {
-  f = pick_open_file();
+// An open file and a range of it no op in flight holds, now held for the caller: small,
+// page-sized or a few pages; at the start, anywhere, or around the end of the file.
+bool driver::take_range(std::size_t max_len, held_range& out) {
+  file_state* f = pick_open_file();
   if (f == nullptr) return false;
+  std::size_t len = 0;
   switch (pick_.below(3)) {
     case 0: len = 1 + pick_.below(32); break;
     case 1: len = 1 + pick_.below(static_cast<std::uint32_t>(file_model::k_slot)); break;
     default: len = 1 + pick_.below(static_cast<std::uint32_t>(max_len)); break;
   }
   std::uint64_t room = file_model::k_span - len;
-  std::uint64_t size = std::min(f->model.size(), room);
+  std::uint64_t size = std::min(f->model.size(), room), off = 0;
   switch (pick_.below(3)) {
     case 0: off = pick_.below(static_cast<std::uint32_t>(room + 1)); break;
     case 1: off = size - std::min<std::uint64_t>(size, pick_.below(64)); break;
     default: off = std::min(room, size + pick_.below(8192)); break;
   }
-  return f->model.free(f->model.slots_for(off, len));
+  file_model::lease ls = f->model.slots_for(off, len);
+  if (!f->model.free(ls)) return false;
+  f->model.take(ls);
+  out = {f, off, len, ls};
+  return true;
 }
 
 // A read, write, readv or writev record on f (not yet submitted); it takes a file user.
@@ -149,29 +154,15 @@ void driver::cancel_now(record& r) {
   lp_.cancel(r.op);
 }
 
-bool driver::do_transfer(kind k) {
-  file_state* f = nullptr;
-  std::uint64_t off = 0;
-  std::size_t len = 0;
-  if (!pick_range(f, off, len, 3 * file_model::k_slot)) return false;
-  file_model::lease ls = f->model.slots_for(off, len);
-  f->model.take(ls);
-  record& r = file_op(k, *f, off, len, ls);
+// A read or write on a range of its own; guarded: with a link timeout of up to 300 us, else
+// now and then one of up to 2 ms.
+bool driver::do_transfer(kind k, bool guarded) {
+  held_range h;
+  if (!take_range(3 * file_model::k_slot, h)) return false;
+  record& r = file_op(k, *h.f, h.off, h.len, h.lease);
   submit_file_op(r);
-  if (pick_.below(10) == 0) guard(r, 2000);
-  return true;
-}
-
-bool driver::do_guarded_read() {
-  file_state* f = nullptr;
-  std::uint64_t off = 0;
-  std::size_t len = 0;
-  if (!pick_range(f, off, len, 3 * file_model::k_slot)) return false;
-  file_model::lease ls = f->model.slots_for(off, len);
-  f->model.take(ls);
-  record& r = file_op(kind::read, *f, off, len, ls);
-  submit_file_op(r);
-  guard(r, 300);
+  if (guarded) guard(r, 300);
+  else if (pick_.below(10) == 0) guard(r, 2000);
   return true;
 }
 
@@ -275,21 +266,17 @@ driver::chain_state* driver::new_chain(int members, file_state* f, file_model::l
 
 // A write and a read of the same bytes in one chain: the read must see the write.
 bool driver::do_chain_write_read(bool cancel) {
-  file_state* f = nullptr;
-  std::uint64_t off = 0;
-  std::size_t len = 0;
-  if (!pick_range(f, off, len, 2 * file_model::k_slot)) return false;
-  file_model::lease ls = f->model.slots_for(off, len);
-  f->model.take(ls);
-  chain_state* ch = new_chain(2, f, ls);
+  held_range h;
+  if (!take_range(2 * file_model::k_slot, h)) return false;
+  chain_state* ch = new_chain(2, h.f, h.lease);
   record* head = nullptr;
   {
     unio::loop::link_scope scope(lp_);
-    record& w = file_op(pick_.below(3) == 0 ? kind::writev : kind::write, *f, off, len, {});
+    record& w = file_op(pick_.below(3) == 0 ? kind::writev : kind::write, *h.f, h.off, h.len, {});
     w.ch = ch;
     submit_file_op(w);
     if (!cancel && pick_.below(4) == 0) guard(w, 1000);
-    record& rd = file_op(kind::read, *f, off, len, {});
+    record& rd = file_op(kind::read, *h.f, h.off, h.len, {});
     rd.ch = ch;
     rd.chain_index = 1;
     submit_file_op(rd);
@@ -300,21 +287,17 @@ bool driver::do_chain_write_read(bool cancel) {
 }
 
 bool driver::do_chain_write_sync() {
-  file_state* f = nullptr;
-  std::uint64_t off = 0;
-  std::size_t len = 0;
-  if (!pick_range(f, off, len, 2 * file_model::k_slot)) return false;
-  file_model::lease ls = f->model.slots_for(off, len);
-  f->model.take(ls);
-  chain_state* ch = new_chain(2, f, ls);
+  held_range h;
+  if (!take_range(2 * file_model::k_slot, h)) return false;
+  chain_state* ch = new_chain(2, h.f, h.lease);
   unio::loop::link_scope scope(lp_);
-  record& w = file_op(kind::write, *f, off, len, {});
+  record& w = file_op(kind::write, *h.f, h.off, h.len, {});
   w.ch = ch;
   submit_file_op(w);
   record& s = fresh(pick_.below(2) == 0 ? kind::fsync : kind::fdatasync);
-  s.f = f;
-  s.fd = f->fd;
-  ++f->users;
+  s.f = h.f;
+  s.fd = h.f->fd;
+  ++h.f->users;
   s.ch = ch;
   s.chain_index = 1;
   launch(s, [&](unio::op& o, auto h) {
@@ -359,13 +342,9 @@ bool driver::do_cancel_unstarted() {
     case 2: return do_send(true);
     case 3: return do_chain_write_read(true);
     default: {
-      file_state* f = nullptr;
-      std::uint64_t off = 0;
-      std::size_t len = 0;
-      if (!pick_range(f, off, len, file_model::k_slot)) return false;
-      file_model::lease ls = f->model.slots_for(off, len);
-      f->model.take(ls);
-      record& r = file_op(pick_.below(2) == 0 ? kind::write : kind::read, *f, off, len, ls);
+      held_range h;
+      if (!take_range(file_model::k_slot, h)) return false;
+      record& r = file_op(pick_.below(2) == 0 ? kind::write : kind::read, *h.f, h.off, h.len, h.lease);
       submit_file_op(r);
       cancel_now(r);
       return true;

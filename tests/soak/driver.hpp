@@ -170,12 +170,18 @@ class driver {
 
   // file actions (actions.cpp)
   file_state* pick_open_file();
-  bool pick_range(file_state*& f, std::uint64_t& off, std::size_t& len, std::size_t max_len);
+  struct held_range {
+    file_state* f = nullptr;
+    std::uint64_t off = 0;
+    std::size_t len = 0;
+    file_model::lease lease;
+  };
+  bool take_range(std::size_t max_len, held_range& out);
   record& file_op(kind k, file_state& f, std::uint64_t off, std::size_t len, file_model::lease ls);
   void submit_file_op(record& r);
   std::int64_t some_wait(std::uint32_t max_us);
   void guard(record& r, std::uint32_t max_us);
-  bool do_transfer(kind k);
+  bool do_transfer(kind k, bool guarded);
   bool do_fsync();
   bool do_stat();
   bool do_ftruncate();
@@ -185,7 +191,6 @@ class driver {
   bool do_chain_write_read(bool cancel_now);
   bool do_chain_write_sync();
   bool do_chain_timers();
-  bool do_guarded_read();
   bool do_cancel_one();
   bool do_cancel_unstarted();
   bool do_post();
@@ -228,5 +233,8 @@ class driver {
   tally counts_;
   std::array<std::atomic<int>, k_kinds> in_flight_{};
 };
+
+// The fds this process has open (the entries of /proc/self/fd, its own directory fd included).
+std::size_t open_fds();
 
 }  // namespace unio::soak

@@ -23,7 +23,6 @@
 // one handler's accounting twice, `model` records every write one byte off in the file model,
 // `stream` counts every send one byte longer than it was, `ecanceled` forgets that one op was
 // cancelled. Each must end in a violation.
-#include <dirent.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -130,15 +129,6 @@ class rng final : public chooser {
  private:
   std::uint64_t state_;
 };
-
-std::size_t open_fds() {
-  std::size_t n = 0;
-  if (DIR* d = ::opendir("/proc/self/fd")) {
-    while (::readdir(d) != nullptr) ++n;
-    ::closedir(d);
-  }
-  return n;
-}
 
 // What the threads share. Posts: sent[source][target] is written by the source's thread only;
 // a loop's keep_alive is made and dropped on its own thread.
