@@ -131,13 +131,15 @@ class rng final : public chooser {
 };
 
 // What the threads share. Posts: sent[source][target] is written by the source's thread only;
-// a loop's keep_alive is made and dropped on its own thread.
+// a loop's keep_alive is made and dropped on its own thread. A loop is destroyed only after
+// posting is over (posts_over): post() may still be waking a loop whose run() has returned.
 struct run_state {
   explicit run_state(unsigned loops)
-      : ready(loops + 1), loops(loops), drivers(loops), keep(loops), finished(loops), results(loops),
+      : ready(loops + 1), posts_over(1), loops(loops), drivers(loops), keep(loops), finished(loops), results(loops),
         sent(loops + 1, std::vector<std::uint64_t>(loops)), posters_left(static_cast<int>(loops) + 1) {}
 
-  std::latch ready;  // every loop made, and the main thread ready
+  std::latch ready;       // every loop made, and the main thread ready
+  std::latch posts_over;  // every post() call has returned
   std::vector<unio::loop*> loops;
   std::vector<driver*> drivers;
   std::vector<std::optional<unio::loop::keep_alive>> keep;
@@ -161,9 +163,10 @@ void post_to(run_state& st, unsigned source, unsigned target) {
 void poster_done(run_state& st) {
   if (st.posters_left.fetch_sub(1) != 1) return;
   for (unsigned j = 0; j < st.loops.size(); ++j) st.loops[j]->post([&st, j] { st.keep[j].reset(); });
+  st.posts_over.count_down();
 }
 
-driver_options loop_options_for(run_state& st, unsigned i, const fault_plan* faults) {
+driver_options driver_options_for(run_state& st, unsigned i, const fault_plan* faults) {
   driver_options o;
   o.name = "loop " + std::to_string(i);
   o.dir = g_tmp + "/loop" + std::to_string(i);
@@ -185,6 +188,24 @@ driver_options loop_options_for(run_state& st, unsigned i, const fault_plan* fau
   return o;
 }
 
+#if defined(__SANITIZE_THREAD__)
+constexpr bool k_tsan = true;
+#elif defined(__has_feature)
+constexpr bool k_tsan = __has_feature(thread_sanitizer);
+#else
+constexpr bool k_tsan = false;
+#endif
+
+// The backend's loop options. Under ThreadSanitizer io_uring's close runs on the pool: TSan keeps
+// a record per fd number that libc's close resets, and a close done by the kernel
+// (IORING_OP_CLOSE) leaves it stale, so the next fd of that number made on another loop's thread
+// would be reported as a race on TSan's record.
+unio::loop_options loop_options_here() {
+  unio::loop_options o = unio::test::options_for(g_set.backend);
+  if (k_tsan && o.io_uring_delegate.empty()) o.io_uring_delegate = "close";
+  return o;
+}
+
 // The loops (and the io_uring probes their drivers make) are made one at a time. liburing maps
 // its rings with raw system calls that ThreadSanitizer does not see, so a ring made on one thread
 // where another thread's ring had just been unmapped is reported as a race on the ring's memory.
@@ -197,8 +218,8 @@ void loop_thread(run_state& st, unsigned i, const fault_plan* faults) {
   std::optional<driver> d;
   try {
     std::lock_guard lk(g_setup);
-    lp.emplace(unio::test::options_for(g_set.backend));
-    d.emplace(*lp, pick, loop_options_for(st, i, faults));
+    lp.emplace(loop_options_here());
+    d.emplace(*lp, pick, driver_options_for(st, i, faults));
   } catch (const std::exception& e) {
     violation("loop " + std::to_string(i) + ": creating the loop failed: " + e.what());
   }
@@ -208,6 +229,7 @@ void loop_thread(run_state& st, unsigned i, const fault_plan* faults) {
   st.ready.arrive_and_wait();
   d->start();
   lp->run();
+  st.posts_over.wait();
   if (std::string bad = d->verify_end(); !bad.empty()) violation(bad);
   st.results[i] = d->counts();
   st.finished[i] = true;
@@ -302,7 +324,7 @@ std::string summary(const tally& t, const fault_plan* faults, double secs) {
 // Lazily made process-wide resources (glibc's AIO state, the first pool) are made once before
 // the fd count, so that the count compares like with like.
 void warm_up() {
-  unio::loop lp(unio::test::options_for(g_set.backend));
+  unio::loop lp(loop_options_here());
   int sv[2];
   if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv) != 0) return;
   char c = 0;
