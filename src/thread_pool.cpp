@@ -131,6 +131,7 @@ void thread_pool::submit(op_queue& batch) {
   std::size_t n = batch.size();
   if (n == 0) return;
   outstanding_ += n;
+  outstanding_blocking_ += count_blocking(batch);
   unsigned wake = 0;
   bool grow = false;
   {
@@ -165,7 +166,14 @@ std::size_t thread_pool::drain(op_queue& out) {
   }
   std::size_t n = got.size();
   outstanding_ -= n;
+  outstanding_blocking_ -= count_blocking(got);
   out.splice(got);
+  return n;
+}
+
+std::size_t thread_pool::count_blocking(const op_queue& q) noexcept {
+  std::size_t n = 0;
+  q.for_each([&n](op& o) { n += (A::cancel_requested(o) & k_blocking) != 0 ? 1 : 0; });
   return n;
 }
 

@@ -63,7 +63,9 @@ class threadpool_backend final : public backend {
     done += drain();
     bool zero = timeout && timeout->count() <= 0;
     thread_pool& workers = *pool_.started();
-    if (done == 0 && !zero && workers.outstanding() > 0 && workers.spin_for_finished(until.left())) done += drain();
+    if (done == 0 && !zero && workers.outstanding() > 0 && !workers.only_blocking_outstanding() &&
+        workers.spin_for_finished(until.left()))
+      done += drain();
     if (done > 0) timeout = std::chrono::nanoseconds(0);
     zero = timeout && timeout->count() <= 0;
     if (!zero && !pool_.may_sleep()) timeout = std::chrono::nanoseconds(0);
@@ -81,7 +83,9 @@ class threadpool_backend final : public backend {
     done += flush() + drain();
     // As poll() does before it sleeps: a short spin for a result saves a cross-core wake-up.
     thread_pool* workers = pool_.started();
-    if (done == 0 && workers != nullptr && workers->outstanding() > 0 && workers->spin_for_finished()) done += drain();
+    if (done == 0 && workers != nullptr && workers->outstanding() > 0 && !workers->only_blocking_outstanding() &&
+        workers->spin_for_finished())
+      done += drain();
     if (done > 0 || !pool_.may_sleep()) return std::chrono::nanoseconds(0);
     return std::nullopt;
   }
