@@ -25,6 +25,7 @@ namespace unio::detail {
 namespace op_flag {
 inline constexpr std::uint8_t uring_poll_then_write = 0x01;  // io_uring: a stream write waits for POLLOUT on the ring
 inline constexpr std::uint8_t uring_splice_wait = 0x02;      // io_uring: a splice waits for its pipe on the ring
+inline constexpr std::uint8_t uring_learn = 0x04;            // io_uring: an inline buffered read whose outcome teaches the cold-read router
 inline constexpr std::uint8_t aio_cancel_asked = 0x10;       // linux_aio: cancel() was asked while in the kernel
 inline constexpr std::uint8_t aio_nowait = 0x20;             // linux_aio: a read sent with RWF_NOWAIT on remembered facts
 inline constexpr std::uint8_t aio_in_flight = 0x40;          // linux_aio: in the kernel; posix_aio: in glibc
@@ -63,6 +64,7 @@ struct op_traits {
 inline constexpr std::uint64_t k_max_rw = 0x7ffff000;
 
 inline constexpr std::uint8_t k_aio_bits = op_flag::aio_cancel_asked | op_flag::aio_nowait | op_flag::aio_in_flight;
+inline constexpr std::uint8_t k_uring_read_bits = op_flag::uring_learn;
 inline constexpr std::uint8_t k_sync_bits = op_flag::aio_cancel_asked | op_flag::aio_in_flight;
 
 // IORING_OP_* values used below (the kernel's enum io_uring_op; io_uring.cpp checks each against
@@ -75,10 +77,12 @@ inline constexpr op_traits k_op_traits[] = {
     {op_code::nop,         "nop",      op_kind::control, transfer::none, false, 0,   false, false, false, false, 0},
     {op_code::open,        "open",     op_kind::path,    transfer::none, false, 28,  true,  false, false, false, 0},
     {op_code::close,       "close",    op_kind::file,    transfer::none, false, 19,  true,  false, false, false, 0},
-    {op_code::read,        "read",     op_kind::file,    transfer::in,   false, 22,  true,  true,  true,  true,  k_aio_bits},
+    {op_code::read,        "read",     op_kind::file,    transfer::in,   false, 22,  true,  true,  true,  true,
+     k_aio_bits | k_uring_read_bits},
     {op_code::write,       "write",    op_kind::file,    transfer::out,  false, 23,  true,  true,  true,  true,
      k_aio_bits | op_flag::uring_poll_then_write},
-    {op_code::readv,       "readv",    op_kind::file,    transfer::in,   true,  1,   true,  true,  true,  false, k_aio_bits},
+    {op_code::readv,       "readv",    op_kind::file,    transfer::in,   true,  1,   true,  true,  true,  false,
+     k_aio_bits | k_uring_read_bits},
     {op_code::writev,      "writev",   op_kind::file,    transfer::out,  true,  2,   true,  true,  true,  false,
      k_aio_bits | op_flag::uring_poll_then_write},
     {op_code::fsync,       "fsync",    op_kind::file,    transfer::none, false, 3,   true,  true,  true,  true,  k_sync_bits},

@@ -86,9 +86,13 @@ thread_pool::thread_pool(unsigned threads, unsigned spin_us, int nice, unsigned 
 // "unio-pool" in top -H, perf and /proc/self/task/*/comm.
 void thread_pool::name_thread() noexcept { (void)::pthread_setname_np(::pthread_self(), "unio-pool"); }
 
-int thread_pool::lower_priority() const noexcept {
-  if (nice_ == 0) return 0;
-  const int nice = std::min(19, base_nice_ + nice_);
+int thread_pool::lower_priority() const noexcept { return lower_calling_thread(base_nice_, nice_); }
+
+int thread_pool::calling_thread_nice() noexcept { return current_nice(); }
+
+int thread_pool::lower_calling_thread(int base, int steps) noexcept {
+  if (steps == 0) return 0;
+  const int nice = std::min(19, base + steps);
   // PRIO_PROCESS with 0 names the calling thread on Linux (per-thread nice values).
   if (::setpriority(PRIO_PROCESS, 0, nice) != 0) return errno;
   request_long_slice(nice);

@@ -110,6 +110,13 @@ class thread_pool {
   static void name_thread() noexcept;
   // Lowers the calling worker's priority by nice_; returns 0 or an errno value.
   int lower_priority() const noexcept;
+ public:
+  // The calling thread's nice value, and lowering it to `steps` (0-19) below `base` as the
+  // workers do (also for the io_uring backend's cold reader); 0 or an errno value.
+  static int calling_thread_nice() noexcept;
+  static int lower_calling_thread(int base, int steps) noexcept;
+
+ private:
   static void request_long_slice(int nice) noexcept;
   // Blocks until there is work (fills `out` with one or a few ops) or the pool stops (false).
   // An extra worker (`linger`) also returns false after k_linger idle while the pool is above

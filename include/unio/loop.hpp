@@ -130,6 +130,17 @@ struct loop_options {
   // make it do anything else (any other opcode fails with EACCES). Where the kernel refuses it,
   // creating the loop throws std::system_error naming the reason.
   bool io_uring_restrict = false;
+  // io_uring: keep page-cache misses off the loop's thread. io_uring tries a buffered read inside
+  // the io_uring_enter that submits it, and on a miss that try starts the readahead (page
+  // allocation, the device request) on the loop's thread before the read waits, which stalls the
+  // loop on cold files. On: the backend learns per fd which reads miss (a read whose completion
+  // was not ready when its enter returned); an fd whose reads mostly miss sends each read whose
+  // pages cachestat(2) (Linux 6.5) reports uncached to an io-wq worker (IOSQE_ASYNC) and the
+  // rest inline, until its reads are mostly cached again. io-wq's bound on concurrent file
+  // work is raised to pool_max_threads (the kernel's default is 4 per CPU). Off: every read is
+  // tried inline, as io_uring does by itself. Not used with SQPOLL (the kernel's SQ thread makes
+  // the tries) or O_DIRECT files.
+  bool io_uring_route_cold_reads = true;
   // io_uring, for diagnosis and tests: ops that run on the loop's thread pool although the
   // kernel has their opcode, as op names (to_string) separated by commas, or "files" for every
   // file op. Socket ops, nop and timeouts stay on the ring whatever it says; so do reads and

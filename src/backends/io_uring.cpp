@@ -109,6 +109,8 @@
 
 #include "backend.hpp"
 #include "delegation.hpp"
+#include "io_uring_cold_reader.hpp"
+#include "io_uring_cold_reads.hpp"
 #include "io_uring_msg.hpp"
 #include "io_uring_probe.hpp"
 #include "io_uring_registered.hpp"
@@ -131,15 +133,21 @@ constexpr std::uint64_t k_tag_wake = 3;          // POLL_ADD on the wake eventfd
 constexpr std::uint64_t k_tag_pool = 4;          // POLL_ADD on the thread pool's eventfd
 constexpr std::uint64_t k_tag_ignore = 5;        // a dropped SQE (shutdown); also LIBURING_UDATA_TIMEOUT (7)
 constexpr std::uint64_t k_tag_raw = 6;           // test_hook("raw_sqe"): its result is kept
+constexpr std::uint64_t k_cold_poll = k_tag_pool | 8;  // POLL_ADD on the cold reader's eventfd (tagged as the pool's)
 // op flag: the op's SQE is a POLL_ADD(POLLOUT); the write itself follows from user space.
 constexpr std::uint8_t k_poll_then_write = op_flag::uring_poll_then_write;
+// op flag of a buffered read tried inline whose outcome teaches the cold-read router
+// (io_uring_cold_reads.hpp).
+constexpr std::uint8_t k_learn = op_flag::uring_learn;
 
-// ---- where an op is (op.backend_word_: state in bits 0-3, flags, SQ position in bits 32-63) ----
+// ---- where an op is (op.backend_word_: state in bits 0-3, flags, SQ position in bits 32-63;
+// once in the kernel, a k_learn read keeps there the number of the enter that submitted it) ----
 constexpr std::uintptr_t k_state_mask = 0xf;
 constexpr std::uintptr_t k_backlog = 1;    // waiting for SQ space
 constexpr std::uintptr_t k_in_sq = 2;      // SQE prepared, not yet consumed by the kernel
 constexpr std::uintptr_t k_in_kernel = 3;  // SQE consumed, CQE not yet reaped
 constexpr std::uintptr_t k_delegated = 4;  // queued for the thread pool, or held by it
+constexpr std::uintptr_t k_cold = 5;       // with the cold reader (io_uring_cold_reader.hpp)
 constexpr std::uintptr_t k_finished = 6;   // result known at submission; handed back by poll()
 constexpr std::uintptr_t k_cancel_sent = 0x10;    // SQE rewritten or ASYNC_CANCEL prepared
 constexpr std::uintptr_t k_cancel_queued = 0x20;  // ASYNC_CANCEL waiting for SQ space
@@ -225,13 +233,15 @@ class uring_backend final : public backend {
   explicit uring_backend(backend_env& env) : env_(env), pool_(env, [this](int) { arm_internal_polls(); }, [this](op& o) {
         complete(o, A::res(o));  // its close and fd bookkeeping
         return true;
-      }) {
+      }), cold_(env.options().pool_nice) {
     uring::kernel_report rep = uring::inspect_kernel(env.options().io_uring_delegate);
     if (!rep.why_not.empty()) throw std::system_error(ENOTSUP, std::generic_category(), "unio: io_uring: " + rep.why_not);
     native_ = rep.native;
     entries_ = std::clamp(env.options().queue_depth, 1u, 32768u);
     sqpoll_idle_ms_ = env.options().io_uring_sqpoll_idle_ms;
     restrict_ = env.options().io_uring_restrict;
+    // With SQPOLL the kernel's SQ thread makes the inline attempts, never the loop's thread.
+    route_reads_ = env.options().io_uring_route_cold_reads && sqpoll_idle_ms_ == 0;
     wake_fd_ = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     if (wake_fd_ < 0) throw std::system_error(errno, std::generic_category(), "unio: io_uring: eventfd");
     try {
@@ -263,6 +273,7 @@ class uring_backend final : public backend {
       pool_.push(o);
       return;
     }
+    if (send_cold(o)) return;
     if (is_stream_write(o)) set_flag(o, k_poll_then_write);
     if (o.code() == op_code::sendfile) {
       if (int err = splicer_.start(o); err != 0) {
@@ -288,6 +299,9 @@ class uring_backend final : public backend {
         env_.complete(o, -ECANCELED);
         return;
       case k_delegated: pool_.cancel(o); return;
+      case k_cold:
+        if (cold_.cancel(o)) env_.complete(o, -ECANCELED);
+        return;
       case k_finished: return;  // already has its result
       case k_in_sq:
         // With SQPOLL the kernel thread may be reading a published SQE right now: only an SQE
@@ -313,6 +327,7 @@ class uring_backend final : public backend {
     while (op* o = finished_.pop()) complete(*o, A::res(*o));
     flush_queues();
     drain_pool();
+    drain_cold();
     reap();
     bool nowait = completed_ > 0 || woken_ || (timeout && timeout->count() <= 0);
     if (!nowait && !pool_.may_sleep()) nowait = true;
@@ -325,6 +340,7 @@ class uring_backend final : public backend {
     pool_.after_sleep();
     pool_.hand_over();
     drain_pool();
+    drain_cold();
     reap_budget_ = std::numeric_limits<unsigned>::max();
   }
 
@@ -340,6 +356,7 @@ class uring_backend final : public backend {
     reap();
     flush_queues();
     drain_pool();
+    drain_cold();
     flush_sq();
     reap();
     // Reaping may have queued SQEs (a sendfile's next splice stage, a stream write that found
@@ -374,6 +391,8 @@ class uring_backend final : public backend {
     }
     drop_unsubmitted();
     if (held_ > 0) cancel_and_reap_all();
+    cold_.stop();
+    drain_cold();
     pool_.shutdown();
     splicer_.release_all();  // jobs of sendfile ops completed above without their stage handler
   }
@@ -471,6 +490,9 @@ class uring_backend final : public backend {
     wake_armed_ = false;
     pool_armed_ = false;
     owner_ = 0;
+    learn_in_sq_ = 0;
+    learn_bytes_ = 0;
+    cold_armed_ = false;
   }
 
   bool on_owner_thread() const noexcept { return !single_issuer_ || owner_ == this_thread_serial(); }
@@ -534,8 +556,9 @@ class uring_backend final : public backend {
 
   void flush_sq() {
     for (;;) {
+      const std::uint64_t began = begin_enter();
       int r = io_uring_submit(&ring_);
-      note_consumed();
+      note_consumed(began);
       if (r == -EINTR) continue;
       if (r >= 0 || r == -EAGAIN || r == -EBUSY) return;  // what is left stays in the SQ
       check_enter_error(r);
@@ -558,16 +581,41 @@ class uring_backend final : public backend {
     }
   }
 
+  // Every io_uring_enter that may submit or post CQEs starts a new number, so a k_learn read can
+  // tell whether its CQE came from the enter that submitted it. Returns the enter's start time
+  // when k_learn reads are in the SQ (0 otherwise: no clock read on other turns).
+  std::uint64_t begin_enter() noexcept {
+    if (++enter_seq_ == 0) enter_seq_ = 1;  // 0 marks "learned nothing" in a read's stamp
+    return learn_in_sq_ > 0 ? now_ns() : 0;
+  }
+
   // Ops whose SQE the kernel has consumed are now inside the kernel (their SQE slot is free).
-  void note_consumed() noexcept {
+  // `began`: begin_enter()'s time for the enter that consumed them. A k_learn read is stamped with
+  // the enter's number, or with 0 when the enter took longer than inline copies could (it waited,
+  // so a CQE it posted may be a miss that the device answered meanwhile).
+  void note_consumed(std::uint64_t began = 0) noexcept {
     unsigned head = io_uring_smp_load_acquire(ring_.sq.khead);
+    bool waited = false;
+    if (began != 0) waited = now_ns() - began > k_inline_enter_ns + learn_bytes_;
     for (; seen_head_ != head; ++seen_head_) {
       op*& slot = slot_op_[seen_head_ & ring_.sq.ring_mask];
       if (slot == nullptr) continue;
       set_state(*slot, k_in_kernel);
+      if (has_flag(*slot, k_learn)) {
+        std::uint32_t stamp = waited ? 0 : enter_seq_;
+        A::word(*slot) = (A::word(*slot) & 0xffffffffu) | (static_cast<std::uintptr_t>(stamp) << 32);
+        if (learn_in_sq_ > 0) --learn_in_sq_;
+      }
       slot = nullptr;
       --in_sq_;
     }
+    if (learn_in_sq_ == 0) learn_bytes_ = 0;
+  }
+
+  static std::uint64_t now_ns() noexcept {
+    timespec ts{};
+    ::clock_gettime(CLOCK_MONOTONIC, &ts);
+    return static_cast<std::uint64_t>(ts.tv_sec) * 1000000000u + static_cast<std::uint64_t>(ts.tv_nsec);
   }
 
   // Reads and writes at the current position of a stream stay on the ring even when
@@ -615,6 +663,10 @@ class uring_backend final : public backend {
   void place(io_uring_sqe* sqe, op& o) {
     unsigned index = static_cast<unsigned>(sqe - ring_.sq.sqes);
     prep(sqe, o, slot_how_[index]);
+    if (has_flag(o, k_learn)) {
+      ++learn_in_sq_;
+      learn_bytes_ += requested_bytes(o);
+    }
     if (o.code() == op_code::sendfile) splicer_.prep(sqe, o);
     if (uring::msg_headers::needs_header(o.code())) messages_.prep(sqe, o);
     if ((A::flags(o) & k_poll_then_write) == 0 && !tables_.empty()) tables_.apply(sqe, o);
@@ -624,6 +676,43 @@ class uring_backend final : public backend {
     slot_op_[index] = &o;
     link(o);
     ++in_sq_;
+  }
+
+  // A positioned read of a buffered file: inline (perhaps learned from), or to the cold reader
+  // (io_uring_cold_reads.hpp). true: it went to the cold reader.
+  bool send_cold(op& o) {
+    clear_flag(o, k_learn);
+    const op_args& a = A::args(o);
+    if (!route_reads_ || !is_read(o.code()) || a.offset == current_position || !buffered_file(a.fd)) return false;
+    auto answer = uring::cache_answer::unknown;
+    if (router_.cold(a.fd)) {
+      int c = sys::pages_cached(a.fd, a.offset, requested_bytes(o));
+      if (c >= 0) answer = c == 1 ? uring::cache_answer::cached : uring::cache_answer::not_cached;
+    }
+    switch (router_.pick(a.fd, answer)) {
+      case uring::read_route::inline_learn: set_flag(o, k_learn); return false;
+      case uring::read_route::inline_plain: return false;
+      case uring::read_route::async: break;
+    }
+    if (!cold_.start()) return false;  // no thread or ring for it: inline, as io_uring would
+    if (!cold_armed_) cold_armed_ = arm_poll(cold_.event_fd(), k_cold_poll);
+    ++reads_sent_cold_;
+    set_state(o, k_cold);
+    cold_.push(o);
+    return true;
+  }
+
+  void drain_cold() {
+    if (cold_.outstanding() == 0) return;
+    op_queue done = cold_.take_finished();
+    while (op* o = done.pop()) complete(*o, A::res(*o));
+  }
+
+  // The outcome of a k_learn read: a hit when its CQE was posted by the enter that submitted it
+  // (the kernel posts inline completions before the enter returns) and that enter did not wait.
+  void learn(op& o, std::int32_t res, bool cancelled) noexcept {
+    const bool hit = !cancelled && res >= 0 && static_cast<std::uint32_t>(A::word(o) >> 32) == enter_seq_;
+    if (!cancelled) router_.learned(A::args(o).fd, hit);
   }
 
   // Fills `sqe` for `o`. `how` is SQE-slot storage for openat2, which the kernel copies when it
@@ -784,6 +873,9 @@ class uring_backend final : public backend {
     if (name == "fixed_file_sqes") return static_cast<std::int64_t>(tables_.file_sqes());
     if (name == "sqpoll") return (ring_.flags & IORING_SETUP_SQPOLL) != 0;
     if (name == "raw_sqe") return raw_sqe(static_cast<unsigned>(arg));
+    if (name == "cold_reader_reads") return static_cast<std::int64_t>(reads_sent_cold_);
+    if (name == "cold_fd") return router_.cold(static_cast<int>(arg)) ? 1 : 0;
+    if (name == "make_cold") router_.make_cold(static_cast<int>(arg));
     return 0;
   }
 
@@ -882,10 +974,12 @@ class uring_backend final : public backend {
     }
     arm_internal_polls();
     pool_.hand_over();
+    cold_.hand_over();
   }
 
   void arm_internal_polls() {
     if (!wake_armed_) wake_armed_ = arm_poll(wake_fd_, k_tag_wake);
+    if (cold_.started() && !cold_armed_) cold_armed_ = arm_poll(cold_.event_fd(), k_cold_poll);
     if (pool_.started() != nullptr && !pool_armed_) pool_armed_ = arm_poll(pool_.started()->event_fd(), k_tag_pool);
   }
 
@@ -914,8 +1008,9 @@ class uring_backend final : public backend {
       if (short_steps) left = std::min<std::chrono::nanoseconds>(left, std::chrono::milliseconds(1));
       __kernel_timespec ts = to_timespec(left);
       io_uring_cqe* cqe = nullptr;
+      const std::uint64_t began = begin_enter();
       int r = io_uring_submit_and_wait_timeout(&ring_, &cqe, 1, bounded ? &ts : nullptr, nullptr);
-      note_consumed();
+      note_consumed(began);
       check_enter_error(r);
       reap();
       if (r == -EAGAIN || r == -EBUSY) wait_without_submitting(deadline);
@@ -932,6 +1027,7 @@ class uring_backend final : public backend {
     auto left = deadline - std::chrono::steady_clock::now();
     __kernel_timespec ts = to_timespec(std::min<std::chrono::nanoseconds>(left, std::chrono::milliseconds(1)));
     io_uring_cqe* cqe = nullptr;
+    begin_enter();
     int r = io_uring_wait_cqes(&ring_, &cqe, 1, &ts, nullptr);
     check_enter_error(r);
     reap();
@@ -946,6 +1042,7 @@ class uring_backend final : public backend {
       if (reap_batch() > 0) continue;
       unsigned flags = IO_URING_READ_ONCE(*ring_.sq.kflags);
       if ((flags & (IORING_SQ_CQ_OVERFLOW | IORING_SQ_TASKRUN)) == 0 || !on_owner_thread()) return;
+      begin_enter();
       int r = io_uring_get_events(&ring_);
       if (r == -EINTR) continue;
       check_enter_error(r);
@@ -998,7 +1095,8 @@ class uring_backend final : public backend {
         clear_wake_fd();
         break;
       case k_tag_pool:
-        pool_armed_ = false;
+        if (c.user_data == k_cold_poll) cold_armed_ = false;
+        else pool_armed_ = false;
         woken_ = true;
         break;
       case k_tag_raw:
@@ -1011,6 +1109,8 @@ class uring_backend final : public backend {
 
   void on_op_done(op& o, std::int32_t res, bool cancelled) {
     bool cancel_asked = (A::word(o) & (k_cancel_sent | k_cancel_queued)) != 0;
+    if (has_flag(o, k_learn)) learn(o, res, cancelled || cancel_asked);
+    clear_flag(o, k_learn);
     untrack(o);
     if (cancelled || (cancel_asked && res == -EINTR)) res = -ECANCELED;  // an io-wq worker interrupted
     if ((A::flags(o) & k_poll_then_write) != 0) {
@@ -1055,13 +1155,23 @@ class uring_backend final : public backend {
     if (::lseek(fd, 0, SEEK_CUR) < 0) return errno != ESPIPE;  // other errors: the kernel reports them
     if (fd >= 0 && fd < k_max_cached_fd) {
       if (static_cast<std::size_t>(fd) >= seekable_.size()) seekable_.resize(static_cast<std::size_t>(fd) + 64, 0);
-      seekable_[fd] = 1;
+      // Whether reads go through the page cache, for the cold-read router: an O_DIRECT read
+      // always completes after its enter, which must not be taken for a miss.
+      int fl = route_reads_ ? ::fcntl(fd, F_GETFL) : -1;
+      seekable_[fd] = static_cast<std::uint8_t>(k_fd_seekable | (fl >= 0 && (fl & O_DIRECT) == 0 ? k_fd_buffered : 0));
     }
     return true;
   }
 
+  // Known seekable and opened without O_DIRECT (as of the loop's first positioned op on it; a
+  // later F_SETFL is not seen: a wrong answer routes reads worse, never wrongly).
+  bool buffered_file(int fd) const noexcept {
+    return fd >= 0 && static_cast<std::size_t>(fd) < seekable_.size() && (seekable_[fd] & k_fd_buffered) != 0;
+  }
+
   void forget_fd(std::int64_t fd) noexcept {
     if (fd >= 0 && static_cast<std::size_t>(fd) < seekable_.size()) seekable_[static_cast<std::size_t>(fd)] = 0;
+    if (fd >= 0 && fd <= INT32_MAX) router_.forget(static_cast<int>(fd));
   }
 
   void clear_wake_fd() noexcept {
@@ -1140,7 +1250,20 @@ class uring_backend final : public backend {
   std::size_t in_sq_ = 0;    // of those, still in the SQ
 
   static constexpr int k_max_cached_fd = 1 << 20;
-  std::vector<std::uint8_t> seekable_;  // per fd: 1 = known to accept positioned I/O
+  static constexpr std::uint8_t k_fd_seekable = 1;  // known to accept positioned I/O
+  static constexpr std::uint8_t k_fd_buffered = 2;  // and its reads go through the page cache
+  std::vector<std::uint8_t> seekable_;              // per fd: k_fd_* bits
+  // Buffered reads: inline or io-wq (io_uring_cold_reads.hpp), and what the current turn's
+  // enters need to learn from the inline ones.
+  static constexpr std::uint64_t k_inline_enter_ns = 50'000;  // plus 1 ns per byte asked by k_learn reads
+  bool route_reads_ = true;
+  uring::cold_reader cold_;
+  bool cold_armed_ = false;  // the POLL_ADD on the cold reader's event fd
+  uring::cold_read_router router_;
+  std::uint32_t enter_seq_ = 1;
+  unsigned learn_in_sq_ = 0;
+  std::uint64_t learn_bytes_ = 0;
+  std::uint64_t reads_sent_cold_ = 0;
 
   op_queue finished_;  // completed at submission (ESPIPE)
   op_queue backlog_;   // waiting for SQ space, in submission order

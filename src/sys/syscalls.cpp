@@ -27,6 +27,13 @@ int real_faccessat2(int dirfd, const char* path, int mode, int flags) {
   return static_cast<int>(::syscall(SYS_faccessat2, dirfd, path, mode, flags));
 }
 
+#ifndef SYS_cachestat
+#define SYS_cachestat 451
+#endif
+int real_cachestat(int fd, const cachestat_range* range, cachestat_result* out, unsigned flags) {
+  return static_cast<int>(::syscall(SYS_cachestat, fd, range, out, flags));
+}
+
 const table k_real = {
     ::pread,     ::pwrite,    ::read,      ::write,     ::preadv2,    ::pwritev2, ::fsync,
     ::fdatasync, ::fallocate, ::ftruncate, ::statx,     ::renameat2,  ::unlinkat, ::mkdirat,
@@ -34,6 +41,7 @@ const table k_real = {
     ::symlinkat, ::linkat,    ::readlinkat, ::fchmodat, ::fchmod,     ::fchownat, ::fchown,
     ::utimensat, ::statfs,    ::fstatfs,   ::copy_file_range, ::splice, real_faccessat2, ::faccessat,
     ::mkdtemp,   ::mkostemp,  ::realpath,  ::poll,     ::sendto,   ::recvfrom,   ::sendmsg,  ::recvmsg,
+    real_cachestat,
 };
 
 std::atomic<const table*> g_table{&k_real};
@@ -381,6 +389,17 @@ std::int64_t try_read_nowait(op& o) noexcept {
     });
   }
   return -EAGAIN;
+}
+
+int pages_cached(int fd, std::uint64_t off, std::uint64_t len) noexcept {
+  if (len == 0) return 1;
+  if (len > UINT64_MAX - off) return -EINVAL;
+  static const std::uint64_t page = static_cast<std::uint64_t>(::sysconf(_SC_PAGESIZE));
+  const std::uint64_t first = off / page, end = (off + len + page - 1) / page;
+  cachestat_range range{first * page, (end - first) * page};
+  cachestat_result out{};
+  if (current().cachestat(fd, &range, &out, 0) < 0) return -errno;
+  return out.nr_cache >= end - first ? 1 : 0;
 }
 
 }  // namespace unio::detail::sys

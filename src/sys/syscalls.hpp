@@ -26,6 +26,19 @@
 
 namespace unio::detail::sys {
 
+// cachestat(2) (Linux 6.5; glibc 2.36 has neither a wrapper nor the structs).
+struct cachestat_range {
+  std::uint64_t off;
+  std::uint64_t len;
+};
+struct cachestat_result {
+  std::uint64_t nr_cache;
+  std::uint64_t nr_dirty;
+  std::uint64_t nr_writeback;
+  std::uint64_t nr_evicted;
+  std::uint64_t nr_recently_evicted;
+};
+
 struct table {
   ssize_t (*pread)(int fd, void* buf, size_t len, off_t off);
   ssize_t (*pwrite)(int fd, const void* buf, size_t len, off_t off);
@@ -73,6 +86,8 @@ struct table {
   ssize_t (*recvfrom)(int fd, void* buf, size_t len, int flags, sockaddr* from, socklen_t* fromlen);
   ssize_t (*sendmsg)(int fd, const msghdr* msg, int flags);
   ssize_t (*recvmsg)(int fd, msghdr* msg, int flags);
+  // Page-cache residency, asked by the io_uring backend before a read on a cold fd.
+  int (*cachestat)(int fd, const cachestat_range* range, cachestat_result* out, unsigned flags);
 };
 
 // openat2 with RESOLVE_IN_ROOT or RESOLVE_BENEATH answers EAGAIN when a rename or a mount raced a
@@ -108,5 +123,10 @@ std::int64_t try_read_nowait(op& o) noexcept;
 // fd is ready (it could then wait only if another reader took the data in between). poll: the
 // revents of poll(2) with a zero timeout, EBADF for a bad fd.
 std::int64_t attempt_nonblocking(op& o) noexcept;
+
+// Whether every page of [off, off + len) of `fd` is in the page cache (cachestat(2); it starts no
+// readahead): 1 yes, 0 no, -errno when the kernel cannot tell (ENOSYS before Linux 6.5,
+// EOPNOTSUPP on some file systems, EBADF).
+int pages_cached(int fd, std::uint64_t off, std::uint64_t len) noexcept;
 
 }  // namespace unio::detail::sys

@@ -134,6 +134,9 @@ void add_run_options(CLI::App* run, run_options& o, raw_args& a) {
   run->add_option("--pool-max", o.pool_max, "most pool workers while some wait on the disk (default 64; "
                                               "--pool or less: no growth)")
       ->check(CLI::Range(0u, 4096u));
+  run->add_flag("--uring-inline-misses", o.uring_inline_misses,
+                "io_uring: try every buffered read on the loop's thread, misses too (io_uring's own behaviour; "
+                "default: reads of files that miss go to io-wq)");
   run->add_option("--pool-nice", o.pool_nice, "nice steps of the pool's workers below the loop (0-19; default 10)")
       ->check(CLI::Range(0, 19));
   run->add_option("--rwmixread", o.rwmixread, "randrw: percent reads")->check(CLI::Range(0u, 100u));

@@ -30,6 +30,7 @@ struct run_options {
   std::optional<unsigned> spin_us;    // threadpool: polling before sleeping
   std::optional<int> pool_nice;       // the pool's workers' nice steps below the loop
   std::optional<unsigned> pool_max;   // loop_options::pool_max_threads
+  bool uring_inline_misses = false;   // io_uring: loop_options::io_uring_route_cold_reads = false
   bool aio_buffered = false;          // linux_aio: buffered files through io_submit too
   bool nonblock = false;              // open the file with O_NONBLOCK
   // io_uring only (other backends: a note on stderr, no effect): register the run's buffers and

@@ -252,6 +252,7 @@ void worker_thread(worker& w, phases& ph, const std::string& backend) {
     if (w.o.spin_us) lo.spin_us = *w.o.spin_us;
     if (w.o.pool_nice) lo.pool_nice = *w.o.pool_nice;
     if (w.o.pool_max) lo.pool_max_threads = *w.o.pool_max;
+    lo.io_uring_route_cold_reads = !w.o.uring_inline_misses;
     lo.aio_buffered = w.o.aio_buffered;
     if (w.o.sqpoll) lo.io_uring_sqpoll_idle_ms = k_sqpoll_idle_ms;
     lp = std::make_unique<unio::loop>(lo);
