@@ -12,7 +12,9 @@
 // tried again until the slow-fd memory is cleared (every k_forget_ns; fd numbers are reused, so
 // nothing is remembered for long). And after a window of k_window tries with fewer than 1 hit
 // in 4, only one eligible read in k_cold_sample is tried, until a window of those samples hits
-// again. Both only cost the loop a hand-off it would otherwise have saved, never correctness.
+// again; where the kernel can say whether a sample's pages are cached (cachestat(2), Linux 6.5),
+// an uncached sample is not tried at all. These only cost the loop a hand-off it would otherwise
+// have saved, never correctness.
 #pragma once
 
 #include <array>
@@ -39,6 +41,19 @@ class nowait_policy {
     if (!cold_) return true;
     return ++skipped_ % k_cold_sample == 0;
   }
+  // The same, for a read of `bytes`, when the caller can tell whether its pages are cached:
+  // `cached()` gives 1 (all cached), 0 (not) or < 0 (cannot tell; cachestat(2) refused). It is
+  // asked only while the policy is cold, where a try is a sample: a sample whose pages are not
+  // cached is recorded as refused without a try, because a try that misses starts the readahead
+  // on the calling thread before it answers EAGAIN.
+  template <class Cached>
+  bool should_try(int fd, std::uint64_t now_ns, std::uint64_t bytes, Cached cached) {
+    if (!should_try(fd, now_ns)) return false;
+    if (!cold_ || cached() != 0) return true;
+    record(fd, false, bytes, 0, true);
+    return false;
+  }
+
   // The outcome of a try of `bytes` on `fd` that took `took_ns`: hit = served completely (or end
   // of file).
   // `refused`: the kernel said the read would wait (EAGAIN, or a partial read); a try that failed

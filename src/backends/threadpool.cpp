@@ -135,8 +135,9 @@ class threadpool_backend final : public backend {
   try_result try_inline(op& o) {
     int fd = A::args(o).fd;
     std::uint64_t t0 = monotonic_ns();
-    if (!nowait_.should_try(fd, t0)) return try_result::skipped;
     std::uint64_t want = requested_bytes(o);
+    auto cached = [&] { return sys::pages_cached(fd, A::args(o).offset, want); };
+    if (!nowait_.should_try(fd, t0, want, cached)) return try_result::skipped;
     std::int64_t r = sys::try_read_nowait(o);
     bool hit = r == 0 || (r > 0 && static_cast<std::uint64_t>(r) == want);
     bool refused = r == -EAGAIN || (r > 0 && !hit);

@@ -102,4 +102,37 @@ TEST(nowait_policy, slow_tries_and_other_failures_predict_no_wait) {
   EXPECT_FALSE(p.predicts_miss()) << "1 refusal in 2 tries";
 }
 
+// With cachestat's answer: a warm policy never asks it; a cold one asks only for its samples,
+// tries none whose pages are not cached (each counts as a refusal, so the policy stays cold and
+// keeps predicting waits) and tries those that are (which can bring the tries back).
+TEST(nowait_policy, cold_samples_are_tried_only_when_their_pages_are_cached) {
+  nowait_policy p;
+  unsigned asked = 0;
+  auto answer = [&](int a) {
+    return [&asked, a] {
+      ++asked;
+      return a;
+    };
+  };
+  for (int i = 0; i < 100; ++i) EXPECT_TRUE(p.should_try(k_fd, 0, 4096, answer(0)));
+  EXPECT_EQ(asked, 0u) << "asked while warm";
+  feed(p, nowait_policy::k_window, false);
+  ASSERT_TRUE(p.cold());
+  unsigned tried = 0;
+  const unsigned reads = nowait_policy::k_window * nowait_policy::k_cold_sample * 2;
+  for (unsigned i = 0; i < reads; ++i) tried += p.should_try(k_fd, 0, 4096, answer(0)) ? 1 : 0;
+  EXPECT_EQ(tried, 0u);
+  EXPECT_EQ(asked, reads / nowait_policy::k_cold_sample);
+  EXPECT_TRUE(p.cold());
+  EXPECT_TRUE(p.predicts_miss());
+  asked = 0;
+  for (unsigned i = 0; i < reads; ++i) {
+    if (!p.should_try(k_fd, 0, 4096, answer(i % 2 == 0 ? 1 : -1))) continue;
+    ++tried;
+    p.record(k_fd, true, 4096, k_fast_ns);
+  }
+  EXPECT_GT(tried, 0u) << "cached (or unknown) samples were not tried";
+  EXPECT_FALSE(p.cold()) << "a window of sampled hits brings the tries back";
+}
+
 }  // namespace
