@@ -49,6 +49,7 @@ run_options options_for(const experiment& e, const test_file& f, double runtime)
   o.nonblock = e.variant == "nonblock";
   o.sqpoll = e.variant == "sqpoll";
   o.fixed_buffers = e.variant == "fixed";
+  o.uring_inline_misses = e.variant == "inline_misses";
   return o;
 }
 

@@ -19,7 +19,8 @@ namespace unio_bench {
 
 struct experiment {
   std::string backend;          // a unio backend name
-  std::string variant;          // "" (unio's defaults), "naive", "aio_buffered", "nonblock", "sqpoll"
+  std::string variant;          // "" (unio's defaults), "naive", "aio_buffered", "nonblock", "sqpoll",
+                                // "inline_misses" (io_uring tries every buffered read inline, as the kernel does)
                                 // (io_uring SQPOLL) or "fixed" (registered buffers and file)
   std::string rw = "randread";
   unsigned depth = 32;

@@ -22,7 +22,7 @@ std::vector<const outcome*> select(const std::vector<std::unique_ptr<outcome>>& 
 
 bool buffered_read(const outcome& o, unsigned depth, const std::string& cache) {
   return o.spec.rw == "randread" && !o.spec.direct && o.spec.depth == depth && o.spec.cache == cache &&
-         o.spec.variant != "nonblock";
+         o.spec.variant != "nonblock" && o.spec.variant != "inline_misses";  // baselines, not choices
 }
 
 std::string figures(const outcome& o) {

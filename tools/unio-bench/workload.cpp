@@ -233,11 +233,12 @@ void register_run(worker& w, unio::loop& lp) {
 
 // The io_uring-only flags do nothing on other backends: say so once per backend.
 void note_io_uring_flags(const run_options& o, const std::string& backend) {
-  if (!o.fixed_buffers && !o.sqpoll) return;
+  if (!o.fixed_buffers && !o.sqpoll && !o.uring_inline_misses) return;
   std::string name = backend == "auto" ? unio::auto_backend() : backend;
   if (name == "io_uring") return;
-  fmt::print(stderr, "unio-bench: note: {}{} apply to io_uring only; no effect on {}\n",
-             o.fixed_buffers ? "--fixed-buffers " : "", o.sqpoll ? "--sqpoll" : "", name);
+  std::string flags = std::string(o.fixed_buffers ? " --fixed-buffers" : "") + (o.sqpoll ? " --sqpoll" : "") +
+                      (o.uring_inline_misses ? " --uring-inline-misses" : "");
+  fmt::print(stderr, "unio-bench: note:{} apply to io_uring only; no effect on {}\n", flags, name);
 }
 
 void worker_thread(worker& w, phases& ph, const std::string& backend) {

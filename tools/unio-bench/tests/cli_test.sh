@@ -138,6 +138,10 @@ case_io_uring_flags() {
   grep -q "no effect on threadpool" err.txt || die "no note for threadpool: $(cat err.txt)"
   ! grep -q "no effect on io_uring" err.txt || die "io_uring got the note"
   ! grep -q "running without" err.txt || die "registration refused: $(cat err.txt)"
+  "$BENCH" run --size 8m --runtime 0.3 --backend $list --uring-inline-misses --cache cold >/dev/null 2>err2.txt \
+    || { cat err2.txt; die "run --uring-inline-misses failed"; }
+  grep -q "uring-inline-misses apply to io_uring only; no effect on threadpool" err2.txt \
+    || die "no note for threadpool: $(cat err2.txt)"
   python3 - out.json "$list" <<'PY' || die "JSON check failed"
 import json, sys
 j = json.load(open(sys.argv[1]))
