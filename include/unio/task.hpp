@@ -6,6 +6,10 @@
 // awaited once, as an rvalue (`co_await f()` or `co_await std::move(t)`: awaiting a named task
 // without std::move does not compile). when.hpp runs several tasks at once.
 //
+// GCC 12: a temporary lambda (or brace-built aggregate) that owns something, written inside a
+// co_await expression (`co_await lp.async_work([s = std::move(text)] { ... })`), is destroyed
+// twice by GCC 12.2, a compiler bug. Name it first and pass std::move(fn) (docs/toolkit.md).
+//
 //   unio::task<std::size_t> size_of(unio::loop& lp, int fd) {
 //     struct statx st{};
 //     auto r = co_await lp.async_stat(fd, "", AT_EMPTY_PATH, STATX_SIZE, &st);
