@@ -684,11 +684,10 @@ class uring_backend final : public backend {
     clear_flag(o, k_learn);
     const op_args& a = A::args(o);
     if (!route_reads_ || !is_read(o.code()) || a.offset == current_position || !buffered_file(a.fd)) return false;
-    auto answer = uring::cache_answer::unknown;
-    if (router_.cold(a.fd)) {
+    auto answer = [&] {
       int c = sys::pages_cached(a.fd, a.offset, requested_bytes(o));
-      if (c >= 0) answer = c == 1 ? uring::cache_answer::cached : uring::cache_answer::not_cached;
-    }
+      return c < 0 ? uring::cache_answer::unknown : c == 1 ? uring::cache_answer::cached : uring::cache_answer::not_cached;
+    };
     switch (router_.pick(a.fd, answer)) {
       case uring::read_route::inline_learn: set_flag(o, k_learn); return false;
       case uring::read_route::inline_plain: return false;

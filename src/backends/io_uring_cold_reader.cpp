@@ -15,6 +15,8 @@ namespace {
 
 constexpr std::uint64_t k_inbox_poll = 1;  // user_data of the POLL_ADD on the inbox eventfd
 constexpr unsigned k_entries = 256;
+// With reads in flight the thread waits at most this long before it looks at its inbox again.
+constexpr long long k_recheck_ns = 1'000'000;
 
 void signal_fd(int fd) noexcept {
   std::uint64_t one = 1;
@@ -80,7 +82,7 @@ void cold_reader::hand_over() noexcept {
     std::lock_guard<std::mutex> lock(mu_);
     inbox_.splice(outbox_);
   }
-  wake_thread();
+  if (busy_.load() == 0) wake_thread();
 }
 
 bool cold_reader::cancel(op& o) noexcept {
@@ -140,16 +142,19 @@ void cold_reader::run() noexcept {
     }
     op_queue batch;
     bool stopping;
+    busy_.store(in_flight);  // before the inbox is looked at (see hand_over)
     {
       std::lock_guard<std::mutex> lock(mu_);
       batch.splice(inbox_);
       stopping = stopping_;
     }
     in_flight += submit_inbox(batch);
+    busy_.store(in_flight);
     if (stopping && in_flight == 0) return;
     io_uring_cqe* cqe = nullptr;
-    int r = io_uring_submit_and_wait(&ring_, 1);
-    if (r < 0 && r != -EINTR && r != -EAGAIN && r != -EBUSY) {
+    __kernel_timespec recheck{0, k_recheck_ns};
+    int r = io_uring_submit_and_wait_timeout(&ring_, &cqe, 1, in_flight > 0 ? &recheck : nullptr, nullptr);
+    if (r < 0 && r != -EINTR && r != -EAGAIN && r != -EBUSY && r != -ETIME) {
       // The ring cannot wait: the reads it holds still finish; poll for them.
       (void)io_uring_peek_cqe(&ring_, &cqe);
     }

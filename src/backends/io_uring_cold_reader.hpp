@@ -10,7 +10,9 @@
 // one notification. The cold reader keeps the batching: the loop hands it every cold read of a
 // turn at once (one wake-up), it submits them all in one io_uring_enter (their readahead runs
 // here, plugged), and it hands finished reads back in batches (one eventfd write each, which
-// the loop's ring watches). Its thread runs loop_options::pool_nice steps below the loop's, like
+// the loop's ring watches). While the thread has reads in flight the loop does not wake it: it
+// takes new reads when the next completion wakes it, or after at most 1 ms (a hung device must
+// not hold up reads of other files for longer). Its thread runs loop_options::pool_nice steps below the loop's, like
 // the pool's workers, so that it never delays the loop for a CPU.
 //
 // Rules: an op pushed here completes exactly once: with its read's result, or ECANCELED when it
@@ -23,6 +25,7 @@
 
 #include <liburing.h>
 
+#include <atomic>
 #include <cstdint>
 #include <mutex>
 #include <thread>
@@ -74,6 +77,10 @@ class cold_reader {
   op_queue inbox_;     // guarded by mu_: handed over, not yet taken by the thread
   op_queue finished_;  // guarded by mu_
   bool stopping_ = false;  // guarded by mu_
+  // Reads in the thread's ring, as the thread last said before it looked at the inbox. While it
+  // is not 0 the thread wakes for their completions (and at least every k_recheck) and looks at
+  // the inbox then, so hand_over() need not write inbox_fd_.
+  std::atomic<unsigned> busy_{0};
   op_queue outbox_;    // the loop's thread only: pushed this turn
   std::size_t outstanding_ = 0;  // the loop's thread only
 };

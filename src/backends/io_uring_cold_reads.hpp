@@ -1,5 +1,6 @@
 // cold_read_router: which buffered file reads the io_uring backend tries on the loop's thread and
-// which it sends straight to io-wq (IOSQE_ASYNC), decided per fd from what its reads did.
+// which it sends to its cold reader (io_uring_cold_reader.hpp), decided per fd from what its
+// reads did.
 //
 // Why. io_uring's first attempt at a buffered read runs inside the io_uring_enter that submits
 // it, on the loop's thread, with IOCB_NOWAIT. On a page-cache miss that attempt does not simply
@@ -7,26 +8,28 @@
 // folios, builds and submits the bio, notifies the device) and only then leaves the read to
 // wait asynchronously. On a cold file that work is most of the loop thread's time (perf: 92% of
 // its samples in io_submit_sqes -> filemap_read during cold 4 KiB random reads) and it delays
-// everything else the loop serves. IOSQE_ASYNC hands the whole read to an io-wq worker, which
-// does the readahead and waits for the device off the loop's thread. But a read sent that way
-// pays a hand-off to a worker thread even when its pages are cached, so only the reads that
-// would miss should go.
+// everything else the loop serves. The cold reader makes such reads on a thread of its own. But
+// a read sent there pays a hand-off to another thread even when its pages are cached, so only
+// the reads of files that miss should go.
 //
 // How an fd's reads are routed:
 //  - warm (every fd starts so): reads go inline and each one teaches the router. A read whose
 //    completion was already posted when the io_uring_enter that submitted it returned, from an
 //    enter that did not wait, was served from the page cache (a hit); any other was a miss. When
 //    k_turn of an fd's last k_window reads missed, the fd turns cold.
-//  - cold: before each read the backend asks the kernel whether its pages are cached
-//    (cachestat(2), Linux 6.5, which starts no readahead): cached reads go inline, the rest to
-//    io-wq. When k_turn of the last k_window answers were "cached", the fd turns warm again.
-//    Where cachestat cannot answer (an older kernel, a file system that refuses it), one read in
-//    k_sample goes inline as a sample and the rest to io-wq; when 3 of the last 4 samples hit,
-//    the fd turns warm.
-// A wrong guess costs time, never correctness: a read routed inline that misses is the old
-// behaviour (its readahead runs on the loop's thread), a cached read sent to io-wq is a hand-off.
-// fd numbers are reused: the backend forgets an fd when the loop closes it or opens a new one
-// with its number (the fd seam).
+//  - cold: reads go to the cold reader, except one in k_sample, a sample: the backend asks the
+//    kernel whether its pages are cached (cachestat(2), Linux 6.5, which starts no readahead; about
+//    1.2 us on the VM measured, so it is not asked for every read) and makes it inline if they
+//    are; where cachestat cannot answer (an older kernel, a file system that refuses it) the
+//    sample goes inline and teaches the router as a warm read does. When k_sample_turn of the
+//    last k_sample_window samples were cached, the fd turns warm again. The bar is high on
+//    purpose: a miss reads a whole folio (large folios make that 16 KiB and more), so a cold file
+//    under random reads soon has a share of its pages cached, and with 3 of 4 the fd flapped
+//    between the modes about 70 times a second, paying 16 inline misses each time.
+// A wrong guess costs time, never correctness: a read routed inline that misses is io_uring's
+// own behaviour (its readahead runs on the loop's thread); a cached read sent to the cold reader
+// is a hand-off. fd numbers are reused: the backend forgets an fd when the loop closes it or
+// opens a new one with its number (the fd seam).
 #pragma once
 
 #include <cstdint>
@@ -37,7 +40,7 @@ namespace unio::detail::uring {
 enum class read_route : std::uint8_t {
   inline_learn,  // inline; report its outcome with learned()
   inline_plain,  // inline (cachestat said cached); nothing to report
-  async,         // IOSQE_ASYNC
+  async,         // to the cold reader
 };
 
 // Whether the pages of a read are in the page cache, as far as the kernel could tell.
@@ -48,22 +51,25 @@ class cold_read_router {
   static constexpr unsigned k_window = 16;
   static constexpr unsigned k_turn = 12;
   static constexpr unsigned k_sample = 16;
-  static constexpr unsigned k_sample_window = 4;
-  static constexpr unsigned k_sample_turn = 3;
+  static constexpr unsigned k_sample_window = 8;
+  static constexpr unsigned k_sample_turn = 7;
   // fds at or above this number are not tracked: their reads always go inline.
   static constexpr int k_max_fd = 1 << 20;
 
   bool cold(int fd) const noexcept { return tracked(fd) && static_cast<std::size_t>(fd) < fds_.size() && fds_[fd].cold; }
 
-  // The route of the next read on `fd`. `answer` matters only for a cold fd (ask cold() first:
-  // the answer costs a system call).
-  read_route pick(int fd, cache_answer answer) noexcept {
+  // The route of the next read on `fd`. `answer()` gives the cache_answer for the read's pages;
+  // it is called only for a cold fd's samples (it costs a system call).
+  template <class Answer>
+  read_route pick(int fd, Answer answer) {
     if (!tracked(fd)) return read_route::inline_plain;
     fd_state& s = at(fd);
     if (!s.cold) return read_route::inline_learn;
-    if (answer == cache_answer::unknown) return ++s.skip % k_sample == 0 ? read_route::inline_learn : read_route::async;
-    bool cached = answer == cache_answer::cached;
-    count(s, cached, k_window, k_turn);
+    if (++s.skip % k_sample != 0) return read_route::async;
+    const cache_answer a = answer();
+    if (a == cache_answer::unknown) return read_route::inline_learn;
+    const bool cached = a == cache_answer::cached;
+    count(s, cached, k_sample_window, k_sample_turn);
     return cached ? read_route::inline_plain : read_route::async;
   }
 
@@ -89,7 +95,7 @@ class cold_read_router {
     bool cold = false;
     std::uint8_t seen = 0;   // observations in the current window
     std::uint8_t votes = 0;  // of them, those that argue for changing mode
-    std::uint8_t skip = 0;   // cold without cachestat: reads since the last sample
+    std::uint8_t skip = 0;   // cold: reads since the last sample
   };
 
   static bool tracked(int fd) noexcept { return fd >= 0 && fd < k_max_fd; }

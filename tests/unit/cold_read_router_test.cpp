@@ -1,10 +1,13 @@
-// io_uring's cold-read router: an fd turns cold when 12 of 16 inline reads missed (not 11), a cold
-// fd routes each read by cachestat's answer and turns warm when 12 of 16 answers were "cached",
-// without cachestat it samples 1 read in 16 inline and turns warm on 3 hits of 4 samples; fds are
-// independent, forgotten on request, and numbers past the table always go inline.
+// io_uring's cold-read router: an fd turns cold when 12 of 16 inline reads missed (not 11); a cold
+// fd sends its reads to the cold reader and samples one in 16 with cachestat (asked for nothing
+// else), making a cached sample inline and turning warm on 7 cached samples of 8 (not 6); without
+// cachestat the sample goes inline and its hit or miss counts the same way; fds are independent,
+// forgotten on request, and numbers past the table always go inline.
 #include "backends/io_uring_cold_reads.hpp"
 
 #include <gtest/gtest.h>
+
+#include <functional>
 
 namespace {
 
@@ -14,12 +17,36 @@ using unio::detail::uring::read_route;
 
 constexpr int k_router_fd = 7;
 
+// An answer function that counts how often it is asked.
+struct answerer {
+  cache_answer a;
+  int asked = 0;
+  cache_answer operator()() {
+    ++asked;
+    return a;
+  }
+};
+
 // `reads` warm reads on `fd`, of which the first `misses` missed.
 void learn(cold_read_router& r, int fd, unsigned reads, unsigned misses) {
+  answerer never{cache_answer::unknown};
   for (unsigned i = 0; i < reads; ++i) {
-    ASSERT_EQ(r.pick(fd, cache_answer::unknown), read_route::inline_learn);
+    ASSERT_EQ(r.pick(fd, std::ref(never)), read_route::inline_learn);
     r.learned(fd, i >= misses);
   }
+  ASSERT_EQ(never.asked, 0) << "cachestat asked for a warm fd";
+}
+
+// Reads on a cold fd until the next sample, which gets `a`; returns the sample's route.
+read_route sample(cold_read_router& r, int fd, cache_answer a) {
+  answerer ans{a};
+  for (unsigned i = 0; i < cold_read_router::k_sample; ++i) {
+    read_route route = r.pick(fd, std::ref(ans));
+    if (ans.asked == 1) return route;
+    EXPECT_EQ(route, read_route::async) << "a cold fd's read that is not a sample";
+  }
+  ADD_FAILURE() << "no sample in k_sample reads";
+  return read_route::async;
 }
 
 TEST(cold_read_router, an_fd_starts_warm_and_every_read_teaches_it) {
@@ -35,64 +62,53 @@ TEST(cold_read_router, twelve_misses_of_sixteen_turn_an_fd_cold_eleven_do_not) {
   EXPECT_FALSE(r.cold(k_router_fd));
   learn(r, k_router_fd, 15, 12);
   EXPECT_FALSE(r.cold(k_router_fd)) << "a verdict before the window is full";
-  r.pick(k_router_fd, cache_answer::unknown);
-  r.learned(k_router_fd, true);
+  learn(r, k_router_fd, 1, 0);
   EXPECT_TRUE(r.cold(k_router_fd));
 }
 
-TEST(cold_read_router, a_cold_fd_follows_cachestat_read_by_read) {
+TEST(cold_read_router, a_cold_fd_asks_cachestat_only_for_one_read_in_sixteen) {
   cold_read_router r;
   learn(r, k_router_fd, 16, 16);
   ASSERT_TRUE(r.cold(k_router_fd));
-  EXPECT_EQ(r.pick(k_router_fd, cache_answer::not_cached), read_route::async);
-  EXPECT_EQ(r.pick(k_router_fd, cache_answer::cached), read_route::inline_plain);
-  // 2 answers so far (1 cached); 10 more cached and 4 not: 11 of 16 cached, still cold.
-  for (int i = 0; i < 10; ++i) r.pick(k_router_fd, cache_answer::cached);
-  for (int i = 0; i < 4; ++i) r.pick(k_router_fd, cache_answer::not_cached);
+  answerer ans{cache_answer::not_cached};
+  int async = 0;
+  for (unsigned i = 0; i < 10 * cold_read_router::k_sample; ++i)
+    async += r.pick(k_router_fd, std::ref(ans)) == read_route::async ? 1 : 0;
+  EXPECT_EQ(ans.asked, 10);
+  EXPECT_EQ(async, static_cast<int>(10 * cold_read_router::k_sample));
   EXPECT_TRUE(r.cold(k_router_fd));
-  for (int i = 0; i < 12; ++i) r.pick(k_router_fd, cache_answer::cached);
-  for (int i = 0; i < 4; ++i) r.pick(k_router_fd, cache_answer::not_cached);
-  EXPECT_FALSE(r.cold(k_router_fd)) << "12 of 16 answers were cached";
-  EXPECT_EQ(r.pick(k_router_fd, cache_answer::not_cached), read_route::inline_learn);
 }
 
-TEST(cold_read_router, without_cachestat_one_read_in_sixteen_is_a_sample) {
+TEST(cold_read_router, cached_samples_go_inline_and_seven_of_eight_turn_it_warm) {
   cold_read_router r;
   learn(r, k_router_fd, 16, 16);
-  ASSERT_TRUE(r.cold(k_router_fd));
-  int samples = 0;
-  for (int i = 0; i < 160; ++i) {
-    read_route route = r.pick(k_router_fd, cache_answer::unknown);
-    if (route == read_route::inline_learn) {
-      ++samples;
-      r.learned(k_router_fd, false);
-    } else {
-      EXPECT_EQ(route, read_route::async);
-    }
+  EXPECT_EQ(sample(r, k_router_fd, cache_answer::cached), read_route::inline_plain);
+  EXPECT_EQ(sample(r, k_router_fd, cache_answer::not_cached), read_route::async);
+  for (int i = 0; i < 5; ++i) sample(r, k_router_fd, cache_answer::cached);
+  sample(r, k_router_fd, cache_answer::not_cached);
+  EXPECT_TRUE(r.cold(k_router_fd)) << "6 cached samples of 8";
+  for (int i = 0; i < 6; ++i) sample(r, k_router_fd, cache_answer::cached);
+  sample(r, k_router_fd, cache_answer::not_cached);
+  EXPECT_TRUE(r.cold(k_router_fd)) << "a verdict before the window is full";
+  sample(r, k_router_fd, cache_answer::cached);
+  EXPECT_FALSE(r.cold(k_router_fd)) << "7 cached samples of 8";
+  answerer ans{cache_answer::not_cached};
+  EXPECT_EQ(r.pick(k_router_fd, std::ref(ans)), read_route::inline_learn);
+}
+
+TEST(cold_read_router, without_cachestat_samples_go_inline_and_their_hits_count) {
+  cold_read_router r;
+  learn(r, k_router_fd, 16, 16);
+  for (int i = 0; i < 8; ++i) {
+    ASSERT_EQ(sample(r, k_router_fd, cache_answer::unknown), read_route::inline_learn);
+    r.learned(k_router_fd, i != 0 && i != 1);
   }
-  EXPECT_EQ(samples, 10);
-  EXPECT_TRUE(r.cold(k_router_fd));
-}
-
-TEST(cold_read_router, three_sample_hits_of_four_turn_it_warm_two_do_not) {
-  cold_read_router r;
-  learn(r, k_router_fd, 16, 16);
-  auto sample = [&](bool hit) {
-    while (r.pick(k_router_fd, cache_answer::unknown) != read_route::inline_learn) {
-    }
-    r.learned(k_router_fd, hit);
-  };
-  sample(true);
-  sample(true);
-  sample(false);
-  sample(false);
-  EXPECT_TRUE(r.cold(k_router_fd));
-  sample(true);
-  sample(false);
-  sample(true);
-  EXPECT_TRUE(r.cold(k_router_fd));
-  sample(true);
-  EXPECT_FALSE(r.cold(k_router_fd));
+  EXPECT_TRUE(r.cold(k_router_fd)) << "6 sampled hits of 8";
+  for (int i = 0; i < 8; ++i) {
+    sample(r, k_router_fd, cache_answer::unknown);
+    r.learned(k_router_fd, i != 3);
+  }
+  EXPECT_FALSE(r.cold(k_router_fd)) << "7 sampled hits of 8";
 }
 
 TEST(cold_read_router, fds_are_independent_and_forget_resets_one) {
@@ -103,7 +119,7 @@ TEST(cold_read_router, fds_are_independent_and_forget_resets_one) {
   EXPECT_FALSE(r.cold(k_router_fd + 1));
   r.forget(k_router_fd);
   EXPECT_FALSE(r.cold(k_router_fd));
-  EXPECT_EQ(r.pick(k_router_fd, cache_answer::not_cached), read_route::inline_learn);
+  learn(r, k_router_fd, 1, 1);
   r.make_cold(k_router_fd + 1);
   EXPECT_TRUE(r.cold(k_router_fd + 1));
 }
@@ -111,10 +127,12 @@ TEST(cold_read_router, fds_are_independent_and_forget_resets_one) {
 TEST(cold_read_router, fds_outside_the_table_always_go_inline_untracked) {
   cold_read_router r;
   for (int fd : {-1, cold_read_router::k_max_fd, cold_read_router::k_max_fd + 5}) {
+    answerer ans{cache_answer::not_cached};
     for (int i = 0; i < 32; ++i) {
-      EXPECT_EQ(r.pick(fd, cache_answer::not_cached), read_route::inline_plain);
+      EXPECT_EQ(r.pick(fd, std::ref(ans)), read_route::inline_plain);
       r.learned(fd, false);
     }
+    EXPECT_EQ(ans.asked, 0);
     EXPECT_FALSE(r.cold(fd));
     r.make_cold(fd);
     EXPECT_FALSE(r.cold(fd));
