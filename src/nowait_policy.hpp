@@ -6,11 +6,16 @@
 //    working set the loop's thread submits device I/O: perf on this virtio VM put 17% of the loop
 //    thread's samples in the device notify (iowrite16) during cold 4 KiB random reads.
 //  - Any read on an O_DIRECT file: NOWAIT only forbids waiting for locks and request slots; a
-//    synchronous direct read still waits for the device to finish, on the loop's thread.
-// So the policy watches what tries cost. A try that took longer than a page-cache copy could
-// (k_slow_base_ns plus 1 ns per byte) waited for a device: it counts as a miss and its fd is not
-// tried again until the slow-fd memory is cleared (every k_forget_ns; fd numbers are reused, so
-// nothing is remembered for long). And after a window of k_window tries with fewer than 1 hit
+//    synchronous direct read still waits for the device to finish, on the loop's thread. The
+//    backend does not try reads of fds it knows are O_DIRECT (fcntl, once per fd).
+// So the policy also watches what tries cost. A try that took longer than a page-cache copy
+// could (k_slow_base_ns plus 1 ns per byte) may have waited for a device, or the loop's thread
+// was preempted during it: k_slow_strikes slow tries in a row on an fd (a fast one resets the
+// count) say it waits, and the fd is not tried again until the slow-fd memory is cleared (every
+// k_forget_ns; fd numbers are reused, so nothing is remembered for long). One slow try was
+// enough before, and on 2 CPUs with busy workers preemption made it so often that cached QD128
+// reads were tried once in 60 and the loop's thread polled for the pool's results instead (364k
+// reads/s against 600k with tries). And after a window of k_window tries with fewer than 1 hit
 // in 4, only one eligible read in k_cold_sample is tried, until a window of those samples hits
 // again; where the kernel can say whether a sample's pages are cached (cachestat(2), Linux 6.5),
 // an uncached sample is not tried at all. These only cost the loop a hand-off it would otherwise
@@ -28,13 +33,18 @@ class nowait_policy {
   static constexpr std::uint32_t k_cold_sample = 16;
   static constexpr std::uint64_t k_slow_base_ns = 50'000;
   static constexpr std::uint64_t k_forget_ns = 1'000'000'000;
+  static constexpr std::uint8_t k_slow_strikes = 3;
 
-  nowait_policy() noexcept { slow_.fill(-1); }
+  nowait_policy() noexcept {
+    slow_.fill(-1);
+    strikes_.fill(0);
+  }
 
   // Whether to try the next eligible read (on `fd`) inline. `now_ns`: a monotonic clock.
   bool should_try(int fd, std::uint64_t now_ns) noexcept {
     if (now_ns - forgot_at_ >= k_forget_ns) {
       slow_.fill(-1);
+      strikes_.fill(0);
       forgot_at_ = now_ns;
     }
     if (slow_[slot(fd)] == fd) return false;
@@ -59,7 +69,10 @@ class nowait_policy {
   // `refused`: the kernel said the read would wait (EAGAIN, or a partial read); a try that failed
   // otherwise (EOPNOTSUPP...) is neither a hit nor a refusal.
   void record(int fd, bool hit, std::uint64_t bytes, std::uint64_t took_ns, bool refused = false) noexcept {
-    if (took_ns > k_slow_base_ns + bytes) {
+    std::uint8_t& strikes = strikes_[slot(fd)];
+    if (took_ns <= k_slow_base_ns + bytes) {
+      strikes = 0;
+    } else if (++strikes >= k_slow_strikes) {
       slow_[slot(fd)] = fd;
       hit = false;
     }
@@ -81,6 +94,7 @@ class nowait_policy {
   static std::size_t slot(int fd) noexcept { return static_cast<unsigned>(fd) % 64u; }
 
   std::array<int, 64> slow_;
+  std::array<std::uint8_t, 64> strikes_;  // slow tries in a row, per slot
   std::uint64_t forgot_at_ = 0;
   std::uint32_t tries_ = 0;
   std::uint32_t hits_ = 0;

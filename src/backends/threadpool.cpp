@@ -18,11 +18,13 @@
 //    refused, or 3 in 4 recent tries were) and fsync/fdatasync are marked blocking: the pool grows past pool_size for
 //    them (thread_pool.hpp, loop_options::pool_max_threads), so a cold working set gets as many
 //    reads in flight as the loop submits, while cached work keeps pool_size workers.
+#include <fcntl.h>
 #include <time.h>
 
 #include <cerrno>
 
 #include <memory>
+#include <vector>
 
 #include "backend.hpp"
 #include "delegation.hpp"
@@ -76,6 +78,10 @@ class threadpool_backend final : public backend {
 
   void wake() noexcept override { reactor_.wake(); }
 
+  // A number opened or closed through the loop: what was known about its file no longer holds.
+  void fd_opened(int fd) noexcept override { forget_direct(fd); }
+  void fd_closing(int fd) noexcept override { forget_direct(fd); }
+
   int host_fd() const noexcept override { return reactor_.epoll_fd(); }
   std::optional<std::chrono::nanoseconds> prepare_host_wait() override {
     std::size_t done = flush() + drain();
@@ -107,7 +113,7 @@ class threadpool_backend final : public backend {
     while (op* o = pending_.pop()) {
       if (is_read(o->code())) {
         const int fd = A::args(*o).fd;
-        if (fd != refused_fd && inline_nowait_ && inline_budget > 0) {
+        if (fd != refused_fd && inline_nowait_ && inline_budget > 0 && !known_direct(fd)) {
           --inline_budget;
           try_result t = try_inline(*o);
           if (t == try_result::hit) {
@@ -148,6 +154,24 @@ class threadpool_backend final : public backend {
     return try_result::hit;
   }
 
+  // Whether `fd` is O_DIRECT, asked once per fd (fcntl) and forgotten when the loop closes or
+  // reopens the number: a NOWAIT try of a direct read still waits for the device. An F_SETFL
+  // behind the loop's back leaves a stale answer, which only costs a hand-off, or a slow try
+  // (the policy's slow strikes stop those).
+  bool known_direct(int fd) {
+    if (fd < 0 || fd >= k_max_known_fd) return false;
+    auto i = static_cast<std::size_t>(fd);
+    if (i >= direct_.size()) direct_.resize(i + 64, 0);
+    if (direct_[i] == 0) {
+      int fl = ::fcntl(fd, F_GETFL);
+      direct_[i] = fl >= 0 && (fl & O_DIRECT) != 0 ? 2 : 1;
+    }
+    return direct_[i] == 2;
+  }
+  void forget_direct(int fd) noexcept {
+    if (fd >= 0 && static_cast<std::size_t>(fd) < direct_.size()) direct_[static_cast<std::size_t>(fd)] = 0;
+  }
+
   static std::uint64_t monotonic_ns() noexcept {
     timespec ts{};
     ::clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -161,6 +185,8 @@ class threadpool_backend final : public backend {
   delegation pool_;
   const bool inline_nowait_;
   nowait_policy nowait_;
+  static constexpr int k_max_known_fd = 1 << 20;  // larger fds are taken as buffered (slow strikes catch a direct one)
+  std::vector<std::uint8_t> direct_;              // per fd: 0 unknown, 1 not O_DIRECT, 2 O_DIRECT
   op_queue pending_;
 };
 

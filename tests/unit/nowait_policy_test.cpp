@@ -62,16 +62,32 @@ TEST(nowait_policy, sampled_hits_bring_the_tries_back) {
 
 namespace {
 
-// An O_DIRECT read "hits" (it completes) but waited for the device: its fd is not tried again
-// until the memory is cleared, and other fds are not affected.
-TEST(nowait_policy, a_slow_hit_stops_tries_on_that_fd_for_a_while) {
+// An O_DIRECT read "hits" (it completes) but waited for the device: after k_slow_strikes such
+// tries in a row its fd is not tried again until the memory is cleared, and other fds are not
+// affected.
+TEST(nowait_policy, slow_hits_in_a_row_stop_tries_on_that_fd_for_a_while) {
   nowait_policy p;
-  ASSERT_TRUE(p.should_try(k_fd, 0));
-  p.record(k_fd, true, 4096, 300'000);  // 300 us: a device read
+  for (unsigned i = 0; i + 1 < nowait_policy::k_slow_strikes; ++i) {
+    ASSERT_TRUE(p.should_try(k_fd, 0));
+    p.record(k_fd, true, 4096, 300'000);  // 300 us: a device read
+  }
+  ASSERT_TRUE(p.should_try(k_fd, 0)) << "stopped before k_slow_strikes slow tries";
+  p.record(k_fd, true, 4096, 300'000);
   EXPECT_FALSE(p.should_try(k_fd, 1));
   EXPECT_TRUE(p.should_try(k_fd + 1, 1));
   EXPECT_FALSE(p.should_try(k_fd, nowait_policy::k_forget_ns / 2));
   EXPECT_TRUE(p.should_try(k_fd, nowait_policy::k_forget_ns + 1));
+}
+
+// A loop thread preempted during a try makes it slow now and then: a fast try in between resets
+// the count, so the fd is still tried.
+TEST(nowait_policy, slow_tries_that_are_not_in_a_row_do_not_stop_tries) {
+  nowait_policy p;
+  for (int i = 0; i < 100; ++i) {
+    ASSERT_TRUE(p.should_try(k_fd, 0)) << "try " << i;
+    p.record(k_fd, true, 4096, i % 3 == 2 ? k_fast_ns : 300'000);
+  }
+  EXPECT_FALSE(p.cold());
 }
 
 // A large cached read may take long because it copies much: the allowance grows with its size.
