@@ -151,6 +151,7 @@ constexpr std::uintptr_t k_cold = 5;       // with the cold reader (io_uring_col
 constexpr std::uintptr_t k_finished = 6;   // result known at submission; handed back by poll()
 constexpr std::uintptr_t k_cancel_sent = 0x10;    // SQE rewritten or ASYNC_CANCEL prepared
 constexpr std::uintptr_t k_cancel_queued = 0x20;  // ASYNC_CANCEL waiting for SQ space
+constexpr std::uintptr_t k_learned_hit = 0x40;    // a k_learn read whose CQE its own enter posted
 
 std::uintptr_t state_of(op& o) noexcept { return A::word(o) & k_state_mask; }
 void set_state(op& o, std::uintptr_t s) noexcept { A::word(o) = (A::word(o) & ~k_state_mask) | s; }
@@ -610,6 +611,20 @@ class uring_backend final : public backend {
       --in_sq_;
     }
     if (learn_in_sq_ == 0) learn_bytes_ = 0;
+    if (began != 0 && !waited) mark_inline_hits();
+  }
+
+  // The CQEs in the ring right after an enter: those of k_learn reads this enter submitted were
+  // posted inline. Marked now, because they may be reaped only after later enters (the reap
+  // pacer takes a few per turn while other ops wait on a device).
+  void mark_inline_hits() noexcept {
+    unsigned head;
+    io_uring_cqe* cqe;
+    io_uring_for_each_cqe(&ring_, head, cqe) {
+      if ((cqe->user_data & k_tag_mask) != k_tag_op) continue;
+      op& o = op_of(cqe->user_data);
+      if (has_flag(o, k_learn) && static_cast<std::uint32_t>(A::word(o) >> 32) == enter_seq_) A::word(o) |= k_learned_hit;
+    }
   }
 
   static std::uint64_t now_ns() noexcept {
@@ -710,7 +725,7 @@ class uring_backend final : public backend {
   // The outcome of a k_learn read: a hit when its CQE was posted by the enter that submitted it
   // (the kernel posts inline completions before the enter returns) and that enter did not wait.
   void learn(op& o, std::int32_t res, bool cancelled) noexcept {
-    const bool hit = !cancelled && res >= 0 && static_cast<std::uint32_t>(A::word(o) >> 32) == enter_seq_;
+    const bool hit = !cancelled && res >= 0 && (A::word(o) & k_learned_hit) != 0;
     if (!cancelled) router_.learned(A::args(o).fd, hit);
   }
 

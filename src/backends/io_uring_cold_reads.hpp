@@ -16,7 +16,9 @@
 //  - warm (every fd starts so): reads go inline and each one teaches the router. A read whose
 //    completion was already posted when the io_uring_enter that submitted it returned, from an
 //    enter that did not wait, was served from the page cache (a hit); any other was a miss. When
-//    k_turn of an fd's last k_window reads missed, the fd turns cold.
+//    k_turn of an fd's last k_window reads missed, the fd turns cold: a quarter, because every
+//    miss of a warm fd runs its readahead on the loop's thread (with 12 of 16, a file half in
+//    the cache stayed warm for good and the loop's 1 ms timer was 0.9 ms late at p99).
 //  - cold: reads go to the cold reader, except one in k_sample, a sample: the backend asks the
 //    kernel whether its pages are cached (cachestat(2), Linux 6.5, which starts no readahead; about
 //    1.2 us on the VM measured, so it is not asked for every read) and makes it inline if they
@@ -24,8 +26,8 @@
 //    sample goes inline and teaches the router as a warm read does. When k_sample_turn of the
 //    last k_sample_window samples were cached, the fd turns warm again. The bar is high on
 //    purpose: a miss reads a whole folio (large folios make that 16 KiB and more), so a cold file
-//    under random reads soon has a share of its pages cached, and with 3 of 4 the fd flapped
-//    between the modes about 70 times a second, paying 16 inline misses each time.
+//    under random reads soon has a share of its pages cached, and with 3 of 4 (or 7 of 8) the fd
+//    flapped between the modes 70 (150) times a second, paying inline misses each time.
 // A wrong guess costs time, never correctness: a read routed inline that misses is io_uring's
 // own behaviour (its readahead runs on the loop's thread); a cached read sent to the cold reader
 // is a hand-off. fd numbers are reused: the backend forgets an fd when the loop closes it or
@@ -49,10 +51,10 @@ enum class cache_answer : std::uint8_t { cached, not_cached, unknown };
 class cold_read_router {
  public:
   static constexpr unsigned k_window = 16;
-  static constexpr unsigned k_turn = 12;
+  static constexpr unsigned k_turn = 4;
   static constexpr unsigned k_sample = 16;
-  static constexpr unsigned k_sample_window = 8;
-  static constexpr unsigned k_sample_turn = 7;
+  static constexpr unsigned k_sample_window = 16;
+  static constexpr unsigned k_sample_turn = 15;
   // fds at or above this number are not tracked: their reads always go inline.
   static constexpr int k_max_fd = 1 << 20;
 

@@ -121,7 +121,7 @@ TEST_P(cold_reads, reads_of_an_evicted_file_give_its_bytes) {
 
 // A cold fd's samples (one read in 16) ask cachestat. It answers "cached" and the pages are
 // evicted before the read runs: the inline read then misses and must still give the bytes, and
-// 7 cached samples of 8 turn the fd warm. Then the opposite: "not cached" for cached pages sends
+// 15 cached samples of 16 turn the fd warm. Then the opposite: "not cached" for cached pages sends
 // every read, samples too, to the cold reader.
 TEST_P(cold_reads, pages_evicted_between_the_check_and_the_read_give_their_bytes) {
   static int evict_fd;
@@ -140,21 +140,21 @@ TEST_P(cold_reads, pages_evicted_between_the_check_and_the_read_give_their_bytes
   };
   csys::set_table(t);
   auto lp = make_loop();
-  const int samples = 2 * k_cold_reads / 16;  // two rounds of k_cold_reads reads
+  const int samples = 4 * k_cold_reads / 16;  // four rounds of k_cold_reads reads
 
   cold_hook(*lp, "make_cold", fd_);
   answer_cached = true;
   asked = 0;
   evict();
   std::int64_t before = cold_hook(*lp, "cold_reader_reads");
-  for (int round = 0; round < 2; ++round) {
+  for (int round = 0; round < 4; ++round) {
     submit_reads(*lp);
     lp->run();
     check_reads(false);
   }
   if (routes(*lp)) {
     EXPECT_EQ(asked, samples);
-    EXPECT_EQ(cold_hook(*lp, "cold_reader_reads"), before + 2 * k_cold_reads - samples)
+    EXPECT_EQ(cold_hook(*lp, "cold_reader_reads"), before + 4 * k_cold_reads - samples)
         << "samples said cached went to the cold reader";
     EXPECT_EQ(cold_hook(*lp, "cold_fd", fd_), 0) << "cached samples did not turn the fd warm";
   }
@@ -163,14 +163,14 @@ TEST_P(cold_reads, pages_evicted_between_the_check_and_the_read_give_their_bytes
   answer_cached = false;
   asked = 0;
   before = cold_hook(*lp, "cold_reader_reads");
-  for (int round = 0; round < 2; ++round) {
+  for (int round = 0; round < 4; ++round) {
     submit_reads(*lp);  // most pages are cached now (the reads above brought them in)
     lp->run();
     check_reads(false);
   }
   if (routes(*lp)) {
     EXPECT_EQ(asked, samples);
-    EXPECT_EQ(cold_hook(*lp, "cold_reader_reads"), before + 2 * k_cold_reads);
+    EXPECT_EQ(cold_hook(*lp, "cold_reader_reads"), before + 4 * k_cold_reads);
     EXPECT_EQ(cold_hook(*lp, "cold_fd", fd_), 1);
   }
 }

@@ -1,6 +1,6 @@
-// io_uring's cold-read router: an fd turns cold when 12 of 16 inline reads missed (not 11); a cold
+// io_uring's cold-read router: an fd turns cold when 4 of 16 inline reads missed (not 3); a cold
 // fd sends its reads to the cold reader and samples one in 16 with cachestat (asked for nothing
-// else), making a cached sample inline and turning warm on 7 cached samples of 8 (not 6); without
+// else), making a cached sample inline and turning warm on 15 cached samples of 16 (not 14); without
 // cachestat the sample goes inline and its hit or miss counts the same way; fds are independent,
 // forgotten on request, and numbers past the table always go inline.
 #include "backends/io_uring_cold_reads.hpp"
@@ -56,11 +56,11 @@ TEST(cold_read_router, an_fd_starts_warm_and_every_read_teaches_it) {
   EXPECT_FALSE(r.cold(k_router_fd));
 }
 
-TEST(cold_read_router, twelve_misses_of_sixteen_turn_an_fd_cold_eleven_do_not) {
+TEST(cold_read_router, four_misses_of_sixteen_turn_an_fd_cold_three_do_not) {
   cold_read_router r;
-  learn(r, k_router_fd, 16, 11);
+  learn(r, k_router_fd, 16, 3);
   EXPECT_FALSE(r.cold(k_router_fd));
-  learn(r, k_router_fd, 15, 12);
+  learn(r, k_router_fd, 15, 4);
   EXPECT_FALSE(r.cold(k_router_fd)) << "a verdict before the window is full";
   learn(r, k_router_fd, 1, 0);
   EXPECT_TRUE(r.cold(k_router_fd));
@@ -79,19 +79,20 @@ TEST(cold_read_router, a_cold_fd_asks_cachestat_only_for_one_read_in_sixteen) {
   EXPECT_TRUE(r.cold(k_router_fd));
 }
 
-TEST(cold_read_router, cached_samples_go_inline_and_seven_of_eight_turn_it_warm) {
+TEST(cold_read_router, cached_samples_go_inline_and_fifteen_of_sixteen_turn_it_warm) {
   cold_read_router r;
   learn(r, k_router_fd, 16, 16);
   EXPECT_EQ(sample(r, k_router_fd, cache_answer::cached), read_route::inline_plain);
   EXPECT_EQ(sample(r, k_router_fd, cache_answer::not_cached), read_route::async);
-  for (int i = 0; i < 5; ++i) sample(r, k_router_fd, cache_answer::cached);
+  for (int i = 0; i < 12; ++i) sample(r, k_router_fd, cache_answer::cached);
   sample(r, k_router_fd, cache_answer::not_cached);
-  EXPECT_TRUE(r.cold(k_router_fd)) << "6 cached samples of 8";
-  for (int i = 0; i < 6; ++i) sample(r, k_router_fd, cache_answer::cached);
+  sample(r, k_router_fd, cache_answer::cached);
+  EXPECT_TRUE(r.cold(k_router_fd)) << "14 cached samples of 16";
+  for (int i = 0; i < 14; ++i) sample(r, k_router_fd, cache_answer::cached);
   sample(r, k_router_fd, cache_answer::not_cached);
   EXPECT_TRUE(r.cold(k_router_fd)) << "a verdict before the window is full";
   sample(r, k_router_fd, cache_answer::cached);
-  EXPECT_FALSE(r.cold(k_router_fd)) << "7 cached samples of 8";
+  EXPECT_FALSE(r.cold(k_router_fd)) << "15 cached samples of 16";
   answerer ans{cache_answer::not_cached};
   EXPECT_EQ(r.pick(k_router_fd, std::ref(ans)), read_route::inline_learn);
 }
@@ -99,16 +100,16 @@ TEST(cold_read_router, cached_samples_go_inline_and_seven_of_eight_turn_it_warm)
 TEST(cold_read_router, without_cachestat_samples_go_inline_and_their_hits_count) {
   cold_read_router r;
   learn(r, k_router_fd, 16, 16);
-  for (int i = 0; i < 8; ++i) {
+  for (int i = 0; i < 16; ++i) {
     ASSERT_EQ(sample(r, k_router_fd, cache_answer::unknown), read_route::inline_learn);
     r.learned(k_router_fd, i != 0 && i != 1);
   }
-  EXPECT_TRUE(r.cold(k_router_fd)) << "6 sampled hits of 8";
-  for (int i = 0; i < 8; ++i) {
+  EXPECT_TRUE(r.cold(k_router_fd)) << "14 sampled hits of 16";
+  for (int i = 0; i < 16; ++i) {
     sample(r, k_router_fd, cache_answer::unknown);
     r.learned(k_router_fd, i != 3);
   }
-  EXPECT_FALSE(r.cold(k_router_fd)) << "7 sampled hits of 8";
+  EXPECT_FALSE(r.cold(k_router_fd)) << "15 sampled hits of 16";
 }
 
 TEST(cold_read_router, fds_are_independent_and_forget_resets_one) {
