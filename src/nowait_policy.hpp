@@ -10,8 +10,9 @@
 //    backend does not try reads of fds it knows are O_DIRECT (fcntl, once per fd).
 // So the policy also watches what tries cost. A try that took longer than a page-cache copy
 // could (k_slow_base_ns plus 1 ns per byte) may have waited for a device, or the loop's thread
-// was preempted during it: k_slow_strikes slow tries in a row on an fd (a fast one resets the
-// count) say it waits, and the fd is not tried again until the slow-fd memory is cleared (every
+// was preempted during it. A slow refusal did the readahead on the loop's thread; k_slow_strikes
+// slow hits in a row (a fast try resets the count) say the fd waits for the device; either
+// way the fd is not tried again until the slow-fd memory is cleared (every
 // k_forget_ns; fd numbers are reused, so nothing is remembered for long). One slow try was
 // enough before, and on 2 CPUs with busy workers preemption made it so often that cached QD128
 // reads were tried once in 60 and the loop's thread polled for the pool's results instead (364k
@@ -72,7 +73,7 @@ class nowait_policy {
     std::uint8_t& strikes = strikes_[slot(fd)];
     if (took_ns <= k_slow_base_ns + bytes) {
       strikes = 0;
-    } else if (++strikes >= k_slow_strikes) {
+    } else if (refused || ++strikes >= k_slow_strikes) {
       slow_[slot(fd)] = fd;
       hit = false;
     }

@@ -90,6 +90,17 @@ TEST(nowait_policy, slow_tries_that_are_not_in_a_row_do_not_stop_tries) {
   EXPECT_FALSE(p.cold());
 }
 
+// A refusal that took long did the readahead on the loop's thread: the fd is not tried again
+// (no strikes needed), until the memory is cleared.
+TEST(nowait_policy, a_slow_refusal_stops_tries_on_that_fd_at_once) {
+  nowait_policy p;
+  ASSERT_TRUE(p.should_try(k_fd, 0));
+  p.record(k_fd, false, 4096, 300'000, true);
+  EXPECT_FALSE(p.should_try(k_fd, 1));
+  EXPECT_TRUE(p.should_try(k_fd + 1, 1));
+  EXPECT_TRUE(p.should_try(k_fd, nowait_policy::k_forget_ns + 1));
+}
+
 // A large cached read may take long because it copies much: the allowance grows with its size.
 TEST(nowait_policy, a_large_read_gets_time_for_its_copy) {
   nowait_policy p;
