@@ -296,7 +296,7 @@ claim claim6(lab& l) {
   double naive = n.r.lat.mean - s.r.lat.mean, tuned = t.r.lat.mean - s.r.lat.mean, disk = d.r.lat.mean;
   double share = per(naive, disk);
   c.lines.push_back(fmt::format("hand-off: naive pool {:.1f} us, unio's pool {:.1f} us; disk (O_DIRECT QD1) {:.1f} us "
-                                "mean, p99 {:.1f} us; naive hand-off = {:.0f}% of the disk latency (article: 0.1/5 = 2%)",
+                                "mean, p99 {:.1f} us; naive hand-off = {:.0f}% of the disk latency (the claim: 0.1/5 = 2%)",
                                 us(naive), us(tuned), us(disk), us(static_cast<double>(d.r.lat.p99)), share * 100));
   c.figures.update({{"handoff_naive_us", us(naive)}, {"handoff_unio_us", us(tuned)}, {"disk_us", us(disk)},
                     {"handoff_share_of_disk", share}});

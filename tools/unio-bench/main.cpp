@@ -246,7 +246,7 @@ int main(int argc, char** argv) {
   CLI::App app{"unio-bench: unio's I/O backends measured side by side on this machine"};
   app.require_subcommand(0, 1);
   auto* backends = app.add_subcommand("backends", "each backend: available or why not; native vs delegated ops");
-  auto* claims = app.add_subcommand("claims", "the article's claims measured (default command)");
+  auto* claims = app.add_subcommand("claims", "common claims about Linux file I/O models, measured here (default command)");
   auto* run = app.add_subcommand("run", "run a workload on one or more backends");
   run_options opts;
   raw_args raw;
