@@ -24,10 +24,10 @@
 #include <cerrno>
 
 #include <memory>
-#include <vector>
 
 #include "backend.hpp"
 #include "delegation.hpp"
+#include "fd_facts.hpp"
 #include "nowait_policy.hpp"
 #include "reactor.hpp"
 #include "sys/syscalls.hpp"
@@ -79,8 +79,8 @@ class threadpool_backend final : public backend {
   void wake() noexcept override { reactor_.wake(); }
 
   // A number opened or closed through the loop: what was known about its file no longer holds.
-  void fd_opened(int fd) noexcept override { forget_direct(fd); }
-  void fd_closing(int fd) noexcept override { forget_direct(fd); }
+  void fd_opened(int fd) noexcept override { facts_.forget(fd); }
+  void fd_closing(int fd) noexcept override { facts_.forget(fd); }
 
   int host_fd() const noexcept override { return reactor_.epoll_fd(); }
   std::optional<std::chrono::nanoseconds> prepare_host_wait() override {
@@ -154,22 +154,18 @@ class threadpool_backend final : public backend {
     return try_result::hit;
   }
 
-  // Whether `fd` is O_DIRECT, asked once per fd (fcntl) and forgotten when the loop closes or
-  // reopens the number: a NOWAIT try of a direct read still waits for the device. An F_SETFL
-  // behind the loop's back leaves a stale answer, which only costs a hand-off, or a slow try
-  // (the policy's slow strikes stop those).
+  // Whether `fd` is O_DIRECT (fcntl, remembered in fd_facts): a NOWAIT try of a direct read still
+  // waits for the device. A stale answer (F_SETFL behind the loop's back) only costs a hand-off,
+  // or a slow try (the policy's slow strikes stop those), until the fact expires.
   bool known_direct(int fd) {
-    if (fd < 0 || fd >= k_max_known_fd) return false;
-    auto i = static_cast<std::size_t>(fd);
-    if (i >= direct_.size()) direct_.resize(i + 64, 0);
-    if (direct_[i] == 0) {
-      int fl = ::fcntl(fd, F_GETFL);
-      direct_[i] = fl >= 0 && (fl & O_DIRECT) != 0 ? 2 : 1;
+    int flags;
+    if (const fd_facts::facts* f = facts_.find(fd)) {
+      flags = f->flags;
+    } else {
+      flags = ::fcntl(fd, F_GETFL);
+      if (flags >= 0) facts_.put(fd, flags);
     }
-    return direct_[i] == 2;
-  }
-  void forget_direct(int fd) noexcept {
-    if (fd >= 0 && static_cast<std::size_t>(fd) < direct_.size()) direct_[static_cast<std::size_t>(fd)] = 0;
+    return flags >= 0 && (flags & O_DIRECT) != 0;
   }
 
   static std::uint64_t monotonic_ns() noexcept {
@@ -185,8 +181,7 @@ class threadpool_backend final : public backend {
   delegation pool_;
   const bool inline_nowait_;
   nowait_policy nowait_;
-  static constexpr int k_max_known_fd = 1 << 20;  // larger fds are taken as buffered (slow strikes catch a direct one)
-  std::vector<std::uint8_t> direct_;              // per fd: 0 unknown, 1 not O_DIRECT, 2 O_DIRECT
+  fd_facts facts_;
   op_queue pending_;
 };
 
