@@ -1,11 +1,17 @@
 // Description: buffered reads of files evicted from the page cache give the file's bytes on every backend, and
-// io_uring's cold-read path (reads of a cold fd go to its cold reader, cachestat decides per read) completes each
+// io_uring's cold-read path (a cold fd's reads go to its cold reader, cachestat samples one in 16) completes each
 // read exactly once: pages evicted between the check and the read, pages cached although the check said not,
-// cancel before and after the hand-over, and destroying the loop with cold reads in flight.
+// cancel before and after the hand-over, and destroying the loop with cold reads in flight; O_DIRECT reads are
+// never tried with RWF_NOWAIT on the loop's thread.
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <sys/uio.h>
+
+#include <atomic>
 #include <cstdint>
+#include <cstdlib>
+#include <cstring>
 #include <string>
 #include <vector>
 
@@ -205,6 +211,41 @@ TEST_P(cold_reads, destroying_the_loop_with_cold_reads_in_flight_completes_each_
     lp.reset();
     check_reads(true);
   }
+}
+
+// A RWF_NOWAIT try of an O_DIRECT read still waits for the device on the calling thread, so the
+// threadpool backend never tries one on the loop's thread (the seam counts the tries); on every
+// backend the reads give the file's bytes.
+TEST_P(cold_reads, o_direct_reads_are_never_tried_on_the_loops_thread) {
+  static std::atomic<int> direct_tries;
+  static int direct_fd;
+  direct_fd = raw_open("data", O_RDONLY | O_DIRECT);
+  if (direct_fd < 0) GTEST_SKIP() << "O_DIRECT refused here: " << std::strerror(errno);
+  direct_tries = 0;
+  csys::table t = csys::real_table();
+  t.preadv2 = [](int fd, const iovec* iov, int cnt, off_t off, int flags) -> ssize_t {
+    if (fd == direct_fd && (flags & RWF_NOWAIT) != 0) ++direct_tries;
+    return ::preadv2(fd, iov, cnt, off, flags);
+  };
+  csys::set_table(t);
+  {
+    auto lp = make_loop();
+    constexpr int k_direct_reads = 8;
+    std::vector<unio::op> ops(k_direct_reads);
+    std::vector<char*> bufs(k_direct_reads);
+    for (auto& b : bufs) b = static_cast<char*>(std::aligned_alloc(k_cold_page, k_cold_page));
+    for (int round = 0; round < 2; ++round) {
+      for (int i = 0; i < k_direct_reads; ++i) lp->read(ops[i], direct_fd, bufs[i], k_cold_page, offset(i), [](unio::op&) {});
+      lp->run();
+      for (int i = 0; i < k_direct_reads; ++i) {
+        EXPECT_EQ(ops[i].raw_result(), static_cast<std::int64_t>(k_cold_page)) << "read " << i;
+        EXPECT_EQ(bufs[i][17], cold_byte(offset(i) + 17)) << "read " << i;
+      }
+    }
+    for (char* b : bufs) std::free(b);
+  }
+  ::close(direct_fd);
+  EXPECT_EQ(direct_tries.load(), 0) << "O_DIRECT reads were tried with RWF_NOWAIT on the loop's thread";
 }
 
 INSTANTIATE_ALL_BACKENDS(cold_reads);
