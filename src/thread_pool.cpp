@@ -184,7 +184,7 @@ std::size_t thread_pool::count_blocking(const op_queue& q) noexcept {
 bool thread_pool::spin_for_finished(std::optional<std::chrono::nanoseconds> limit) const noexcept {
   std::uint64_t spin_ns = spin_us_ * 1000ull;
   if (limit && static_cast<std::uint64_t>(limit->count()) < spin_ns) spin_ns = static_cast<std::uint64_t>(limit->count());
-  if (spin_ns == 0) return has_finished();
+  if (spin_ns == 0 || !polls()) return has_finished();
   std::uint64_t deadline = now_ns() + spin_ns;
   for (unsigned i = 0;; ++i) {
     if (has_finished()) return true;
@@ -245,7 +245,7 @@ void thread_pool::stop() {
 void thread_pool::work() {
   op_queue mine;
   bool grow = false;
-  while (take(mine, false, grow)) {
+  for (bool ran = false; take(mine, false, ran, grow); ran = true) {
     if (grow) start_extra();
     run(mine);
   }
@@ -256,7 +256,7 @@ void thread_pool::extra_work() noexcept {
   (void)lower_priority();  // the core workers proved it works; a refusal only costs latency
   op_queue mine;
   bool grow = false;
-  while (take(mine, true, grow)) {
+  for (bool ran = false; take(mine, true, ran, grow); ran = true) {
     if (grow) start_extra();
     run(mine);
   }
@@ -267,13 +267,26 @@ void thread_pool::extra_work() noexcept {
 
 void thread_pool::run(op_queue& mine) {
   op_queue finished;
+  const std::uint64_t n = mine.size(), t0 = now_ns();
+  const bool blocking = (A::cancel_requested(*mine.front()) & k_blocking) != 0;
+  if (n > 1 && (blocking || op_ns_.load(std::memory_order_relaxed) > k_device_ns)) prefetch(mine);
   while (op* o = mine.pop()) {
     const std::uint8_t marks = A::cancel_requested(*o);
     A::res(*o) = (marks & k_cancel) != 0 ? -ECANCELED : sys::perform(*o);
-    if ((marks & k_blocking) != 0) blocking_.fetch_sub(1, std::memory_order_relaxed);
     finished.push(*o);
   }
+  returning_.fetch_add(1, std::memory_order_relaxed);  // until take() has the lock
+  if (blocking) blocking_.fetch_sub(1, std::memory_order_relaxed);
+  // The ops' mean time, averaged over batches (weight 1/8; workers race on it, harmlessly).
+  const std::uint64_t took = (now_ns() - t0) / n, avg = op_ns_.load(std::memory_order_relaxed);
+  op_ns_.store(avg - avg / 8 + took / 8, std::memory_order_relaxed);
   publish(finished);
+}
+
+void thread_pool::prefetch(op_queue& batch) noexcept {
+  batch.for_each([](op& o) {
+    if ((A::cancel_requested(o) & (k_prefetch | k_cancel)) == k_prefetch) sys::prefetch(o);
+  });
 }
 
 void thread_pool::start_extra() noexcept {
@@ -314,19 +327,26 @@ void thread_pool::join_extras(bool all) noexcept {
 }
 
 bool thread_pool::claim_extra() noexcept {
-  if (queue_.empty() || sleepers_ > 0 || spinners_.load(std::memory_order_acquire) > 0 || stopping_) return false;
+  if (queue_.empty() || sleepers_ > 0 || spinners_.load(std::memory_order_acquire) > 0 ||
+      returning_.load(std::memory_order_relaxed) > 0 || stopping_)
+    return false;
+  // Reads that go in batches wait for the next worker that finishes its batch, unless a whole
+  // batch of them waits.
+  const bool batched = (A::cancel_requested(*queue_.front()) & (k_blocking | k_prefetch)) == (k_blocking | k_prefetch);
+  if (batched && queue_.size() < k_read_batch) return false;
   const unsigned blocked = blocking_.load(std::memory_order_relaxed);
   if (live_ >= max_threads_ || live_ - std::min(blocked, live_) >= core_) return false;
   ++live_;
   return true;
 }
 
-bool thread_pool::take(op_queue& out, bool linger, bool& grow) {
+bool thread_pool::take(op_queue& out, bool linger, bool ran, bool& grow) {
   grow = false;
   // Poll for a while (one worker at a time) before sleeping: a futex wake-up across cores costs
   // far more than the work it would deliver.
-  bool spinning = spin_us_ > 0 && spinners_.fetch_add(1, std::memory_order_acq_rel) == 0;
-  if (spin_us_ > 0 && !spinning) spinners_.fetch_sub(1, std::memory_order_acq_rel);
+  const bool may_spin = spin_us_ > 0 && blocking_.load(std::memory_order_relaxed) == 0;
+  bool spinning = may_spin && spinners_.fetch_add(1, std::memory_order_acq_rel) == 0;
+  if (may_spin && !spinning) spinners_.fetch_sub(1, std::memory_order_acq_rel);
   std::uint64_t deadline = spinning ? now_ns() + spin_us_ * 1000ull : 0;
   std::unique_lock lk(queue_mu_, std::defer_lock);
   for (unsigned i = 0; spinning; ++i) {
@@ -340,6 +360,7 @@ bool thread_pool::take(op_queue& out, bool linger, bool& grow) {
   }
   if (spinning) spinners_.fetch_sub(1, std::memory_order_acq_rel);
   if (!lk.owns_lock()) lk.lock();
+  if (ran) returning_.fetch_sub(1, std::memory_order_relaxed);
   while (queue_.empty() && !stopping_) {
     ++sleepers_;
     bool idle_too_long = false;
@@ -349,22 +370,25 @@ bool thread_pool::take(op_queue& out, bool linger, bool& grow) {
     if (idle_too_long && queue_.empty() && live_ > core_) return false;
   }
   if (stopping_) return false;
-  // With a long queue take a few ops per lock round trip, leaving enough for the other workers;
-  // an op marked blocking is taken alone, so that nothing waits behind its disk read.
+  // With a long queue take a few ops per lock round trip, leaving enough for the other workers.
+  // Ops marked blocking are taken alone (nothing waits behind an fsync), except reads that can be
+  // prefetched: up to k_read_batch of those go together (run() starts them all at once), and a
+  // sleeping worker is woken for the rest (chain, below).
+  const std::uint8_t kind = A::cancel_requested(*queue_.front()) & (k_blocking | k_prefetch);
+  const bool blocking = (kind & k_blocking) != 0;
+  std::size_t most = queue_.size() >= 16 ? 4 : 1;
+  if (kind == (k_blocking | k_prefetch)) most = k_read_batch;
+  else if (blocking) most = 1;
   std::size_t n = 0;
-  const std::size_t most = queue_.size() >= 16 ? 4 : 1;
   while (n < most && !queue_.empty()) {
-    const bool blocking = (A::cancel_requested(*queue_.front()) & k_blocking) != 0;
-    if (blocking && n > 0) break;
+    const std::uint8_t marks = A::cancel_requested(*queue_.front());
+    if ((marks & k_blocking) != (kind & k_blocking) || (blocking && (marks & k_prefetch) != (kind & k_prefetch))) break;
     op* o = queue_.pop();
     A::cancel_requested(*o) |= k_taken;
     out.push(*o);
     ++n;
-    if (blocking) {
-      blocking_.fetch_add(1, std::memory_order_relaxed);
-      break;
-    }
   }
+  if (blocking) blocking_.fetch_add(1, std::memory_order_relaxed);
   queued_.fetch_sub(n, std::memory_order_release);
   grow = claim_extra();
   bool chain = !queue_.empty() && sleepers_ > 0 && spinners_.load(std::memory_order_acquire) == 0;

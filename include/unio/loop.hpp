@@ -65,8 +65,10 @@ struct loop_options {
   // RWF_NOWAIT, or any read while most tries are refused; an fsync or fdatasync) does not count
   // against pool_size: when ops are queued and no worker is free for them, the pool starts
   // another, up to this bound, so a cold random-read workload keeps its queue depth in flight
-  // at the device instead of pool_size reads. Workers above pool_size end after 0.5 s idle.
-  // Below pool_size (e.g. 0): no growth.
+  // at the device instead of pool_size reads. Such reads of buffered files go to a worker in
+  // batches of up to 16, each started with readahead(2) before the worker reads them, so the
+  // pool grows for them only while a whole batch waits (fsyncs: one worker each). Workers above
+  // pool_size end after 0.5 s idle. Below pool_size (e.g. 0): no growth.
   unsigned pool_max_threads = 64;
   // How many nice steps (0-19) the pool's workers run below the thread that creates the pool, so
   // that the loop's thread gets a CPU first when it wakes while workers are busy: on a 2-vCPU VM
@@ -81,11 +83,14 @@ struct loop_options {
   unsigned queue_depth = 256;
   // threadpool: try reads on the loop thread with RWF_NOWAIT first. The kernel completes them
   // only when no wait is needed (page-cache hits) and refuses otherwise, so the loop never
-  // blocks; refused reads go to the pool. Turn off to measure a plain ("naive") pool.
+  // blocks; refused reads go to the pool. Off also turns off the pool's read batches with
+  // readahead (pool_max_threads). Turn off to measure a plain ("naive") pool.
   bool inline_nowait = true;
   // threadpool: how long an idle worker polls for new work, and the waiting loop for
   // completions, before sleeping. A cross-core wake-up costs tens of microseconds on a VM;
-  // polling briefly avoids paying it per op. 0 disables polling. posix_aio: how long the loop
+  // polling briefly avoids paying it per op. Neither polls while the pool's ops wait on a device
+  // (workers: while any marked op runs; the loop: while ops take longer than spin_us on
+  // average). 0 disables polling. posix_aio: how long the loop
   // waits in aio_suspend itself (glibc's helper wakes it directly) before it hands the wait to
   // its reaper thread; 0 = always the reaper.
   unsigned spin_us = 50;

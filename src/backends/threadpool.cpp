@@ -15,9 +15,12 @@
 //    start the readahead I/O;
 //  - finished ops come back in batches, and the loop polls briefly before it sleeps;
 //  - a read expected to wait for the disk (its try, or one on its fd in the same turn, was
-//    refused, or 3 in 4 recent tries were) and fsync/fdatasync are marked blocking: the pool grows past pool_size for
-//    them (thread_pool.hpp, loop_options::pool_max_threads), so a cold working set gets as many
-//    reads in flight as the loop submits, while cached work keeps pool_size workers.
+//    refused, or 3 in 4 recent tries were, or a refusal was slow) and fsync/fdatasync are marked
+//    blocking: the pool grows past pool_size for them (thread_pool.hpp,
+//    loop_options::pool_max_threads), while cached work keeps pool_size workers;
+//  - reads of buffered files are marked prefetchable: a worker takes several marked reads at once
+//    and starts them all with readahead(2) before reading them (thread_pool.hpp), so a cold
+//    working set gets as many reads in flight as the loop submits from a few workers.
 #include <fcntl.h>
 #include <time.h>
 
@@ -82,6 +85,14 @@ class threadpool_backend final : public backend {
   void fd_opened(int fd) noexcept override { facts_.forget(fd); }
   void fd_closing(int fd) noexcept override { facts_.forget(fd); }
 
+  // "pool_polls": 1 when the loop would poll for the pool's results before sleeping (the ops'
+  // recent mean time is within spin_us), 0 when not or no pool runs yet.
+  std::int64_t test_hook(std::string_view name, std::int64_t) override {
+    thread_pool* workers = pool_.started();
+    if (name == "pool_polls") return workers != nullptr && workers->polls() ? 1 : 0;
+    return 0;
+  }
+
   int host_fd() const noexcept override { return reactor_.epoll_fd(); }
   std::optional<std::chrono::nanoseconds> prepare_host_wait() override {
     std::size_t done = flush() + drain();
@@ -113,14 +124,17 @@ class threadpool_backend final : public backend {
     while (op* o = pending_.pop()) {
       if (is_read(o->code())) {
         const int fd = A::args(*o).fd;
-        if (fd != refused_fd && inline_nowait_ && inline_budget > 0 && !known_direct(fd)) {
-          --inline_budget;
-          try_result t = try_inline(*o);
-          if (t == try_result::hit) {
-            ++completed;
-            continue;
+        if (inline_nowait_ && !known_direct(fd)) {
+          if (fd != refused_fd && inline_budget > 0) {
+            --inline_budget;
+            try_result t = try_inline(*o);
+            if (t == try_result::hit) {
+              ++completed;
+              continue;
+            }
+            if (t == try_result::refused) refused_fd = fd;
           }
-          if (t == try_result::refused) refused_fd = fd;
+          thread_pool::mark_prefetchable(*o);
         }
         if (fd == refused_fd || nowait_.predicts_miss()) thread_pool::mark_blocking(*o);
       } else if (o->code() == op_code::fsync || o->code() == op_code::fdatasync) {

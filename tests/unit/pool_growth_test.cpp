@@ -1,16 +1,21 @@
-// The thread pool grows past pool_size for reads that wait on a device, up to
-// loop_options::pool_max_threads, and shrinks back when idle; cached reads never grow it.
+// The thread pool grows past pool_size for ops that wait on a device, up to
+// loop_options::pool_max_threads, and shrinks back when idle; cached reads never grow it. Reads
+// that wait go to the workers in batches of up to thread_pool::k_read_batch, each read of a batch
+// started with readahead(2) first; the pool grows for them only while a whole batch waits. An
+// fsync waits on a worker of its own. The loop does not poll for results of ops that wait.
 //
 // A device that holds reads is made through the syscall seam: pread (what a pool worker runs)
 // waits at a gate until the test opens it, and preadv2 with RWF_NOWAIT (the threadpool backend's
 // inline try) answers EAGAIN, as the page cache does on a miss. The gate counts how many reads
-// wait at once: that is how many workers the pool runs for them.
+// wait at once: each worker waits at the first read of its batch, so that is how many workers
+// the pool runs for them. readahead is counted.
 #include <dirent.h>
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <cstring>
@@ -20,7 +25,9 @@
 #include <thread>
 #include <vector>
 
+#include "backend.hpp"
 #include "sys/syscalls.hpp"
+#include "thread_pool.hpp"
 #include "unio/unio.hpp"
 
 namespace {
@@ -82,10 +89,20 @@ struct gate {
 };
 
 gate* g_gate = nullptr;
+std::atomic<int> g_readaheads{0};
+constexpr std::size_t k_batch = unio::detail::thread_pool::k_read_batch;
 
 ssize_t gated_pread(int fd, void* buf, size_t len, off_t off) {
   g_gate->pass();
   return ::pread(fd, buf, len, off);
+}
+int gated_fsync(int fd) {
+  g_gate->pass();
+  return ::fsync(fd);
+}
+ssize_t counted_readahead(int fd, off64_t off, size_t len) {
+  ++g_readaheads;
+  return ::readahead(fd, off, len);
 }
 ssize_t refusing_preadv2(int fd, const iovec* iov, int cnt, off_t off, int flags) {
   if ((flags & RWF_NOWAIT) != 0) {
@@ -103,6 +120,9 @@ struct slow_device {
     sys::table t = sys::real_table();
     t.pread = &gated_pread;
     t.preadv2 = &refusing_preadv2;
+    t.fsync = &gated_fsync;
+    t.readahead = &counted_readahead;
+    g_readaheads = 0;
     sys::set_table(t);
   }
   ~slow_device() {
@@ -122,7 +142,7 @@ class pool_growth : public ::testing::Test {
     fd_ = ::mkstemp(tmpl);
     ASSERT_GE(fd_, 0);
     path_ = tmpl;
-    data_.resize(64 * k_block);
+    data_.resize(256 * k_block);
     for (std::size_t i = 0; i < data_.size(); ++i) data_[i] = static_cast<char>(i * 31 / 7);
     ASSERT_EQ(::pwrite(fd_, data_.data(), data_.size(), 0), static_cast<ssize_t>(data_.size()));
   }
@@ -167,13 +187,16 @@ class pool_growth : public ::testing::Test {
   std::string data_;
 };
 
+std::int64_t pool_polls(unio::loop& lp) { return unio::detail::loop_access::backend_of(lp).test_hook("pool_polls", 0); }
+
 TEST_F(pool_growth, reads_that_wait_on_the_device_grow_the_pool_to_its_bound_and_it_shrinks_back) {
   slow_device dev;
   unio::loop lp(opts());
   ASSERT_EQ(lp.backend_name(), "threadpool");
   const int before = pool_threads();
   ASSERT_EQ(before, static_cast<int>(k_core));
-  std::vector<read_slot> slots(3 * k_max);
+  // One batch per worker the bound allows, and one more that must wait for them.
+  std::vector<read_slot> slots((k_max + 1) * k_batch);
   submit_reads(lp, slots);
   // The loop's thread runs the loop; this one opens the gate once the pool has grown (or after
   // 20 s, and the test then fails on the peak instead of hanging).
@@ -184,11 +207,77 @@ TEST_F(pool_growth, reads_that_wait_on_the_device_grow_the_pool_to_its_bound_and
   });
   lp.run();
   opener.join();
-  EXPECT_EQ(dev.g.peak, static_cast<int>(k_max)) << "reads waiting on the device at once (pool_size " << k_core
+  EXPECT_EQ(dev.g.peak, static_cast<int>(k_max)) << "workers waiting on the device at once (pool_size " << k_core
                                                  << ", pool_max_threads " << k_max << ")";
   EXPECT_EQ(check(slots), "");
+  EXPECT_EQ(g_readaheads.load(), static_cast<int>(slots.size())) << "reads of the batches started with readahead";
+  EXPECT_EQ(pool_polls(lp), 0) << "the loop would poll for results that take a device's time";
   EXPECT_TRUE(eventually([&] { return pool_threads() == before; }))
       << pool_threads() << " pool threads 20 s after the work ended; the core is " << before;
+}
+
+// A batch goes to one worker: with the bound at pool_size and two batches' worth of waiting
+// reads, two workers wait, one read each at the gate, and the other reads of their batches were
+// started with readahead before.
+TEST_F(pool_growth, waiting_reads_go_in_batches_read_ahead_together) {
+  slow_device dev;
+  unio::loop_options o = opts();
+  o.pool_max_threads = 0;
+  unio::loop lp(o);
+  std::vector<read_slot> slots(k_core * k_batch);
+  submit_reads(lp, slots);
+  int read_ahead_while_held = -1;
+  std::thread opener([&] {
+    dev.g.wait_inside(static_cast<int>(k_core), 20s);
+    std::this_thread::sleep_for(50ms);
+    read_ahead_while_held = g_readaheads.load();
+    dev.g.open();
+  });
+  lp.run();
+  opener.join();
+  EXPECT_EQ(dev.g.peak, static_cast<int>(k_core));
+  EXPECT_EQ(read_ahead_while_held, static_cast<int>(slots.size()))
+      << "reads started while each worker waited at the first read of its batch";
+  EXPECT_EQ(check(slots), "");
+}
+
+// An fsync is not a read: it is never batched behind another (each waits on its own worker), so
+// the pool grows one worker per waiting fsync, to the bound.
+TEST_F(pool_growth, fsyncs_wait_on_workers_of_their_own) {
+  slow_device dev;
+  unio::loop lp(opts());
+  std::vector<unio::op> ops(k_max);
+  int done = 0;
+  for (auto& op : ops) lp.fsync(op, fd_, [&done](unio::op&) { ++done; });
+  std::thread opener([&] {
+    dev.g.wait_inside(static_cast<int>(k_max), 20s);
+    std::this_thread::sleep_for(50ms);
+    dev.g.open();
+  });
+  lp.run();
+  opener.join();
+  EXPECT_EQ(dev.g.peak, static_cast<int>(k_max));
+  EXPECT_EQ(done, static_cast<int>(k_max));
+  for (auto& op : ops) EXPECT_EQ(op.raw_result(), 0);
+  EXPECT_EQ(g_readaheads.load(), 0);
+}
+
+// The loop polls for the pool's results only while they come within spin_us: after ops that
+// waited it does not, after a run of quick ones it does again.
+TEST_F(pool_growth, the_loop_polls_only_for_quick_results) {
+  unio::loop lp(opts());
+  int done = 0;
+  std::vector<unio::op> ops(k_core);
+  auto round = [&](std::chrono::microseconds each) {
+    for (auto& op : ops) lp.queue_work(op, [each] { std::this_thread::sleep_for(each); },
+                                    [&done](unio::op&, auto&&, std::exception_ptr) { ++done; });
+    lp.run();
+  };
+  round(20ms);
+  EXPECT_EQ(pool_polls(lp), 0) << "after ops of 20 ms";
+  for (int i = 0; i < 400 && pool_polls(lp) == 0; ++i) round(0us);
+  EXPECT_EQ(pool_polls(lp), 1) << "after 400 rounds of empty work";
+  EXPECT_GT(done, static_cast<int>(k_core));
 }
 
 TEST_F(pool_growth, cached_reads_keep_pool_size_workers) {
@@ -210,7 +299,7 @@ TEST_F(pool_growth, no_growth_when_the_bound_is_pool_size) {
   unio::loop_options o = opts();
   o.pool_max_threads = 0;
   unio::loop lp(o);
-  std::vector<read_slot> slots(8);
+  std::vector<read_slot> slots((k_core + 2) * k_batch);
   submit_reads(lp, slots);
   std::thread opener([&] {
     dev.g.wait_inside(static_cast<int>(k_core), 20s);
@@ -227,7 +316,7 @@ TEST_F(pool_growth, no_growth_when_the_bound_is_pool_size) {
 // loop at once, with the extra workers still lingering: queued reads end ECANCELED, the others
 // with their data, each once; the destructor waits for the extra workers (no thread is left).
 TEST_F(pool_growth, cancel_and_destruction_with_a_grown_pool) {
-  std::vector<read_slot> slots(3 * k_max);
+  std::vector<read_slot> slots((k_max + 2) * k_batch);
   {
     slow_device dev;
     unio::loop lp(opts());
@@ -244,8 +333,8 @@ TEST_F(pool_growth, cancel_and_destruction_with_a_grown_pool) {
     EXPECT_EQ(check(slots, true), "");
     int cancelled = 0;
     for (auto& s : slots) cancelled += s.op.raw_result() == -ECANCELED ? 1 : 0;
-    EXPECT_GE(cancelled, 1) << "no queued read was cancelled";
-    EXPECT_LE(cancelled, static_cast<int>(slots.size() - k_max)) << "a read the device held was cancelled";
+    // Every worker holds a batch; the rest were queued.
+    EXPECT_EQ(cancelled, static_cast<int>(slots.size() - k_max * k_batch));
   }
   // An extra worker tells the destructor it is done with the pool at its thread's exit; the
   // kernel may list the task a moment longer.
