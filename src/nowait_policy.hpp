@@ -76,7 +76,6 @@ class nowait_policy {
     } else if (refused || ++strikes >= k_slow_strikes) {
       slow_[slot(fd)] = fd;
       hit = false;
-      refusing_ = refusing_ || refused;  // the fd's reads are not tried again for a while
     }
     ++tries_;
     hits_ += hit ? 1 : 0;
@@ -88,10 +87,8 @@ class nowait_policy {
   }
   bool cold() const noexcept { return cold_; }
   // Whether reads will probably wait for the device: of the last window of tries, at least 3 in
-  // 4 were refused by the kernel, or a refusal since was slow (the kernel started readahead: a
-  // cold file; that fd is then not tried, so no window would end to say it). Slow hits do not
-  // count here: a loop thread preempted during a try looks slow too, and this prediction makes
-  // the pool grow.
+  // 4 were refused by the kernel. Slow tries do not count here: a loop thread preempted during a
+  // try looks slow too, and this prediction makes the pool grow.
   bool predicts_miss() const noexcept { return refusing_; }
 
  private:

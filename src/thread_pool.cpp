@@ -267,9 +267,9 @@ void thread_pool::extra_work() noexcept {
 
 void thread_pool::run(op_queue& mine) {
   op_queue finished;
-  const std::uint64_t n = mine.size(), t0 = now_ns();
-  const bool blocking = (A::cancel_requested(*mine.front()) & k_blocking) != 0;
-  if (n > 1 && (blocking || op_ns_.load(std::memory_order_relaxed) > k_device_ns)) prefetch(mine);
+  const std::uint64_t t0 = now_ns();
+  const bool blocking = any_blocking(mine);
+  if (mine.size() > 1 && (blocking || waits())) prefetch(mine);
   while (op* o = mine.pop()) {
     const std::uint8_t marks = A::cancel_requested(*o);
     A::res(*o) = (marks & k_cancel) != 0 ? -ECANCELED : sys::perform(*o);
@@ -277,10 +277,16 @@ void thread_pool::run(op_queue& mine) {
   }
   returning_.fetch_add(1, std::memory_order_relaxed);  // until take() has the lock
   if (blocking) blocking_.fetch_sub(1, std::memory_order_relaxed);
-  // The ops' mean time, averaged over batches (weight 1/8; workers race on it, harmlessly).
-  const std::uint64_t took = (now_ns() - t0) / n, avg = op_ns_.load(std::memory_order_relaxed);
-  op_ns_.store(avg - avg / 8 + took / 8, std::memory_order_relaxed);
+  // Batch times averaged with weight 1/8 (workers race on it, harmlessly: it is a hint).
+  const std::uint64_t took = now_ns() - t0, avg = batch_ns_.load(std::memory_order_relaxed);
+  batch_ns_.store(avg - avg / 8 + took / 8, std::memory_order_relaxed);
   publish(finished);
+}
+
+bool thread_pool::any_blocking(const op_queue& batch) noexcept {
+  bool any = false;
+  batch.for_each([&any](op& o) { any |= (A::cancel_requested(o) & k_blocking) != 0; });
+  return any;
 }
 
 void thread_pool::prefetch(op_queue& batch) noexcept {
@@ -332,8 +338,7 @@ bool thread_pool::claim_extra() noexcept {
     return false;
   // Reads that go in batches wait for the next worker that finishes its batch, unless a whole
   // batch of them waits.
-  const bool batched = (A::cancel_requested(*queue_.front()) & (k_blocking | k_prefetch)) == (k_blocking | k_prefetch);
-  if (batched && queue_.size() < k_read_batch) return false;
+  if (read_batch_next() && queue_.size() < k_read_batch) return false;
   const unsigned blocked = blocking_.load(std::memory_order_relaxed);
   if (live_ >= max_threads_ || live_ - std::min(blocked, live_) >= core_) return false;
   ++live_;
@@ -344,7 +349,7 @@ bool thread_pool::take(op_queue& out, bool linger, bool ran, bool& grow) {
   grow = false;
   // Poll for a while (one worker at a time) before sleeping: a futex wake-up across cores costs
   // far more than the work it would deliver.
-  const bool may_spin = spin_us_ > 0 && blocking_.load(std::memory_order_relaxed) == 0;
+  const bool may_spin = polls() && blocking_.load(std::memory_order_relaxed) == 0;
   bool spinning = may_spin && spinners_.fetch_add(1, std::memory_order_acq_rel) == 0;
   if (may_spin && !spinning) spinners_.fetch_sub(1, std::memory_order_acq_rel);
   std::uint64_t deadline = spinning ? now_ns() + spin_us_ * 1000ull : 0;
@@ -371,30 +376,37 @@ bool thread_pool::take(op_queue& out, bool linger, bool ran, bool& grow) {
   }
   if (stopping_) return false;
   // With a long queue take a few ops per lock round trip, leaving enough for the other workers.
-  // Ops marked blocking are taken alone (nothing waits behind an fsync), except reads that can be
-  // prefetched: up to k_read_batch of those go together (run() starts them all at once), and a
-  // sleeping worker is woken for the rest (chain, below).
-  const std::uint8_t kind = A::cancel_requested(*queue_.front()) & (k_blocking | k_prefetch);
-  const bool blocking = (kind & k_blocking) != 0;
-  std::size_t most = queue_.size() >= 16 ? 4 : 1;
-  if (kind == (k_blocking | k_prefetch)) most = k_read_batch;
-  else if (blocking) most = 1;
+  // An op marked blocking is taken alone (nothing waits behind an fsync). Reads that wait go in
+  // batches: up to k_read_batch prefetchable reads in a row (run() starts them all at once), and
+  // a sleeping worker is woken for the rest (chain, below).
   std::size_t n = 0;
-  while (n < most && !queue_.empty()) {
-    const std::uint8_t marks = A::cancel_requested(*queue_.front());
-    if ((marks & k_blocking) != (kind & k_blocking) || (blocking && (marks & k_prefetch) != (kind & k_prefetch))) break;
-    op* o = queue_.pop();
-    A::cancel_requested(*o) |= k_taken;
-    out.push(*o);
-    ++n;
+  if (read_batch_next()) {
+    while (n < k_read_batch && !queue_.empty() && (A::cancel_requested(*queue_.front()) & k_prefetch) != 0) take_front(out, n);
+  } else if ((A::cancel_requested(*queue_.front()) & k_blocking) != 0) {
+    take_front(out, n);
+  } else {
+    const std::size_t most = queue_.size() >= 16 ? 4 : 1;
+    while (n < most && !queue_.empty() && (A::cancel_requested(*queue_.front()) & k_blocking) == 0) take_front(out, n);
   }
-  if (blocking) blocking_.fetch_add(1, std::memory_order_relaxed);
+  if (any_blocking(out)) blocking_.fetch_add(1, std::memory_order_relaxed);
   queued_.fetch_sub(n, std::memory_order_release);
   grow = claim_extra();
   bool chain = !queue_.empty() && sleepers_ > 0 && spinners_.load(std::memory_order_acquire) == 0;
   lk.unlock();
   if (chain) queue_cv_.notify_one();
   return true;
+}
+
+bool thread_pool::read_batch_next() const noexcept {
+  const std::uint8_t marks = A::cancel_requested(*queue_.front());
+  return (marks & k_prefetch) != 0 && ((marks & k_blocking) != 0 || waits());
+}
+
+void thread_pool::take_front(op_queue& out, std::size_t& n) noexcept {
+  op* o = queue_.pop();
+  A::cancel_requested(*o) |= k_taken;
+  out.push(*o);
+  ++n;
 }
 
 void thread_pool::finish(op& o, std::int64_t res) {

@@ -34,8 +34,9 @@
 // flight. Cold 4 KiB QD32 reads, same runs: 33 workers, one read each: 24-36k IOPS at 42-65 us of
 // CPU per read; batches of up to 4 (9 workers): 62-66k at 23-26 us; of 8 (5 workers): 71-86k at
 // 18-21 us; of 16 (the 2 core workers): 86-101k at 13-17 us. The pool grows for batched reads
-// only while a whole batch waits. Unmarked batches are read ahead too while the pool's ops take
-// longer than k_device_ns on average (they wait for a device, whatever the backend predicted).
+// only while a whole batch waits. Prefetchable reads the backend did not mark go in such batches
+// too while the pool's batches take longer than k_device_ns on average (they wait on a device,
+// whatever the backend predicted).
 //
 // Cancel: an op still in the queue is marked and completed with ECANCELED without running; an
 // op a worker has started runs to the end and keeps its result.
@@ -72,10 +73,11 @@ class thread_pool {
   // Marks a positioned read of a buffered (not O_DIRECT) file: the pool may readahead(2) its range
   // (on an O_DIRECT file that would fill the page cache for nothing) and batch it (see the top).
   static void mark_prefetchable(op& o) noexcept { A::cancel_requested(o) |= k_prefetch; }
-  // The most marked reads one worker takes at once, and the mean op time above which the pool's
-  // ops are taken to wait for a device (a cached 4 KiB read takes 1-3 us here, a disk read 100s).
+  // The most reads one worker takes at once, and the mean batch time above which the pool's ops
+  // are taken to wait for a device (a batch of 4 cached 4 KiB reads takes under 10 us here, a
+  // disk read 100s of us).
   static constexpr std::size_t k_read_batch = 16;
-  static constexpr std::uint64_t k_device_ns = 20'000;
+  static constexpr std::uint64_t k_device_ns = 50'000;
   // Readable when finished ops wait and the loop is sleeping (see prepare_sleep).
   int event_fd() const noexcept { return event_fd_; }
 
@@ -96,13 +98,15 @@ class thread_pool {
   // True when finished ops are waiting to be drained (cheap; no lock).
   bool has_finished() const noexcept { return (done_state_.load(std::memory_order_acquire) >> 1) > 0; }
   // Polls up to spin_us (and no longer than `limit`, the loop's next timer) for a finished op;
-  // returns whether one arrived. It does not poll (only looks) while the workers' ops take longer
-  // than spin_us on average (op_ns_): reads that wait for a disk without being marked blocking
-  // had the loop's thread, at a higher priority than the workers, burn 15-29% of all CPU samples
-  // in cold 4 KiB reads, polling for the next of many results in flight.
+  // returns whether one arrived. It does not poll (only looks) while the workers' batches take
+  // longer than spin_us on average (batch_ns_): reads that wait for a disk without being marked
+  // blocking had the loop's thread, at a higher priority than the workers, burn 15-29% of all CPU
+  // samples in cold 4 KiB reads, polling for the next of many results in flight.
   bool spin_for_finished(std::optional<std::chrono::nanoseconds> limit = std::nullopt) const noexcept;
-  // Whether spin_for_finished polls now (spin_us > 0 and the ops' mean time is within it).
-  bool polls() const noexcept { return spin_us_ > 0 && op_ns_.load(std::memory_order_relaxed) <= spin_us_ * 1000ull; }
+  // Whether the pool's batches take within spin_us on average (so spin_for_finished and idle
+  // workers poll), and whether they take longer than k_device_ns (they wait on a device).
+  bool polls() const noexcept { return spin_us_ > 0 && batch_ns_.load(std::memory_order_relaxed) <= spin_us_ * 1000ull; }
+  bool waits() const noexcept { return batch_ns_.load(std::memory_order_relaxed) > k_device_ns; }
   // Call before blocking on event_fd(): returns false (do not sleep) when finished ops are
   // already waiting. After a true return, the next finished op writes the eventfd.
   bool prepare_sleep() noexcept;
@@ -128,6 +132,12 @@ class thread_pool {
   void run(op_queue& mine);
   // Starts the device reads of a batch's prefetchable reads (sys::prefetch).
   static void prefetch(op_queue& batch) noexcept;
+  static bool any_blocking(const op_queue& batch) noexcept;
+  // Under queue_mu_, with ops queued: whether the next batch is one of reads that wait (the front
+  // op is a prefetchable read, and marked blocking or the pool's batches wait on a device).
+  bool read_batch_next() const noexcept;
+  // Under queue_mu_: moves the front op to `out` (marked taken) and counts it in n.
+  void take_front(op_queue& out, std::size_t& n) noexcept;
   // Starts one extra worker (its slot already counted in live_); on failure gives the slot back.
   // Joins the extra workers that ended first.
   void start_extra() noexcept;
@@ -178,7 +188,7 @@ class thread_pool {
   std::atomic<std::size_t> queued_{0};
   std::atomic<unsigned> spinners_{0};
   std::atomic<unsigned> returning_{0};  // workers between a batch's end and their next take()
-  std::atomic<std::uint64_t> op_ns_{0};  // the mean time of an op, averaged over recent batches
+  std::atomic<std::uint64_t> batch_ns_{0};  // the time of a batch, averaged over recent ones
 
   std::mutex done_mu_;
   op_queue done_;                   // guarded by done_mu_

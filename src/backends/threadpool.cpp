@@ -15,12 +15,13 @@
 //    start the readahead I/O;
 //  - finished ops come back in batches, and the loop polls briefly before it sleeps;
 //  - a read expected to wait for the disk (its try, or one on its fd in the same turn, was
-//    refused, or 3 in 4 recent tries were, or a refusal was slow) and fsync/fdatasync are marked
-//    blocking: the pool grows past pool_size for them (thread_pool.hpp,
-//    loop_options::pool_max_threads), while cached work keeps pool_size workers;
-//  - reads of buffered files are marked prefetchable: a worker takes several marked reads at once
-//    and starts them all with readahead(2) before reading them (thread_pool.hpp), so a cold
-//    working set gets as many reads in flight as the loop submits from a few workers.
+//    refused, or 3 in 4 recent tries were) and fsync/fdatasync are marked blocking: the pool
+//    grows past pool_size for them (thread_pool.hpp, loop_options::pool_max_threads), while
+//    cached work keeps pool_size workers;
+//  - reads of buffered files are marked prefetchable: a worker takes several reads that wait (marked,
+//    or while the pool's batches take a device's time) at once and starts them all with
+//    readahead(2) before reading them (thread_pool.hpp), so a cold working set gets as many
+//    reads in flight as the loop submits from a few workers.
 #include <fcntl.h>
 #include <time.h>
 

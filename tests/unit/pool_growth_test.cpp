@@ -241,6 +241,45 @@ TEST_F(pool_growth, waiting_reads_go_in_batches_read_ahead_together) {
   EXPECT_EQ(check(slots), "");
 }
 
+ssize_t slowly_refusing_preadv2(int fd, const iovec* iov, int cnt, off_t off, int flags) {
+  if ((flags & RWF_NOWAIT) != 0) std::this_thread::sleep_for(1ms);  // a miss that started readahead
+  return refusing_preadv2(fd, iov, cnt, off, flags);
+}
+
+// A slow refusal stops the loop's tries on that fd, so the loop no longer marks its reads; the
+// pool still batches and reads them ahead, because its batches take a device's time.
+TEST_F(pool_growth, reads_the_loop_did_not_mark_go_in_batches_while_the_pool_waits) {
+  slow_device dev;
+  sys::table t = sys::real_table();
+  t.pread = &gated_pread;
+  t.preadv2 = &slowly_refusing_preadv2;
+  t.readahead = &counted_readahead;
+  sys::set_table(t);
+  unio::loop_options o = opts();
+  o.pool_max_threads = 0;
+  unio::loop lp(o);
+  for (int round = 0; round < 2; ++round) {
+    std::vector<read_slot> slots(k_core * k_batch);
+    g_readaheads = 0;
+    {
+      std::lock_guard lk(dev.g.mu);
+      dev.g.opened = false;
+      dev.g.peak = 0;
+    }
+    submit_reads(lp, slots);
+    std::thread opener([&] {
+      dev.g.wait_inside(static_cast<int>(k_core), 20s);
+      std::this_thread::sleep_for(50ms);
+      dev.g.open();
+    });
+    lp.run();
+    opener.join();
+    EXPECT_EQ(dev.g.peak, static_cast<int>(k_core)) << "round " << round;
+    EXPECT_EQ(g_readaheads.load(), static_cast<int>(slots.size())) << "round " << round;
+    EXPECT_EQ(check(slots), "") << "round " << round;
+  }
+}
+
 // An fsync is not a read: it is never batched behind another (each waits on its own worker), so
 // the pool grows one worker per waiting fsync, to the bound.
 TEST_F(pool_growth, fsyncs_wait_on_workers_of_their_own) {
