@@ -33,8 +33,12 @@
 // more than a read's own CPU, and one worker per read was the slowest way to keep 32 reads in
 // flight. Cold 4 KiB QD32 reads, same runs: 33 workers, one read each: 24-36k IOPS at 42-65 us of
 // CPU per read; batches of up to 4 (9 workers): 62-66k at 23-26 us; of 8 (5 workers): 71-86k at
-// 18-21 us; of 16 (the 2 core workers): 86-101k at 13-17 us. The pool grows for batched reads
-// only while a whole batch waits. Prefetchable reads the backend did not mark go in such batches
+// 18-21 us; of 16 (the 2 core workers): 88-103k at 13-16 us, but the loop's 1 ms timer late by
+// 160-1150 us at p99 and reads' p99.9 latency 11-15 ms (two busy workers and the loop on two CPUs);
+// of 32 (one worker at a time): 70-75k at 13-14 us (fio io_uring: 62-65k), the timer late by
+// 84-250 us (an idle thread's: 71-81 us) and p99.9 1.3-2.4 ms. So k_read_batch is 32: at QD32 one
+// worker keeps the device busy and the other CPU stays free for the loop; deeper queues grow the
+// pool a batch at a time. The pool grows for batched reads only while a whole batch waits. Prefetchable reads the backend did not mark go in such batches
 // too while the pool's batches take longer than k_device_ns on average (they wait on a device,
 // whatever the backend predicted).
 //
@@ -76,7 +80,7 @@ class thread_pool {
   // The most reads one worker takes at once, and the mean batch time above which the pool's ops
   // are taken to wait for a device (a batch of 4 cached 4 KiB reads takes under 10 us here, a
   // disk read 100s of us).
-  static constexpr std::size_t k_read_batch = 16;
+  static constexpr std::size_t k_read_batch = 32;
   static constexpr std::uint64_t k_device_ns = 50'000;
   // Readable when finished ops wait and the loop is sleeping (see prepare_sleep).
   int event_fd() const noexcept { return event_fd_; }

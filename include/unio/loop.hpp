@@ -66,7 +66,7 @@ struct loop_options {
   // against pool_size: when ops are queued and no worker is free for them, the pool starts
   // another, up to this bound, so a cold random-read workload keeps its queue depth in flight
   // at the device instead of pool_size reads. Such reads of buffered files go to a worker in
-  // batches of up to 16, each started with readahead(2) before the worker reads them, so the
+  // batches of up to 32, each started with readahead(2) before the worker reads them, so the
   // pool grows for them only while a whole batch waits (fsyncs: one worker each). Workers above
   // pool_size end after 0.5 s idle. Below pool_size (e.g. 0): no growth.
   unsigned pool_max_threads = 64;
