@@ -195,6 +195,29 @@ class op_queue {
   void for_each(F f) const {
     for (op* p = head_; p != nullptr; p = A::next(*p)) f(*p);
   }
+  // Moves to the back of `out`, in order, the ops among the first `window` that satisfy
+  // pred(op&), at most `most` of them; the others keep their order here. Returns how many moved.
+  template <class Pred>
+  std::size_t extract_if(op_queue& out, std::size_t most, std::size_t window, Pred pred) {
+    std::size_t moved = 0;
+    op* prev = nullptr;
+    for (op* p = head_; p != nullptr && moved < most && window > 0; --window) {
+      op* next = A::next(*p);
+      if (!pred(*p)) {
+        prev = p;
+        p = next;
+        continue;
+      }
+      if (prev != nullptr) A::next(*prev) = next;
+      else head_ = next;
+      if (tail_ == p) tail_ = prev;
+      --size_;
+      out.push(*p);
+      ++moved;
+      p = next;
+    }
+    return moved;
+  }
   // Removes `o` if present (linear; used by cancel, which is rare). Returns whether it was.
   bool remove(op& o) noexcept {
     op* prev = nullptr;

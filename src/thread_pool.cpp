@@ -337,9 +337,9 @@ bool thread_pool::claim_extra() noexcept {
       returning_.load(std::memory_order_relaxed) > 0 || stopping_)
     return false;
   // Reads that go in batches wait for the next worker that finishes its batch, unless a whole
-  // batch of them waits.
-  if (read_batch_next() && queue_.size() < k_read_batch) return false;
+  // batch of them waits or every worker waits (on a file that may never answer).
   const unsigned blocked = blocking_.load(std::memory_order_relaxed);
+  if (read_batch_next() && queue_.size() < k_read_batch && blocked < live_) return false;
   if (live_ >= max_threads_ || live_ - std::min(blocked, live_) >= core_) return false;
   ++live_;
   return true;
@@ -381,7 +381,13 @@ bool thread_pool::take(op_queue& out, bool linger, bool ran, bool& grow) {
   // a sleeping worker is woken for the rest (chain, below).
   std::size_t n = 0;
   if (read_batch_next()) {
-    while (n < k_read_batch && !queue_.empty() && (A::cancel_requested(*queue_.front()) & k_prefetch) != 0) take_front(out, n);
+    // Reads of the front op's fd only: a file that hangs (a dead NFS server, a stuck FUSE
+    // daemon) or sits on a slow disk holds up no read of another file.
+    const int fd = A::args(*queue_.front()).fd;
+    n = queue_.extract_if(out, k_read_batch, k_read_window, [fd](op& o) {
+      return (A::cancel_requested(o) & k_prefetch) != 0 && A::args(o).fd == fd;
+    });
+    out.for_each([](op& o) { A::cancel_requested(o) |= k_taken; });
   } else if ((A::cancel_requested(*queue_.front()) & k_blocking) != 0) {
     take_front(out, n);
   } else {

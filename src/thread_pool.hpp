@@ -27,7 +27,7 @@
 // k_linger idle, down to `threads`. A marked op is taken alone (nothing waits behind an fsync),
 // except buffered reads the backend marked prefetchable too:
 //
-// Read batches: a worker takes up to k_read_batch queued marked reads and starts all of their
+// Read batches: a worker takes up to k_read_batch queued marked reads of one fd and starts all of their
 // device reads with readahead(2) before it reads them in order, so a few workers keep a deep
 // queue at the device. On a 2-vCPU VM a thread switch (futex wake, I/O sleep, eventfd) costs far
 // more than a read's own CPU, and one worker per read was the slowest way to keep 32 reads in
@@ -81,6 +81,8 @@ class thread_pool {
   // are taken to wait for a device (a batch of 4 cached 4 KiB reads takes under 10 us here, a
   // disk read 100s of us).
   static constexpr std::size_t k_read_batch = 32;
+  // How far into the queue a worker looks for reads of its batch's fd.
+  static constexpr std::size_t k_read_window = 4 * k_read_batch;
   static constexpr std::uint64_t k_device_ns = 50'000;
   // Readable when finished ops wait and the loop is sleeping (see prepare_sleep).
   int event_fd() const noexcept { return event_fd_; }

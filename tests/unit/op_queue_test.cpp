@@ -85,4 +85,26 @@ TEST(unit_op_queue, remove_only_element_then_push) {
   EXPECT_EQ(drain(q), (std::vector<unio::op*>{&b}));
 }
 
+TEST(unit_op_queue, extract_if_moves_matches_in_order_within_the_window) {
+  unio::op o[6];
+  op_queue q, out;
+  for (auto& x : o) q.push(x);
+  auto even = [&o](unio::op& x) { return (&x - o) % 2 == 0; };
+  EXPECT_EQ(q.extract_if(out, 2, 6, even), 2u);  // the first two matches only
+  EXPECT_EQ(q.size(), 4u);
+  EXPECT_EQ(drain(out), (std::vector<unio::op*>{&o[0], &o[2]}));
+  EXPECT_EQ(q.extract_if(out, 9, 2, even), 0u);  // the window (o1, o3) holds none
+  EXPECT_EQ(q.extract_if(out, 9, 9, even), 1u);  // o4, the tail's neighbour
+  EXPECT_EQ(drain(out), (std::vector<unio::op*>{&o[4]}));
+  q.push(o[0]);  // the tail is still right: o5, then o0
+  EXPECT_EQ(drain(q), (std::vector<unio::op*>{&o[1], &o[3], &o[5], &o[0]}));
+  for (auto& x : o) q.push(x);
+  EXPECT_EQ(q.extract_if(out, 9, 9, [&o](unio::op& x) { return &x == &o[5]; }), 1u);  // the tail
+  EXPECT_EQ(q.extract_if(out, 9, 9, [](unio::op&) { return true; }), 5u);
+  EXPECT_TRUE(q.empty());
+  EXPECT_EQ(drain(out), (std::vector<unio::op*>{&o[5], &o[0], &o[1], &o[2], &o[3], &o[4]}));
+  q.push(o[1]);  // head and tail reset
+  EXPECT_EQ(drain(q), (std::vector<unio::op*>{&o[1]}));
+}
+
 }  // namespace

@@ -92,8 +92,10 @@ gate* g_gate = nullptr;
 std::atomic<int> g_readaheads{0};
 constexpr std::size_t k_batch = unio::detail::thread_pool::k_read_batch;
 
+int g_gated_fd = -1;  // the only fd whose reads wait at the gate; -1: every fd
+
 ssize_t gated_pread(int fd, void* buf, size_t len, off_t off) {
-  g_gate->pass();
+  if (g_gated_fd < 0 || fd == g_gated_fd) g_gate->pass();
   return ::pread(fd, buf, len, off);
 }
 int gated_fsync(int fd) {
@@ -126,6 +128,7 @@ struct slow_device {
     sys::set_table(t);
   }
   ~slow_device() {
+    g_gated_fd = -1;
     g.open();
     sys::set_table(sys::real_table());
     g_gate = nullptr;
@@ -277,6 +280,52 @@ TEST_F(pool_growth, reads_the_loop_did_not_mark_go_in_batches_while_the_pool_wai
     EXPECT_EQ(dev.g.peak, static_cast<int>(k_core)) << "round " << round;
     EXPECT_EQ(g_readaheads.load(), static_cast<int>(slots.size())) << "round " << round;
     EXPECT_EQ(check(slots), "") << "round " << round;
+  }
+}
+
+// A worker's batch holds reads of one fd: reads of another file queued among those of a file that
+// does not answer (a dead NFS server, a stuck FUSE daemon) are not taken into its batches, and
+// while every worker waits on it the pool grows for them.
+TEST_F(pool_growth, a_file_that_hangs_holds_up_no_read_of_another_file) {
+  for (const bool interleaved : {true, false}) {
+    SCOPED_TRACE(interleaved ? "the other file's reads queued among the hung ones" : "queued after them");
+    slow_device dev;
+    g_gated_fd = fd_;
+    const int other = ::open(path_.c_str(), O_RDONLY | O_CLOEXEC);
+    ASSERT_GE(other, 0);
+    unio::loop lp(opts());
+    std::vector<read_slot> hung(k_core * k_batch);
+    constexpr std::size_t k_other = 8;
+    std::vector<read_slot> fine(k_other);
+    std::atomic<std::size_t> fine_done{0};
+    auto submit_fine = [&] {
+      for (std::size_t i = 0; i < k_other; ++i)
+        lp.read(fine[i].op, other, fine[i].buf.data(), k_block, i * k_block, [&fine, &fine_done, i](unio::op&) {
+          ++fine[i].completions;
+          ++fine_done;
+        });
+    };
+    for (std::size_t i = 0; i < hung.size(); ++i) {
+      if (interleaved && i == k_batch / 2) submit_fine();
+      lp.read(hung[i].op, fd_, hung[i].buf.data(), k_block, i * k_block, [&hung, i](unio::op&) { ++hung[i].completions; });
+    }
+    if (!interleaved) submit_fine();
+    std::size_t done_while_hung = 0;
+    std::thread opener([&] {
+      dev.g.wait_inside(1, 20s);
+      (void)eventually([&] { return fine_done.load() == k_other; }, 10s);
+      done_while_hung = fine_done.load();
+      dev.g.open();
+    });
+    lp.run();
+    opener.join();
+    ::close(other);
+    EXPECT_EQ(done_while_hung, k_other) << "reads of the other file that completed while the first did not answer";
+    EXPECT_EQ(check(hung), "");
+    for (std::size_t i = 0; i < k_other; ++i) {
+      EXPECT_EQ(fine[i].completions, 1) << i;
+      EXPECT_EQ(std::memcmp(fine[i].buf.data(), data_.data() + i * k_block, k_block), 0) << i;
+    }
   }
 }
 
