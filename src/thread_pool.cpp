@@ -269,10 +269,11 @@ void thread_pool::run(op_queue& mine) {
   op_queue finished;
   const std::uint64_t t0 = now_ns();
   const bool blocking = any_blocking(mine);
-  if (mine.size() > 1 && (blocking || waits())) prefetch(mine);
-  while (op* o = mine.pop()) {
+  std::uint64_t served = 0;  // bit i: the batch's op i completed by start_reads
+  if (mine.size() > 1 && (blocking || waits())) served = start_reads(mine);
+  for (unsigned i = 0; op* o = mine.pop(); ++i) {
     const std::uint8_t marks = A::cancel_requested(*o);
-    A::res(*o) = (marks & k_cancel) != 0 ? -ECANCELED : sys::perform(*o);
+    if (i >= 64 || (served >> i & 1) == 0) A::res(*o) = (marks & k_cancel) != 0 ? -ECANCELED : sys::perform(*o);
     finished.push(*o);
   }
   returning_.fetch_add(1, std::memory_order_relaxed);  // until take() has the lock
@@ -283,16 +284,26 @@ void thread_pool::run(op_queue& mine) {
   publish(finished);
 }
 
+std::uint64_t thread_pool::start_reads(op_queue& batch) noexcept {
+  std::uint64_t served = 0;
+  unsigned i = 0;
+  batch.for_each([&](op& o) {
+    if (i < 64 && (A::cancel_requested(o) & (k_prefetch | k_cancel)) == k_prefetch) {
+      const std::int64_t r = sys::try_read_nowait(o);
+      if (r == 0 || (r > 0 && static_cast<std::uint64_t>(r) == requested_bytes(o))) {
+        A::res(o) = r;
+        served |= std::uint64_t{1} << i;
+      }
+    }
+    ++i;
+  });
+  return served;
+}
+
 bool thread_pool::any_blocking(const op_queue& batch) noexcept {
   bool any = false;
   batch.for_each([&any](op& o) { any |= (A::cancel_requested(o) & k_blocking) != 0; });
   return any;
-}
-
-void thread_pool::prefetch(op_queue& batch) noexcept {
-  batch.for_each([](op& o) {
-    if ((A::cancel_requested(o) & (k_prefetch | k_cancel)) == k_prefetch) sys::prefetch(o);
-  });
 }
 
 void thread_pool::start_extra() noexcept {

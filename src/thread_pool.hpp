@@ -27,9 +27,13 @@
 // k_linger idle, down to `threads`. A marked op is taken alone (nothing waits behind an fsync),
 // except buffered reads the backend marked prefetchable too:
 //
-// Read batches: a worker takes up to k_read_batch queued marked reads of one fd and starts all of their
-// device reads with readahead(2) before it reads them in order, so a few workers keep a deep
-// queue at the device. On a 2-vCPU VM a thread switch (futex wake, I/O sleep, eventfd) costs far
+// Read batches: a worker takes up to k_read_batch queued marked reads of one fd and first tries
+// each with RWF_NOWAIT: a read the page cache holds completes at once, and one that misses has
+// its device read started by the kernel (the readahead a plain read would start, then EAGAIN)
+// without waiting; then it reads the others in order. So a few workers keep a deep queue at the
+// device. (readahead(2) of each read's range instead gave the same IOPS for a cold second, but
+// it reads exactly the range where the kernel's own readahead reads whole large folios: over 5 s
+// the file warmed to 80% instead of 100%, and 82-86k reads/s instead of 177-192k.) On a 2-vCPU VM a thread switch (futex wake, I/O sleep, eventfd) costs far
 // more than a read's own CPU, and one worker per read was the slowest way to keep 32 reads in
 // flight. Cold 4 KiB QD32 reads, same runs: 33 workers, one read each: 24-36k IOPS at 42-65 us of
 // CPU per read; batches of up to 4 (9 workers): 62-66k at 23-26 us; of 8 (5 workers): 71-86k at
@@ -74,8 +78,8 @@ class thread_pool {
   static constexpr std::chrono::milliseconds k_linger{500};
   // Marks `o`, before submit(), as an op that will probably wait on a device (see the top).
   static void mark_blocking(op& o) noexcept { A::cancel_requested(o) |= k_blocking; }
-  // Marks a positioned read of a buffered (not O_DIRECT) file: the pool may readahead(2) its range
-  // (on an O_DIRECT file that would fill the page cache for nothing) and batch it (see the top).
+  // Marks a positioned read of a buffered (not O_DIRECT) file: the pool may try it with RWF_NOWAIT
+  // (on an O_DIRECT file that waits for the device) and batch it (see the top).
   static void mark_prefetchable(op& o) noexcept { A::cancel_requested(o) |= k_prefetch; }
   // The most reads one worker takes at once, and the mean batch time above which the pool's ops
   // are taken to wait for a device (a batch of 4 cached 4 KiB reads takes under 10 us here, a
@@ -136,8 +140,11 @@ class thread_pool {
   // Runs the ops in `mine` (one batch taken by take()), publishes them; what work() and
   // extra_work() share.
   void run(op_queue& mine);
-  // Starts the device reads of a batch's prefetchable reads (sys::prefetch).
-  static void prefetch(op_queue& batch) noexcept;
+  // Tries each prefetchable read of a batch with RWF_NOWAIT (sys::try_read_nowait): one the page
+  // cache holds completes there (its bit, by position in the batch, is set in the result); one
+  // that misses has had its device read started by the kernel's own readahead, sized as a plain
+  // read's would be, and is read in order afterwards.
+  static std::uint64_t start_reads(op_queue& batch) noexcept;
   static bool any_blocking(const op_queue& batch) noexcept;
   // Under queue_mu_, with ops queued: whether the next batch is one of reads that wait (the front
   // op is a prefetchable read, and marked blocking or the pool's batches wait on a device).

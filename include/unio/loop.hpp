@@ -66,7 +66,8 @@ struct loop_options {
   // against pool_size: when ops are queued and no worker is free for them, the pool starts
   // another, up to this bound, so a cold random-read workload keeps its queue depth in flight
   // at the device instead of pool_size reads. Such reads of buffered files go to a worker in
-  // batches of up to 32, each started with readahead(2) before the worker reads them, so the
+  // batches of up to 32, each first tried with RWF_NOWAIT (which starts a miss's device read
+  // without waiting for it) before the worker reads the others, so the
   // pool grows for them only while a whole batch waits (fsyncs: one worker each). Workers above
   // pool_size end after 0.5 s idle. Below pool_size (e.g. 0): no growth.
   unsigned pool_max_threads = 64;
@@ -84,7 +85,7 @@ struct loop_options {
   // threadpool: try reads on the loop thread with RWF_NOWAIT first. The kernel completes them
   // only when no wait is needed (page-cache hits) and refuses otherwise, so the loop never
   // blocks; refused reads go to the pool. Off also turns off the pool's read batches with
-  // readahead (pool_max_threads). Turn off to measure a plain ("naive") pool.
+  // tries (pool_max_threads). Turn off to measure a plain ("naive") pool.
   bool inline_nowait = true;
   // threadpool: how long an idle worker polls for new work, and the waiting loop for
   // completions, before sleeping. A cross-core wake-up costs tens of microseconds on a VM;

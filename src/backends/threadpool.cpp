@@ -20,7 +20,7 @@
 //    cached work keeps pool_size workers;
 //  - reads of buffered files are marked prefetchable: a worker takes several reads that wait (marked,
 //    or while the pool's batches take a device's time) at once and starts them all with
-//    readahead(2) before reading them (thread_pool.hpp), so a cold working set gets as many
+//    RWF_NOWAIT before reading them (thread_pool.hpp), so a cold working set gets as many
 //    reads in flight as the loop submits from a few workers.
 #include <fcntl.h>
 #include <time.h>

@@ -41,7 +41,7 @@ const table k_real = {
     ::symlinkat, ::linkat,    ::readlinkat, ::fchmodat, ::fchmod,     ::fchownat, ::fchown,
     ::utimensat, ::statfs,    ::fstatfs,   ::copy_file_range, ::splice, real_faccessat2, ::faccessat,
     ::mkdtemp,   ::mkostemp,  ::realpath,  ::poll,     ::sendto,   ::recvfrom,   ::sendmsg,  ::recvmsg,
-    real_cachestat, ::readahead,
+    real_cachestat,
 };
 
 std::atomic<const table*> g_table{&k_real};
@@ -389,12 +389,6 @@ std::int64_t try_read_nowait(op& o) noexcept {
     });
   }
   return -EAGAIN;
-}
-
-void prefetch(op& o) noexcept {
-  const op_args& a = A::args(o);
-  if ((o.code() != op_code::read && o.code() != op_code::readv) || a.offset == current_position) return;
-  (void)current().readahead(a.fd, off_of(a), requested_bytes(o));
 }
 
 int pages_cached(int fd, std::uint64_t off, std::uint64_t len) noexcept {

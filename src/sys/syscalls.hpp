@@ -88,8 +88,6 @@ struct table {
   ssize_t (*recvmsg)(int fd, msghdr* msg, int flags);
   // Page-cache residency, asked by the io_uring backend before a read on a cold fd.
   int (*cachestat)(int fd, const cachestat_range* range, cachestat_result* out, unsigned flags);
-  // Starts reading a range into the page cache without waiting for it (the pool's read batches).
-  ssize_t (*readahead)(int fd, off64_t off, size_t len);
 };
 
 // openat2 with RESOLVE_IN_ROOT or RESOLVE_BENEATH answers EAGAIN when a rename or a mount raced a
@@ -130,10 +128,5 @@ std::int64_t attempt_nonblocking(op& o) noexcept;
 // readahead): 1 yes, 0 no, -errno when the kernel cannot tell (ENOSYS before Linux 6.5,
 // EOPNOTSUPP on some file systems, EBADF).
 int pages_cached(int fd, std::uint64_t off, std::uint64_t len) noexcept;
-
-// Starts the device reads of a positioned read/readv's range with readahead(2), which returns
-// once they are submitted (pages already cached cost a look-up). Errors are ignored: the read
-// itself reports them. Nothing for other ops.
-void prefetch(op& o) noexcept;
 
 }  // namespace unio::detail::sys

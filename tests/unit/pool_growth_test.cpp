@@ -1,14 +1,15 @@
 // The thread pool grows past pool_size for ops that wait on a device, up to
 // loop_options::pool_max_threads, and shrinks back when idle; cached reads never grow it. Reads
 // that wait go to the workers in batches of up to thread_pool::k_read_batch, each read of a batch
-// started with readahead(2) first; the pool grows for them only while a whole batch waits. An
+// tried with RWF_NOWAIT first (which starts a miss's device read); the pool grows for them only
+// while a whole batch waits. An
 // fsync waits on a worker of its own. The loop does not poll for results of ops that wait.
 //
 // A device that holds reads is made through the syscall seam: pread (what a pool worker runs)
 // waits at a gate until the test opens it, and preadv2 with RWF_NOWAIT (the threadpool backend's
 // inline try) answers EAGAIN, as the page cache does on a miss. The gate counts how many reads
 // wait at once: each worker waits at the first read of its batch, so that is how many workers
-// the pool runs for them. readahead is counted.
+// the pool runs for them. RWF_NOWAIT tries off the loop's thread (the test's) are counted.
 #include <dirent.h>
 #include <fcntl.h>
 #include <gtest/gtest.h>
@@ -89,7 +90,8 @@ struct gate {
 };
 
 gate* g_gate = nullptr;
-std::atomic<int> g_readaheads{0};
+std::atomic<int> g_pool_tries{0};  // RWF_NOWAIT reads off the loop's thread
+std::thread::id g_loop_thread;
 constexpr std::size_t k_batch = unio::detail::thread_pool::k_read_batch;
 
 int g_gated_fd = -1;  // the only fd whose reads wait at the gate; -1: every fd
@@ -102,12 +104,10 @@ int gated_fsync(int fd) {
   g_gate->pass();
   return ::fsync(fd);
 }
-ssize_t counted_readahead(int fd, off64_t off, size_t len) {
-  ++g_readaheads;
-  return ::readahead(fd, off, len);
-}
+
 ssize_t refusing_preadv2(int fd, const iovec* iov, int cnt, off_t off, int flags) {
   if ((flags & RWF_NOWAIT) != 0) {
+    if (std::this_thread::get_id() != g_loop_thread) ++g_pool_tries;
     errno = EAGAIN;
     return -1;
   }
@@ -123,8 +123,8 @@ struct slow_device {
     t.pread = &gated_pread;
     t.preadv2 = &refusing_preadv2;
     t.fsync = &gated_fsync;
-    t.readahead = &counted_readahead;
-    g_readaheads = 0;
+    g_pool_tries = 0;
+    g_loop_thread = std::this_thread::get_id();
     sys::set_table(t);
   }
   ~slow_device() {
@@ -213,15 +213,15 @@ TEST_F(pool_growth, reads_that_wait_on_the_device_grow_the_pool_to_its_bound_and
   EXPECT_EQ(dev.g.peak, static_cast<int>(k_max)) << "workers waiting on the device at once (pool_size " << k_core
                                                  << ", pool_max_threads " << k_max << ")";
   EXPECT_EQ(check(slots), "");
-  EXPECT_EQ(g_readaheads.load(), static_cast<int>(slots.size())) << "reads of the batches started with readahead";
+  EXPECT_EQ(g_pool_tries.load(), static_cast<int>(slots.size())) << "reads of the batches tried with RWF_NOWAIT first";
   EXPECT_EQ(pool_polls(lp), 0) << "the loop would poll for results that take a device's time";
   EXPECT_TRUE(eventually([&] { return pool_threads() == before; }))
       << pool_threads() << " pool threads 20 s after the work ended; the core is " << before;
 }
 
 // A batch goes to one worker: with the bound at pool_size and two batches' worth of waiting
-// reads, two workers wait, one read each at the gate, and the other reads of their batches were
-// started with readahead before.
+// reads, two workers wait, one read each at the gate, and every read of their batches was tried
+// with RWF_NOWAIT (which starts a miss's device read) before.
 TEST_F(pool_growth, waiting_reads_go_in_batches_read_ahead_together) {
   slow_device dev;
   unio::loop_options o = opts();
@@ -229,23 +229,24 @@ TEST_F(pool_growth, waiting_reads_go_in_batches_read_ahead_together) {
   unio::loop lp(o);
   std::vector<read_slot> slots(k_core * k_batch);
   submit_reads(lp, slots);
-  int read_ahead_while_held = -1;
+  int tried_while_held = -1;
   std::thread opener([&] {
     dev.g.wait_inside(static_cast<int>(k_core), 20s);
     std::this_thread::sleep_for(50ms);
-    read_ahead_while_held = g_readaheads.load();
+    tried_while_held = g_pool_tries.load();
     dev.g.open();
   });
   lp.run();
   opener.join();
   EXPECT_EQ(dev.g.peak, static_cast<int>(k_core));
-  EXPECT_EQ(read_ahead_while_held, static_cast<int>(slots.size()))
+  EXPECT_EQ(tried_while_held, static_cast<int>(slots.size()))
       << "reads started while each worker waited at the first read of its batch";
   EXPECT_EQ(check(slots), "");
 }
 
 ssize_t slowly_refusing_preadv2(int fd, const iovec* iov, int cnt, off_t off, int flags) {
-  if ((flags & RWF_NOWAIT) != 0) std::this_thread::sleep_for(1ms);  // a miss that started readahead
+  // The loop's try: a miss that started the readahead on the loop's thread.
+  if ((flags & RWF_NOWAIT) != 0 && std::this_thread::get_id() == g_loop_thread) std::this_thread::sleep_for(1ms);
   return refusing_preadv2(fd, iov, cnt, off, flags);
 }
 
@@ -256,14 +257,13 @@ TEST_F(pool_growth, reads_the_loop_did_not_mark_go_in_batches_while_the_pool_wai
   sys::table t = sys::real_table();
   t.pread = &gated_pread;
   t.preadv2 = &slowly_refusing_preadv2;
-  t.readahead = &counted_readahead;
   sys::set_table(t);
   unio::loop_options o = opts();
   o.pool_max_threads = 0;
   unio::loop lp(o);
   for (int round = 0; round < 2; ++round) {
     std::vector<read_slot> slots(k_core * k_batch);
-    g_readaheads = 0;
+    g_pool_tries = 0;
     {
       std::lock_guard lk(dev.g.mu);
       dev.g.opened = false;
@@ -278,7 +278,7 @@ TEST_F(pool_growth, reads_the_loop_did_not_mark_go_in_batches_while_the_pool_wai
     lp.run();
     opener.join();
     EXPECT_EQ(dev.g.peak, static_cast<int>(k_core)) << "round " << round;
-    EXPECT_EQ(g_readaheads.load(), static_cast<int>(slots.size())) << "round " << round;
+    EXPECT_EQ(g_pool_tries.load(), static_cast<int>(slots.size())) << "round " << round;
     EXPECT_EQ(check(slots), "") << "round " << round;
   }
 }
@@ -347,7 +347,7 @@ TEST_F(pool_growth, fsyncs_wait_on_workers_of_their_own) {
   EXPECT_EQ(dev.g.peak, static_cast<int>(k_max));
   EXPECT_EQ(done, static_cast<int>(k_max));
   for (auto& op : ops) EXPECT_EQ(op.raw_result(), 0);
-  EXPECT_EQ(g_readaheads.load(), 0);
+  EXPECT_EQ(g_pool_tries.load(), 0);
 }
 
 // The loop polls for the pool's results only while they come within spin_us: after ops that
