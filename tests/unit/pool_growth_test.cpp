@@ -127,6 +127,23 @@ struct slow_device {
     g_loop_thread = std::this_thread::get_id();
     sys::set_table(t);
   }
+  // Runs the loop on this thread while another opens the gate once `n` workers wait at it (or
+  // after 20 s: the test then fails on what it checks instead of hanging) and 50 ms more, room
+  // for a growth past the bound to show in the peak; `held()` runs just before it opens.
+  template <class Held>
+  void run_until_held(unio::loop& lp, int n, Held held) {
+    std::thread opener([&] {
+      g.wait_inside(n, std::chrono::seconds(20));
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+      held();
+      g.open();
+    });
+    lp.run();
+    opener.join();
+  }
+  void run_until_held(unio::loop& lp, int n) {
+    run_until_held(lp, n, [] {});
+  }
   ~slow_device() {
     g_gated_fd = -1;
     g.open();
@@ -201,15 +218,7 @@ TEST_F(pool_growth, reads_that_wait_on_the_device_grow_the_pool_to_its_bound_and
   // One batch per worker the bound allows, and one more that must wait for them.
   std::vector<read_slot> slots((k_max + 1) * k_batch);
   submit_reads(lp, slots);
-  // The loop's thread runs the loop; this one opens the gate once the pool has grown (or after
-  // 20 s, and the test then fails on the peak instead of hanging).
-  std::thread opener([&] {
-    dev.g.wait_inside(static_cast<int>(k_max), 20s);
-    std::this_thread::sleep_for(50ms);  // room for a growth past the bound to show in the peak
-    dev.g.open();
-  });
-  lp.run();
-  opener.join();
+  dev.run_until_held(lp, static_cast<int>(k_max));
   EXPECT_EQ(dev.g.peak, static_cast<int>(k_max)) << "workers waiting on the device at once (pool_size " << k_core
                                                  << ", pool_max_threads " << k_max << ")";
   EXPECT_EQ(check(slots), "");
@@ -230,14 +239,7 @@ TEST_F(pool_growth, waiting_reads_go_in_batches_read_ahead_together) {
   std::vector<read_slot> slots(k_core * k_batch);
   submit_reads(lp, slots);
   int tried_while_held = -1;
-  std::thread opener([&] {
-    dev.g.wait_inside(static_cast<int>(k_core), 20s);
-    std::this_thread::sleep_for(50ms);
-    tried_while_held = g_pool_tries.load();
-    dev.g.open();
-  });
-  lp.run();
-  opener.join();
+  dev.run_until_held(lp, static_cast<int>(k_core), [&] { tried_while_held = g_pool_tries.load(); });
   EXPECT_EQ(dev.g.peak, static_cast<int>(k_core));
   EXPECT_EQ(tried_while_held, static_cast<int>(slots.size()))
       << "reads started while each worker waited at the first read of its batch";
@@ -270,13 +272,7 @@ TEST_F(pool_growth, reads_the_loop_did_not_mark_go_in_batches_while_the_pool_wai
       dev.g.peak = 0;
     }
     submit_reads(lp, slots);
-    std::thread opener([&] {
-      dev.g.wait_inside(static_cast<int>(k_core), 20s);
-      std::this_thread::sleep_for(50ms);
-      dev.g.open();
-    });
-    lp.run();
-    opener.join();
+    dev.run_until_held(lp, static_cast<int>(k_core));
     EXPECT_EQ(dev.g.peak, static_cast<int>(k_core)) << "round " << round;
     EXPECT_EQ(g_pool_tries.load(), static_cast<int>(slots.size())) << "round " << round;
     EXPECT_EQ(check(slots), "") << "round " << round;
@@ -337,13 +333,7 @@ TEST_F(pool_growth, fsyncs_wait_on_workers_of_their_own) {
   std::vector<unio::op> ops(k_max);
   int done = 0;
   for (auto& op : ops) lp.fsync(op, fd_, [&done](unio::op&) { ++done; });
-  std::thread opener([&] {
-    dev.g.wait_inside(static_cast<int>(k_max), 20s);
-    std::this_thread::sleep_for(50ms);
-    dev.g.open();
-  });
-  lp.run();
-  opener.join();
+  dev.run_until_held(lp, static_cast<int>(k_max));
   EXPECT_EQ(dev.g.peak, static_cast<int>(k_max));
   EXPECT_EQ(done, static_cast<int>(k_max));
   for (auto& op : ops) EXPECT_EQ(op.raw_result(), 0);
@@ -389,13 +379,7 @@ TEST_F(pool_growth, no_growth_when_the_bound_is_pool_size) {
   unio::loop lp(o);
   std::vector<read_slot> slots((k_core + 2) * k_batch);
   submit_reads(lp, slots);
-  std::thread opener([&] {
-    dev.g.wait_inside(static_cast<int>(k_core), 20s);
-    std::this_thread::sleep_for(50ms);
-    dev.g.open();
-  });
-  lp.run();
-  opener.join();
+  dev.run_until_held(lp, static_cast<int>(k_core));
   EXPECT_EQ(dev.g.peak, static_cast<int>(k_core));
   EXPECT_EQ(check(slots), "");
 }
