@@ -195,7 +195,8 @@ class driver {
   bool do_cancel_unstarted();
   bool do_post();
   chain_state* new_chain(int members, file_state* f, file_model::lease ls);
-  void cancel_now(record& r);
+  // Cancels r in the call that submitted it. `may_forget`: the op --inject ecanceled may pick.
+  void cancel_now(record& r, bool may_forget = false);
 
   // sockets (streams.cpp)
   void open_conns();

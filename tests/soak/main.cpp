@@ -21,8 +21,8 @@
 //
 // --inject makes the soak itself wrong on purpose, to show that its checks fail: `double` runs
 // one handler's accounting twice, `model` records every write one byte off in the file model,
-// `stream` counts every send one byte longer than it was, `ecanceled` forgets that one op was
-// cancelled. Each must end in a violation.
+// `stream` counts every send one byte longer than it was, `ecanceled` forgets that one file op
+// was cancelled (one cancelled before it started). Each must end in a violation.
 #include <unistd.h>
 
 #include <atomic>
