@@ -273,7 +273,7 @@ void thread_pool::run(op_queue& mine) {
   if (mine.size() > 1 && (blocking || waits())) served = start_reads(mine);
   for (unsigned i = 0; op* o = mine.pop(); ++i) {
     const std::uint8_t marks = A::cancel_requested(*o);
-    if (i >= 64 || (served >> i & 1) == 0) A::res(*o) = (marks & k_cancel) != 0 ? -ECANCELED : sys::perform(*o);
+    if ((served >> i & 1) == 0) A::res(*o) = (marks & k_cancel) != 0 ? -ECANCELED : sys::perform(*o);
     finished.push(*o);
   }
   returning_.fetch_add(1, std::memory_order_relaxed);  // until take() has the lock
@@ -288,7 +288,7 @@ std::uint64_t thread_pool::start_reads(op_queue& batch) noexcept {
   std::uint64_t served = 0;
   unsigned i = 0;
   batch.for_each([&](op& o) {
-    if (i < 64 && (A::cancel_requested(o) & (k_prefetch | k_cancel)) == k_prefetch) {
+    if ((A::cancel_requested(o) & (k_prefetch | k_cancel)) == k_prefetch) {
       const std::int64_t r = sys::try_read_nowait(o);
       if (r == 0 || (r > 0 && static_cast<std::uint64_t>(r) == requested_bytes(o))) {
         A::res(o) = r;
@@ -388,12 +388,12 @@ bool thread_pool::take(op_queue& out, bool linger, bool ran, bool& grow) {
   if (stopping_) return false;
   // With a long queue take a few ops per lock round trip, leaving enough for the other workers.
   // An op marked blocking is taken alone (nothing waits behind an fsync). Reads that wait go in
-  // batches: up to k_read_batch prefetchable reads in a row (run() starts them all at once), and
-  // a sleeping worker is woken for the rest (chain, below).
+  // batches: up to k_read_batch prefetchable reads of the front op's fd (run() starts them all at
+  // once), and a sleeping worker is woken for the rest (chain, below).
   std::size_t n = 0;
   if (read_batch_next()) {
-    // Reads of the front op's fd only: a file that hangs (a dead NFS server, a stuck FUSE
-    // daemon) or sits on a slow disk holds up no read of another file.
+    // One fd only: a file that hangs (a dead NFS server, a stuck FUSE daemon) or sits on a slow
+    // disk holds up no read of another file.
     const int fd = A::args(*queue_.front()).fd;
     n = queue_.extract_if(out, k_read_batch, k_read_window, [fd](op& o) {
       return (A::cancel_requested(o) & k_prefetch) != 0 && A::args(o).fd == fd;

@@ -33,18 +33,19 @@
 // without waiting; then it reads the others in order. So a few workers keep a deep queue at the
 // device. (readahead(2) of each read's range instead gave the same IOPS for a cold second, but
 // it reads exactly the range where the kernel's own readahead reads whole large folios: over 5 s
-// the file warmed to 80% instead of 100%, and 82-86k reads/s instead of 177-192k.) On a 2-vCPU VM a thread switch (futex wake, I/O sleep, eventfd) costs far
-// more than a read's own CPU, and one worker per read was the slowest way to keep 32 reads in
-// flight. Cold 4 KiB QD32 reads, same runs: 33 workers, one read each: 24-36k IOPS at 42-65 us of
-// CPU per read; batches of up to 4 (9 workers): 62-66k at 23-26 us; of 8 (5 workers): 71-86k at
-// 18-21 us; of 16 (the 2 core workers): 88-103k at 13-16 us, but the loop's 1 ms timer late by
-// 160-1150 us at p99 and reads' p99.9 latency 11-15 ms (two busy workers and the loop on two CPUs);
-// of 32 (one worker at a time): 70-75k at 13-14 us (fio io_uring: 62-65k), the timer late by
-// 84-250 us (an idle thread's: 71-81 us) and p99.9 1.3-2.4 ms. So k_read_batch is 32: at QD32 one
-// worker keeps the device busy and the other CPU stays free for the loop; deeper queues grow the
-// pool a batch at a time. The pool grows for batched reads only while a whole batch waits. Prefetchable reads the backend did not mark go in such batches
-// too while the pool's batches take longer than k_device_ns on average (they wait on a device,
-// whatever the backend predicted).
+// the file warmed to 80% instead of 100%, and 82-86k reads/s instead of 177-192k.) On a 2-vCPU
+// VM a thread switch (futex wake, I/O sleep, eventfd) costs far more than a read's own CPU, and
+// one worker per read was the slowest way to keep 32 reads in flight. Cold 4 KiB QD32 reads, same
+// runs: 33 workers, one read each: 24-36k IOPS at 42-65 us of CPU per read; batches of up to 4 (9
+// workers): 62-66k at 23-26 us; of 8 (5 workers): 71-86k at 18-21 us; of 16 (the 2 core workers):
+// 88-103k at 13-16 us, but the loop's 1 ms timer late by 160-1150 us at p99 and reads' p99.9
+// latency 11-15 ms (two busy workers and the loop on two CPUs); of 32 (one worker at a time):
+// 70-75k at 13-14 us (fio io_uring: 62-65k), the timer late by 84-250 us (an idle thread's: 71-81
+// us) and p99.9 1.3-2.4 ms. So k_read_batch is 32: at QD32 one worker keeps the device busy and the
+// other CPU stays free for the loop; deeper queues grow the pool a batch at a time (only while a
+// whole batch waits, or every worker waits). Prefetchable reads the backend did not mark go in such
+// batches too while the pool's batches take longer than k_device_ns on average (they wait on a
+// device, whatever the backend predicted).
 //
 // Cancel: an op still in the queue is marked and completed with ECANCELED without running; an
 // op a worker has started runs to the end and keeps its result.
@@ -85,6 +86,7 @@ class thread_pool {
   // are taken to wait for a device (a batch of 4 cached 4 KiB reads takes under 10 us here, a
   // disk read 100s of us).
   static constexpr std::size_t k_read_batch = 32;
+  static_assert(k_read_batch <= 64, "run() keeps a batch's served reads in a 64-bit mask");
   // How far into the queue a worker looks for reads of its batch's fd.
   static constexpr std::size_t k_read_window = 4 * k_read_batch;
   static constexpr std::uint64_t k_device_ns = 50'000;
@@ -115,7 +117,9 @@ class thread_pool {
   bool spin_for_finished(std::optional<std::chrono::nanoseconds> limit = std::nullopt) const noexcept;
   // Whether the pool's batches take within spin_us on average (so spin_for_finished and idle
   // workers poll), and whether they take longer than k_device_ns (they wait on a device).
-  bool polls() const noexcept { return spin_us_ > 0 && batch_ns_.load(std::memory_order_relaxed) <= spin_us_ * 1000ull; }
+  bool polls() const noexcept {
+    return spin_us_ > 0 && batch_ns_.load(std::memory_order_relaxed) <= spin_us_ * 1000ull;
+  }
   bool waits() const noexcept { return batch_ns_.load(std::memory_order_relaxed) > k_device_ns; }
   // Call before blocking on event_fd(): returns false (do not sleep) when finished ops are
   // already waiting. After a true return, the next finished op writes the eventfd.

@@ -18,10 +18,10 @@
 //    refused, or 3 in 4 recent tries were) and fsync/fdatasync are marked blocking: the pool
 //    grows past pool_size for them (thread_pool.hpp, loop_options::pool_max_threads), while
 //    cached work keeps pool_size workers;
-//  - reads of buffered files are marked prefetchable: a worker takes several reads that wait (marked,
-//    or while the pool's batches take a device's time) at once and starts them all with
-//    RWF_NOWAIT before reading them (thread_pool.hpp), so a cold working set gets as many
-//    reads in flight as the loop submits from a few workers.
+//  - reads of buffered files are marked prefetchable: a worker takes several reads of one fd that
+//    wait (marked, or while the pool's batches take a device's time) at once and starts them
+//    all with RWF_NOWAIT before reading them (thread_pool.hpp), so a cold working set gets as
+//    many reads in flight as the loop submits from a few workers.
 #include <fcntl.h>
 #include <time.h>
 
@@ -86,8 +86,8 @@ class threadpool_backend final : public backend {
   void fd_opened(int fd) noexcept override { facts_.forget(fd); }
   void fd_closing(int fd) noexcept override { facts_.forget(fd); }
 
-  // "pool_polls": 1 when the loop would poll for the pool's results before sleeping (the ops'
-  // recent mean time is within spin_us), 0 when not or no pool runs yet.
+  // "pool_polls": 1 when the loop would poll for the pool's results before sleeping (the pool's
+  // recent mean batch time is within spin_us), 0 when not or no pool runs yet.
   std::int64_t test_hook(std::string_view name, std::int64_t) override {
     thread_pool* workers = pool_.started();
     if (name == "pool_polls") return workers != nullptr && workers->polls() ? 1 : 0;
