@@ -145,6 +145,9 @@ void add_run_options(CLI::App* run, run_options& o, raw_args& a) {
   run->add_option("--vs", o.vs, "also run a peer: fio | libuv")->check(CLI::IsMember({"fio", "libuv"}));
   run->add_option("--json", o.json, "write JSON to FILE, or - for stdout");
   run->add_option("--csv", o.csv, "write CSV to FILE, or - for stdout");
+  run->add_option("--stall-log", o.stall_log,
+                  "write every loop-stall probe to FILE (- for stdout): backend, loop, due time (CLOCK_MONOTONIC ns, "
+                  "as perf record -k mono), lateness (ns)");
   run->add_flag("--fixed-buffers", o.fixed_buffers, "io_uring: registered buffers and file (no effect elsewhere)");
   run->add_flag("--sqpoll", o.sqpoll, "io_uring: SQPOLL, 100 ms idle; keeps a core busy (no effect elsewhere)");
   run->add_option("--plot", a.plot, "SVG plot of IOPS, CPU/op, p99 latency and loop stall per backend (gnuplot)");
@@ -206,10 +209,11 @@ bool run_all(run_report& rep, const test_file& f) {
 
 int emit(const run_report& rep) {
   bool ok = true;
-  std::FILE* text = rep.opts.json == "-" || rep.opts.csv == "-" ? stderr : stdout;
+  std::FILE* text = rep.opts.json == "-" || rep.opts.csv == "-" || rep.opts.stall_log == "-" ? stderr : stdout;
   print_table(text, rep);
   if (!rep.opts.json.empty()) ok = write_json(rep.opts.json, rep) && ok;
   if (!rep.opts.csv.empty()) ok = write_csv(rep.opts.csv, rep) && ok;
+  if (!rep.opts.stall_log.empty()) ok = write_stall_log(rep.opts.stall_log, rep) && ok;
   for (const auto& r : rep.results) ok = ok && r.errors == 0 && r.verify_errors == 0;
   for (const auto& p : rep.peers) ok = ok && p.error.empty();
   return ok ? 0 : 1;

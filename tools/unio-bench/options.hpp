@@ -25,6 +25,7 @@ struct run_options {
   std::string vs;                     // "", "fio" or "libuv"
   std::string json;                   // "", "-" or a path
   std::string csv;
+  std::string stall_log;              // "", "-" or a path: every stall probe, for matching with traces
   // Loop tuning, for the experiments of `claims` (and run's --naive-pool etc.); unset = unio's default.
   std::optional<bool> inline_nowait;  // threadpool: RWF_NOWAIT first on the loop thread
   std::optional<unsigned> spin_us;    // threadpool: polling before sleeping

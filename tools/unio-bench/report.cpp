@@ -264,6 +264,13 @@ bool write_json(const std::string& path, const run_report& rep) {
   return write_text(path, j.dump(2) + "\n");
 }
 
+bool write_stall_log(const std::string& path, const run_report& rep) {
+  std::string text = "# backend loop due_ns late_ns (due: CLOCK_MONOTONIC, as perf record -k mono)\n";
+  for (const auto& r : rep.results)
+    for (const auto& p : r.probes) text += fmt::format("{} {} {} {}\n", r.resolved, p.loop, p.due_ns, p.late_ns);
+  return write_text(path, text);
+}
+
 bool write_csv(const std::string& path, const run_report& rep) {
   std::string text = csv_line({"kind", "name", "rw", "bs", "iodepth", "threads", "pool", "direct", "runtime_s",
                                "ops", "iops", "bw_bytes_s", "lat_mean_ns", "lat_p50_ns", "lat_p99_ns",

@@ -30,6 +30,8 @@ void print_table(std::FILE* out, const run_report& r);
 // Returns false (after a message on stderr) when the file cannot be written.
 bool write_json(const std::string& path, const run_report& r);
 bool write_csv(const std::string& path, const run_report& r);
+// --stall-log: one line per stall probe, "backend loop due_ns late_ns" (due on CLOCK_MONOTONIC).
+bool write_stall_log(const std::string& path, const run_report& r);
 // Writes text to a path, or to stdout for "-". False (after a message) when it cannot.
 bool write_text(const std::string& path, const std::string& text);
 

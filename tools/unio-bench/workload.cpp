@@ -69,6 +69,8 @@ struct worker {
   std::size_t stride = 0;  // bytes between slots' buffers
   unio::aligned_buffer scratch;  // --verify reference reads (aligned for O_DIRECT)
   histogram lat, stall;
+  std::vector<backend_result::probe> probes;  // with --stall-log only
+  unsigned index = 0;                          // this loop's number in the run
   std::uint64_t ops = 0, errors = 0, verify_errors = 0;
   std::atomic<std::uint64_t> shown_ops{0};  // ops, published each timer tick for the progress line
   std::string first_error;
@@ -83,7 +85,8 @@ struct worker {
   std::string resolved;
 
   worker(const run_options& opts, const test_file& f, unsigned index)
-      : o(opts), file(f), rng(0x9E3779B97F4A7C15ULL * (index + 1)) {
+      : o(opts), file(f), index(index), rng(0x9E3779B97F4A7C15ULL * (index + 1)) {
+    if (!o.stall_log.empty()) probes.reserve(static_cast<std::size_t>(o.runtime_s * 1000) + 16);
     blocks = f.size / o.bs - (o.misalign > 0 ? 1 : 0);  // a shifted last block would pass the end
     cursor = blocks / o.threads * index;
     random = o.random();
@@ -199,7 +202,9 @@ void worker::arm_timer() {
 
 void worker::on_timer() {
   std::uint64_t t = now_ns();
-  stall.record(t > timer_due_ns ? t - timer_due_ns : 0);
+  const std::uint64_t late = t > timer_due_ns ? t - timer_due_ns : 0;
+  stall.record(late);
+  if (!o.stall_log.empty()) probes.push_back({index, timer_due_ns, late});
   shown_ops.store(ops, std::memory_order_relaxed);
   if (t >= deadline_ns) stopping = true;
   if (!stopping) arm_timer();
@@ -317,6 +322,7 @@ void collect(backend_result& r, std::vector<std::unique_ptr<worker>>& ws) {
   for (auto& w : ws) {
     lat.merge(w->lat);
     stall.merge(w->stall);
+    r.probes.insert(r.probes.end(), w->probes.begin(), w->probes.end());
     r.ops += w->ops;
     r.errors += w->errors;
     r.verify_errors += w->verify_errors;

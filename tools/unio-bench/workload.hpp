@@ -31,6 +31,13 @@ struct backend_result {
   int tasks_before = 0;    // threads alive when the run started (loops built)
   std::string names_before;  // their names, as in task_sample::names
   std::uint64_t stall_p99 = 0, stall_max = 0, stall_samples = 0;
+  // With --stall-log: every probe of every loop, in the loops' order, each in firing order.
+  struct probe {
+    unsigned loop;
+    std::uint64_t due_ns;   // CLOCK_MONOTONIC (perf record -k mono uses the same clock)
+    std::uint64_t late_ns;
+  };
+  std::vector<probe> probes;
   double resident_before = -1, resident_after = -1;  // page-cache residency, 0..1
   double ns_per_op() const { return ops ? (cpu.user_s + cpu.sys_s) * 1e9 / static_cast<double>(ops) : 0; }
 };

@@ -16,6 +16,9 @@
 #   vs_fio              `run --vs fio` on linux_aio and sync: a ratio line per backend against the fio engine
 #                       documented names, the JSON peers array, and the note that buffered linux_aio goes to
 #                       its pool (not with --aio-buffered); skipped (77) without fio
+#   stall_log           `run --stall-log -` with two loops: a line per probe of each loop (as many as the
+#                       JSON's loop_stall_ns.samples), dues on each loop's 1 ms grid and increasing, the
+#                       table on stderr; an unwritable --stall-log path exits non-zero with a message
 #   bad ARGS...         `run ARGS` exits non-zero with a message and leaves no file behind
 set -u
 BENCH=$1; CASE=$2; shift 2
@@ -186,6 +189,37 @@ case_bad() {
   [ ! -e "$WORK/sub/new.bin" ] || die "--file left behind"
 }
 
+case_stall_log() {
+  "$BENCH" run --size 8m --runtime 0.5 --backend sync,threadpool --threads 2 --stall-log - --json out.json \
+    >log.txt 2>err.txt || { cat err.txt; die "run failed"; }
+  grep -q '^sync ' err.txt || die "the table is not on stderr"
+  python3 - log.txt out.json <<'PY' || die "stall log check failed"
+import json, sys
+lines = open(sys.argv[1]).read().splitlines()
+assert lines[0].startswith("# backend loop due_ns late_ns"), lines[0]
+per = {}
+for l in lines[1:]:
+    b, loop, due, late = l.split()
+    per.setdefault((b, int(loop)), []).append((int(due), int(late)))
+j = json.load(open(sys.argv[2]))
+for r in j["results"]:
+    loops = {k: v for k, v in per.items() if k[0] == r["backend"]}
+    assert sorted(k[1] for k in loops) == [0, 1], (r["backend"], sorted(loops))
+    n = sum(len(v) for v in loops.values())
+    assert n == r["loop_stall_ns"]["samples"], (r["backend"], n, r["loop_stall_ns"]["samples"])
+    for k, v in loops.items():
+        dues = [d for d, _ in v]
+        assert all(a < b and (b - a) % 1000000 == 0 for a, b in zip(dues, dues[1:])), k
+        assert all(late >= 0 for _, late in v), k
+        assert max(late for _, late in v) <= r["loop_stall_ns"]["max"], k
+print("ok:", {f"{b}/{l}": len(v) for (b, l), v in per.items()})
+PY
+  if "$BENCH" run --size 8m --runtime 0.1 --backend sync --stall-log /nonexistent-unio-dir/s.txt >/dev/null 2>err.txt; then
+    die "an unwritable --stall-log exited 0"
+  fi
+  grep -q "cannot write /nonexistent-unio-dir/s.txt" err.txt || { cat err.txt; die "no message for the unwritable log"; }
+}
+
 case "$CASE" in
   backends) case_backends ;;
   claims_quick) case_claims_quick ;;
@@ -196,6 +230,7 @@ case "$CASE" in
   misalign) case_misalign ;;
   io_uring_flags) case_io_uring_flags ;;
   vs_fio) case_vs_fio ;;
+  stall_log) case_stall_log ;;
   bad) case_bad "$@" ;;
   *) die "unknown case $CASE" ;;
 esac
