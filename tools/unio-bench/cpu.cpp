@@ -80,6 +80,13 @@ cpu_sample operator-(const cpu_sample& a, const cpu_sample& b) {
   return {a.user_s - b.user_s, a.sys_s - b.sys_s, a.voluntary - b.voluntary, a.involuntary - b.involuntary};
 }
 
+long long thread_run_delay_ns() {
+  std::ifstream in("/proc/thread-self/schedstat");
+  long long on_cpu = 0, waited = -1;
+  if (!(in >> on_cpu >> waited)) return -1;
+  return waited;
+}
+
 task_sample sample_tasks() {
   auto tasks = read_all_tasks();
   task_sample s;

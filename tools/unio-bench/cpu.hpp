@@ -34,6 +34,10 @@ task_sample sample_tasks();
 // CPU of `after` minus that of `before`, counting threads that appeared in between in full.
 task_sample operator-(const task_sample& after, const task_sample& before);
 
+// How long the calling thread has waited on a run queue (runnable, not running), in ns: the second
+// field of /proc/thread-self/schedstat. -1 when the kernel does not give it.
+long long thread_run_delay_ns();
+
 // True when the two accountings disagree by more than tick resolution and 5 %.
 bool cpu_differs(const cpu_sample& ru, const task_sample& tasks);
 

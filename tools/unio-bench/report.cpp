@@ -72,6 +72,7 @@ json result_json(const run_options& o, const backend_result& r) {
             {"threads", r.tasks.names}, {"differs", cpu_differs(r.cpu, r.tasks)}}},
           {"ctx_switches", {{"voluntary", r.cpu.voluntary}, {"involuntary", r.cpu.involuntary}}},
           {"loop_stall_ns", {{"p99", r.stall_p99}, {"max", r.stall_max}, {"samples", r.stall_samples}}},
+          {"loop_runq_wait_ns", r.loop_runq_wait_ns >= 0 ? json(r.loop_runq_wait_ns) : json(nullptr)},
           {"cache", {{"mode", o.cache}, {"resident_before", r.resident_before}, {"resident_after", r.resident_after}}},
           {"errors", r.errors},
           {"verify_errors", r.verify_errors}};
@@ -148,6 +149,14 @@ void print_peer_row(std::FILE* out, const peer_result& p) {
             ratio(csw, static_cast<double>(p.ops)), nullptr);
 }
 
+// "; loops waited for a CPU 12.3 ms (0.8% of their time)", or nothing when the kernel does not say.
+std::string runq_note(const backend_result& r) {
+  if (r.loop_runq_wait_ns < 0 || r.elapsed_s <= 0) return "";
+  const double loops_s = r.elapsed_s * static_cast<double>(std::max<std::size_t>(r.loops, 1));
+  const double ms = static_cast<double>(r.loop_runq_wait_ns) / 1e6;
+  return fmt::format("; loops waited for a CPU {:.1f} ms ({:.1f}% of their time)", ms, ms / 10 / loops_s);
+}
+
 void print_notes(std::FILE* out, const backend_result& r) {
   if (r.errors || r.verify_errors)
     fmt::print(out, "  ! {}: {} failed/short ops, {} verify mismatches; first: {}\n", r.resolved, r.errors,
@@ -155,8 +164,8 @@ void print_notes(std::FILE* out, const backend_result& r) {
   if (cpu_differs(r.cpu, r.tasks))
     fmt::print(out, "  note {}: CPU from rusage {:.3f} s, from /proc/self/task {:.3f} s ({} tasks at the end)\n",
                r.resolved, r.cpu.user_s + r.cpu.sys_s, r.tasks.user_s + r.tasks.sys_s, r.tasks.tasks);
-  fmt::print(out, "  {}: threads at the end: {}; file in page cache: {:.0f}% before, {:.0f}% after\n", r.resolved,
-             r.tasks.names, r.resident_before * 100, r.resident_after * 100);
+  fmt::print(out, "  {}: threads at the end: {}; file in page cache: {:.0f}% before, {:.0f}% after{}\n", r.resolved,
+             r.tasks.names, r.resident_before * 100, r.resident_after * 100, runq_note(r));
 }
 
 void print_ratios(std::FILE* out, const run_report& rep) {

@@ -81,6 +81,7 @@ struct worker {
   unio::op timer;
   std::uint64_t timer_due_ns = 0;
   std::uint64_t start_ns = 0, end_ns = 0;
+  long long runq_ns = -1;  // this loop's thread: time runnable but not running during the run
   std::string loop_error;
   std::string resolved;
 
@@ -272,9 +273,12 @@ void worker_thread(worker& w, phases& ph, const std::string& backend) {
   ph.ready.arrive_and_wait();
   ph.go.arrive_and_wait();
   if (lp && w.loop_error.empty()) {
+    const long long runq_before = thread_run_delay_ns();
     w.start();
     lp->run();
     w.end_ns = now_ns();
+    const long long runq_after = thread_run_delay_ns();
+    if (runq_before >= 0 && runq_after >= runq_before) w.runq_ns = runq_after - runq_before;
   }
   {
     std::lock_guard lk(ph.mu);
@@ -329,6 +333,15 @@ void collect(backend_result& r, std::vector<std::unique_ptr<worker>>& ws) {
     if (r.first_error.empty()) r.first_error = w->first_error;
     first = std::min(first, w->start_ns);
     last = std::max(last, w->end_ns);
+  }
+  r.loops = ws.size();
+  r.loop_runq_wait_ns = 0;
+  for (auto& w : ws) {
+    if (w->runq_ns < 0) {
+      r.loop_runq_wait_ns = -1;  // the kernel did not say for some loop
+      break;
+    }
+    r.loop_runq_wait_ns += w->runq_ns;
   }
   r.resolved = ws.front()->resolved;
   r.elapsed_s = last > first ? static_cast<double>(last - first) / 1e9 : 0;

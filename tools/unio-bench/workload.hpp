@@ -31,6 +31,11 @@ struct backend_result {
   int tasks_before = 0;    // threads alive when the run started (loops built)
   std::string names_before;  // their names, as in task_sample::names
   std::uint64_t stall_p99 = 0, stall_max = 0, stall_samples = 0;
+  // How long the loops' threads were runnable but not running (summed over the loops; -1 when
+  // the kernel does not say): the part of the stall that is CPU contention inside the machine,
+  // as opposed to a sleeping thread woken late.
+  long long loop_runq_wait_ns = -1;
+  std::size_t loops = 0;
   // With --stall-log: every probe of every loop, in the loops' order, each in firing order.
   struct probe {
     unsigned loop;

@@ -19,6 +19,9 @@
 #   stall_log           `run --stall-log -` with two loops: a line per probe of each loop (as many as the
 #                       JSON's loop_stall_ns.samples), dues on each loop's 1 ms grid and increasing, the
 #                       table on stderr; an unwritable --stall-log path exits non-zero with a message
+#   runq_wait           twice as many CPU-bound loops (sync, QD1, cached) as CPUs: the JSON's
+#                       loop_runq_wait_ns is at least a fifth of the loops' time (each waits about half
+#                       of it) and the text says how long the loops waited for a CPU
 #   bad ARGS...         `run ARGS` exits non-zero with a message and leaves no file behind
 set -u
 BENCH=$1; CASE=$2; shift 2
@@ -220,6 +223,23 @@ PY
   grep -q "cannot write /nonexistent-unio-dir/s.txt" err.txt || { cat err.txt; die "no message for the unwritable log"; }
 }
 
+case_runq_wait() {
+  local loops=$(( 2 * $(nproc) ))
+  "$BENCH" run --size 8m --runtime 0.5 --backend sync --iodepth 1 --threads "$loops" --json out.json >out.txt 2>err.txt \
+    || { cat err.txt; die "run failed"; }
+  grep -q "sync: threads at the end: .*loops waited for a CPU [0-9.]* ms" out.txt || { cat out.txt; die "no run-queue note"; }
+  python3 - out.json "$loops" <<'PY' || die "JSON check failed"
+import json, sys
+r = json.load(open(sys.argv[1]))["results"][0]
+loops = int(sys.argv[2])
+w = r["loop_runq_wait_ns"]
+assert w is not None, "loop_runq_wait_ns is null (no /proc/thread-self/schedstat?)"
+assert w >= 0.2 * r["runtime_s"] * loops * 1e9, (w, r["runtime_s"], loops)
+assert w <= 1.05 * r["runtime_s"] * loops * 1e9, (w, r["runtime_s"], loops)
+print("ok: loops waited", w / 1e9, "s of", r["runtime_s"] * loops)
+PY
+}
+
 case "$CASE" in
   backends) case_backends ;;
   claims_quick) case_claims_quick ;;
@@ -231,6 +251,7 @@ case "$CASE" in
   io_uring_flags) case_io_uring_flags ;;
   vs_fio) case_vs_fio ;;
   stall_log) case_stall_log ;;
+  runq_wait) case_runq_wait ;;
   bad) case_bad "$@" ;;
   *) die "unknown case $CASE" ;;
 esac
