@@ -150,14 +150,14 @@ void print_peer_row(std::FILE* out, const peer_result& p) {
 }
 
 // "; loops waited for a CPU 12.3 ms (0.8% of their time)", or nothing when the kernel does not say.
-std::string runq_note(const backend_result& r) {
+std::string runq_note(const backend_result& r, unsigned loops) {
   if (r.loop_runq_wait_ns < 0 || r.elapsed_s <= 0) return "";
-  const double loops_s = r.elapsed_s * static_cast<double>(std::max<std::size_t>(r.loops, 1));
+  const double loops_s = r.elapsed_s * std::max(loops, 1u);
   const double ms = static_cast<double>(r.loop_runq_wait_ns) / 1e6;
   return fmt::format("; loops waited for a CPU {:.1f} ms ({:.1f}% of their time)", ms, ms / 10 / loops_s);
 }
 
-void print_notes(std::FILE* out, const backend_result& r) {
+void print_notes(std::FILE* out, const backend_result& r, unsigned loops) {
   if (r.errors || r.verify_errors)
     fmt::print(out, "  ! {}: {} failed/short ops, {} verify mismatches; first: {}\n", r.resolved, r.errors,
                r.verify_errors, r.first_error);
@@ -165,7 +165,7 @@ void print_notes(std::FILE* out, const backend_result& r) {
     fmt::print(out, "  note {}: CPU from rusage {:.3f} s, from /proc/self/task {:.3f} s ({} tasks at the end)\n",
                r.resolved, r.cpu.user_s + r.cpu.sys_s, r.tasks.user_s + r.tasks.sys_s, r.tasks.tasks);
   fmt::print(out, "  {}: threads at the end: {}; file in page cache: {:.0f}% before, {:.0f}% after{}\n", r.resolved,
-             r.tasks.names, r.resident_before * 100, r.resident_after * 100, runq_note(r));
+             r.tasks.names, r.resident_before * 100, r.resident_after * 100, runq_note(r, loops));
 }
 
 void print_ratios(std::FILE* out, const run_report& rep) {
@@ -260,7 +260,7 @@ void print_table(std::FILE* out, const run_report& rep) {
   for (const auto& r : rep.results) print_result_row(out, r);
   for (const auto& p : rep.peers) print_peer_row(out, p);
   fmt::print(out, "\n");
-  for (const auto& r : rep.results) print_notes(out, r);
+  for (const auto& r : rep.results) print_notes(out, r, rep.opts.threads);
   print_ratios(out, rep);
   fmt::print(out, "  load average: {}\n", loadavg());
 }

@@ -323,7 +323,9 @@ void wait_done(phases& ph, const std::vector<std::unique_ptr<worker>>& ws, const
 void collect(backend_result& r, std::vector<std::unique_ptr<worker>>& ws) {
   histogram lat, stall;
   std::uint64_t first = ~std::uint64_t{0}, last = 0;
+  long long runq = 0;  // -1 once some loop's thread has no figure from the kernel
   for (auto& w : ws) {
+    runq = w->runq_ns < 0 || runq < 0 ? -1 : runq + w->runq_ns;
     lat.merge(w->lat);
     stall.merge(w->stall);
     r.probes.insert(r.probes.end(), w->probes.begin(), w->probes.end());
@@ -334,15 +336,7 @@ void collect(backend_result& r, std::vector<std::unique_ptr<worker>>& ws) {
     first = std::min(first, w->start_ns);
     last = std::max(last, w->end_ns);
   }
-  r.loops = ws.size();
-  r.loop_runq_wait_ns = 0;
-  for (auto& w : ws) {
-    if (w->runq_ns < 0) {
-      r.loop_runq_wait_ns = -1;  // the kernel did not say for some loop
-      break;
-    }
-    r.loop_runq_wait_ns += w->runq_ns;
-  }
+  r.loop_runq_wait_ns = runq;
   r.resolved = ws.front()->resolved;
   r.elapsed_s = last > first ? static_cast<double>(last - first) / 1e9 : 0;
   r.iops = r.elapsed_s > 0 ? static_cast<double>(r.ops) / r.elapsed_s : 0;

@@ -35,7 +35,6 @@ struct backend_result {
   // the kernel does not say): the part of the stall that is CPU contention inside the machine,
   // as opposed to a sleeping thread woken late.
   long long loop_runq_wait_ns = -1;
-  std::size_t loops = 0;
   // With --stall-log: every probe of every loop, in the loops' order, each in firing order.
   struct probe {
     unsigned loop;
