@@ -23,6 +23,7 @@
 #include "direct/direct_io.hpp"
 #include "fd_kinds.hpp"
 #include "registry.hpp"
+#include "short_reads.hpp"
 #include "thread_pool.hpp"
 #include "timer_heap.hpp"
 #include "work_items.hpp"
@@ -106,6 +107,7 @@ struct loop_impl final : backend_env, direct_env {
   void complete(op& o, std::int64_t res) noexcept override {
     if (direct.completed(o, res)) return;
     if (res == -EAGAIN && stale_kind(o)) return;
+    if (short_read_goes_on(o, res)) return;
     if (res >= 0 && gives_fd(o.code())) fd_opened(static_cast<int>(res));
     A::res(o) = res;
     A::state(o) = op_completed;
@@ -125,6 +127,15 @@ struct loop_impl final : backend_env, direct_env {
   bool stale_kind(op& o) noexcept {
     if (!is_transfer(o.code()) || A::args(o).offset != current_position || shutting_down_) return false;
     if (kinds.peek(A::args(o).fd) != fd_kinds::file || !kinds.changed(A::args(o).fd)) return false;
+    rechecks.push(o);
+    return true;
+  }
+
+  // A read of a regular file that came back short before the end of the file reads the rest
+  // (short_reads.hpp): the op starts again, from rechecks, on its next round.
+  bool short_read_goes_on(op& o, std::int64_t& res) noexcept {
+    if (res <= 0 && shorts.in_progress() == 0) return false;
+    if (!shorts.go_on(o, res)) return false;
     rechecks.push(o);
     return true;
   }
@@ -477,7 +488,9 @@ struct loop_impl final : backend_env, direct_env {
   bool buffers_registered = false;
   bool files_registered = false;
   op_queue to_start;                 // chain members released this turn (linked ops)
-  op_queue rechecks;                 // ops to start again on fresh O_DIRECT facts (direct_io::completed)
+  op_queue rechecks;                 // ops to start again: on fresh O_DIRECT facts (direct_io::completed),
+                                     // as a stream (stale_kind), for the rest of a short read (shorts)
+  short_reads shorts;
   op* link_tail = nullptr;           // the last op of the open chain
   op* last_submitted = nullptr;      // what link_timeout applies to
   unsigned link_depth = 0;           // open link scopes

@@ -463,7 +463,11 @@ class UNIO_API loop {
     prep_open(o, dirfd, path, how); submit(o, std::forward<H>(h));
   }
   template <class H> void close(op& o, int fd, H&& h) { prep_close(o, fd); submit(o, std::forward<H>(h)); }
-  // Result: bytes read; fewer than len at end of file; 0 at or past it.
+  // Result: bytes read; fewer than len at end of file; 0 at or past it. At an offset of a
+  // regular file (and for readv), fewer than len only at end of file, on every backend: a kernel
+  // or file system that answers short before it (io_uring now and then, FUSE) is asked for the
+  // rest, and a failure on the way is the result. At current_position, and on streams, devices
+  // and other files, a short read is reported as it is.
   template <class H> void read(op& o, int fd, void* buf, std::size_t len, std::uint64_t offset, H&& h) {
     prep_read(o, fd, buf, len, offset); submit(o, std::forward<H>(h));
   }

@@ -12,6 +12,9 @@
 //     ETIMEDOUT / ECANCELED only for a read the device never saw, else its own whole result; a
 //     read queued behind a hung one on a pool is stopped (ETIMEDOUT) and never reaches the device;
 //     the loop keeps working afterwards;
+//   - short answers: with every read answered short, reads and readvs at an offset still get
+//     every byte up to the end of the file, and no request goes past the end; a read at the
+//     current position is reported as it was answered;
 //   - shutdown with reads stuck on a hung file: the destructor waits for the reads the device
 //     holds and returns once the device answers them, or once the daemon is killed (the kernel
 //     then fails them with ECONNABORTED or ENOTCONN); each handler runs once.
@@ -621,6 +624,63 @@ TEST_P(fuse_fault, shutdown_with_reads_stuck_on_a_killed_device_ends_them_with_a
         return ok ? std::string()
                   : "ended with " + std::to_string(t.res) + ", not ECANCELED, ECONNABORTED or ENOTCONN";
       }));
+}
+
+// ---- short answers ----
+
+// The daemon answers every read with at most 1000 bytes, so pread(2) itself returns short in the
+// middle of the file. "" when a read and a readv at an offset still get every byte they asked
+// for, a read that meets the end of the file gets the bytes up to it with no request past the end
+// (the loop asks statx where the file ends), and a read at the current position is reported as
+// the daemon answered it (io_uring does not move the position of this file when its read ends
+// asynchronously, so it could not go on).
+std::string short_answers(const unio::loop_options& opts, const faultfs& fs, int fd) {
+  if (!fs.command("short 1000")) return "the daemon refused the command";
+  unio::loop lp(opts);
+  auto read_at = [&](char* p, std::size_t n, std::uint64_t off) {
+    return unio::sync_wait(lp, [&]() -> unio::task<unio::result<std::size_t>> {
+      co_return co_await lp.async_read(fd, p, n, off);
+    }());
+  };
+  std::vector<char> buf(65536);
+  auto whole = read_at(buf.data(), buf.size(), 4096);
+  if (!whole || *whole != buf.size()) return "a 64 KiB read gave " + (whole ? std::to_string(*whole) : whole.error().message());
+  for (std::size_t i = 0; i < buf.size(); ++i)
+    if (buf[i] != byte_at(4096 + i)) return "the 64 KiB read: byte " + std::to_string(4096 + i) + " differs";
+  std::vector<char> a(10000), b(5000), c(20000);
+  iovec v[3] = {{a.data(), a.size()}, {b.data(), b.size()}, {c.data(), c.size()}};
+  auto vr = unio::sync_wait(lp, [&]() -> unio::task<unio::result<std::size_t>> {
+    co_return co_await lp.async_readv(fd, v, 3, 100000);
+  }());
+  if (!vr || *vr != 35000) return "a 35000-byte readv gave " + (vr ? std::to_string(*vr) : vr.error().message());
+  if (v[0].iov_base != a.data() || v[2].iov_len != c.size()) return "the readv's iovec array was changed";
+  for (std::size_t i = 0; i < c.size(); ++i)
+    if (c[i] != byte_at(115000 + i)) return "the readv: byte " + std::to_string(115000 + i) + " differs";
+  if (::lseek(fd, 7000, SEEK_SET) != 7000) return errstr("lseek", errno);
+  auto cur = read_at(buf.data(), 5000, unio::current_position);  // reported as it is
+  if (!cur || *cur != 1000) return "a read at the current position gave " + (cur ? std::to_string(*cur) : cur.error().message()) + ", not the daemon's 1000";
+  for (std::size_t i = 0; i < 1000; ++i)
+    if (buf[i] != byte_at(7000 + i)) return "the read at the current position: byte " + std::to_string(7000 + i) + " differs";
+  if (!fs.command("clear")) return "the daemon refused clear";
+  const std::uint64_t tail = k_faultfs_size - 2500;
+  auto end = read_at(buf.data(), 8192, tail);
+  if (!end || *end != 2500) return "a read over the end of the file gave " + (end ? std::to_string(*end) : end.error().message());
+  for (std::size_t i = 0; i < 2500; ++i)
+    if (buf[i] != byte_at(tail + i)) return "the read over the end: byte " + std::to_string(tail + i) + " differs";
+  const faultfs_status st = fs.status();
+  if (st.log.size() != 3) return "the read over the end reached the daemon " + std::to_string(st.log.size()) + " times, not 3 (1000, 1000, 500)";
+  return "";
+}
+
+TEST_P(fuse_fault, reads_of_a_file_answered_short_go_on_to_its_end) {
+  auto opts = options();
+  EXPECT_CHILD_OK(on_faultfs([&](faultfs& fs, std::string& msg) -> int {
+    int fd = open_data(fs, O_RDONLY);
+    if (fd < 0) return report(msg, errstr("open data", errno), 1);
+    std::string bad = short_answers(opts, fs, fd);
+    ::close(fd);
+    return bad.empty() ? 0 : report(msg, bad, 2);
+  }));
 }
 
 INSTANTIATE_ALL_BACKENDS(fuse_fault);

@@ -229,9 +229,9 @@ TEST_P(fault_seam, close_is_not_retried_on_eintr) {
   EXPECT_EQ(errno, EBADF);
 }
 
-// ---- Short transfers: reported as they are ----
+// ---- Short transfers: a read of a file goes on to its end, a write is reported as it is ----
 
-TEST_P(fault_seam, short_read_is_reported) {
+TEST_P(fault_seam, short_read_of_a_file_goes_on_to_its_end) {
   SKIP_UNLESS_SEAM_REACHES(op_code::read);
   auto want = fill(4096);
   faulty_syscalls fs;
@@ -242,9 +242,42 @@ TEST_P(fault_seam, short_read_is_reported) {
     co_return co_await lp.async_read(fd_, got.data(), got.size(), 0);
   }());
   ASSERT_TRUE(r) << r.error().message();
-  EXPECT_EQ(*r, 100u);
-  EXPECT_EQ(fs.pread.calls, 1);  // not completed behind the caller's back
-  EXPECT_TRUE(std::equal(want.begin(), want.begin() + 100, got.begin()));
+  EXPECT_EQ(*r, 4096u);
+  EXPECT_EQ(fs.pread.calls, 41);  // 40 of 100 bytes and one of 96: the file ends there
+  EXPECT_EQ(got, want);
+}
+
+// The end of the file is asked of the kernel (statx), not found by one more read.
+TEST_P(fault_seam, read_that_meets_the_end_of_file_is_short_and_not_read_again) {
+  SKIP_UNLESS_SEAM_REACHES(op_code::read);
+  auto want = fill(2500);
+  faulty_syscalls fs;
+  unio::loop lp(options());
+  std::vector<char> got(4096, 0);
+  auto r = run(lp, [&]() -> unio::task<unio::result<std::size_t>> {
+    co_return co_await lp.async_read(fd_, got.data(), got.size(), 0);
+  }());
+  ASSERT_TRUE(r) << r.error().message();
+  EXPECT_EQ(*r, 2500u);
+  EXPECT_EQ(fs.pread.calls, 1);
+  EXPECT_TRUE(std::equal(want.begin(), want.end(), got.begin()));
+}
+
+TEST_P(fault_seam, failure_while_reading_the_rest_is_the_reads_result) {
+  SKIP_UNLESS_SEAM_REACHES(op_code::read);
+  fill(4096);
+  faulty_syscalls fs;
+  fs.pread.cap = 1000;
+  fs.pread.fail_after = 2;
+  fs.pread.fail_errno = EIO;
+  unio::loop lp(options());
+  std::vector<char> got(4096, 0);
+  auto r = run(lp, [&]() -> unio::task<unio::result<std::size_t>> {
+    co_return co_await lp.async_read(fd_, got.data(), got.size(), 0);
+  }());
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error(), unio::errno_code(EIO));
+  EXPECT_EQ(fs.pread.calls, 3);
 }
 
 TEST_P(fault_seam, short_write_is_reported) {
@@ -262,7 +295,7 @@ TEST_P(fault_seam, short_write_is_reported) {
   EXPECT_EQ(file_contents(fd_), std::vector<char>(data.begin(), data.begin() + 100));
 }
 
-TEST_P(fault_seam, short_readv_writev_are_reported) {
+TEST_P(fault_seam, short_writev_is_reported_and_short_readv_goes_on) {
   SKIP_UNLESS_SEAM_REACHES(op_code::readv, op_code::writev);
   auto a = pattern(300, 1), b = pattern(300, 2);
   faulty_syscalls fs;
@@ -277,9 +310,10 @@ TEST_P(fault_seam, short_readv_writev_are_reported) {
   iovec in[2] = {{x.data(), x.size()}, {y.data(), y.size()}};
   auto r = run(lp, [&]() -> unio::task<unio::result<std::size_t>> { co_return co_await lp.async_readv(fd_, in, 2, 0); }());
   ASSERT_TRUE(r) << r.error().message();
-  EXPECT_EQ(*r, 350u);
+  EXPECT_EQ(*r, 450u);  // 350, then the 100 up to the end of the file
+  EXPECT_EQ(fs.preadv2.calls, 2);
   EXPECT_EQ(x, a);
-  EXPECT_TRUE(std::equal(b.begin(), b.begin() + 50, y.begin()));
+  EXPECT_TRUE(std::equal(b.begin(), b.begin() + 150, y.begin()));
 }
 
 TEST_P(fault_seam, read_exact_loops_over_short_reads) {

@@ -14,6 +14,8 @@
 //                                  succeed, then M fail with that error (M absent: all of them,
 //                                  until ok), then the kind succeeds again
 //           delay MS               every data op is answered MS milliseconds after it arrived
+//           short N                every read is answered with at most N bytes (0: whole
+//                                  again), as a file system may; pread(2) then returns short
 //           hang                   every data op is held until release (or --max-hold-ms)
 //           release                answers every held op now and stops holding new ones
 //           clear                  empties the log
@@ -118,6 +120,7 @@ class state {
   std::vector<char> data_;
   error_rule rules_[k_kinds];
   std::chrono::milliseconds delay_{0};
+  std::size_t read_cap_ = 0;  // "short N": the most a read is answered with (0: no limit)
   std::chrono::milliseconds max_hold_;
   bool hang_ = false;
   bool stop_ = false;
@@ -145,7 +148,8 @@ void state::answer(pending& p) {
   if (p.err != 0) {
     fuse_reply_err(p.req, p.err);
   } else if (p.k == k_read) {
-    const std::size_t n = p.off >= k_data_size ? 0 : std::min(p.len, k_data_size - p.off);
+    std::size_t n = p.off >= k_data_size ? 0 : std::min(p.len, k_data_size - p.off);
+    if (read_cap_ > 0) n = std::min(n, read_cap_);
     fuse_reply_buf(p.req, data_.data() + (n ? p.off : 0), n);
     res = static_cast<long long>(n);
   } else if (p.k == k_write && p.off + p.bytes.size() > k_data_size) {
@@ -188,6 +192,7 @@ bool state::command(const std::string& line) {
   if (word == "ok") {
     std::fill(std::begin(rules_), std::end(rules_), error_rule{});
     delay_ = {};
+    read_cap_ = 0;
   }
   if (word == "ok" || word == "release") {
     hang_ = false;
@@ -202,6 +207,12 @@ bool state::command(const std::string& line) {
   if (word == "eio") return arm_error(in, EIO);
   if (word == "enospc") return arm_error(in, ENOSPC);
   long ms = -1;
+  if (word == "short") {
+    long cap = -1;
+    if (!(in >> cap) || cap < 0) return false;
+    read_cap_ = static_cast<std::size_t>(cap);
+    return true;
+  }
   if (word != "delay" || !(in >> ms) || ms < 0) return false;
   delay_ = std::chrono::milliseconds(ms);
   return true;
