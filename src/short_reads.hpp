@@ -9,8 +9,8 @@
 // with 0 < res < its length asks the kernel where the file ends (statx with AT_STATX_DONT_SYNC,
 // which does not wait for a FUSE or NFS server) and, when there is more, the loop reads the rest
 // with the same op and reports the total. Not continued, and reported as they are: reads at
-// current_position (io_uring does not always move the file position when such a read finishes
-// asynchronously, on FUSE for one, so a second round could read the same bytes again), reads of
+// current_position (a second round would start wherever the fd's position is then, and the fd's
+// other users share it; that is what read(2) does, and read_exact is there for it), reads of
 // anything but a regular file (a block device's reads are short only at its end; a stream's are
 // short by nature), and writes (a short write means the next one fails: ENOSPC, EFBIG).
 //

@@ -47,8 +47,9 @@
 //    the op with ESPIPE (as every other backend does), a seekable one is remembered until a
 //    close op on it or an open/accept op returning that number. An fd closed and reused behind
 //    the loop's back may therefore keep a stale "seekable" mark (the op then reads the stream).
-//  - Delegation. Ops whose opcode the probe lacks, positioned-at-current reads/writes without
-//    IORING_FEAT_RW_CUR_POS (5.6), and file ops the kernel answers with EOPNOTSUPP at completion
+//  - Delegation. Ops whose opcode the probe lacks, reads/writes at the current position of a
+//    file or device (io_uring leaves the position unmoved when the file system completes one
+//    asynchronously: O_DIRECT, FUSE), and file ops the kernel answers with EOPNOTSUPP at completion
 //    (an io_uring limitation on that file; nothing was done, so the pool may redo it) run on the
 //    loop's thread pool. EINVAL is never retried: the probe already showed that the opcode
 //    exists, so EINVAL is the kernel's verdict on the arguments, the same the syscall would give.
@@ -637,10 +638,13 @@ class uring_backend final : public backend {
   // delegation is asked for: the pool cannot wait for readiness (a worker would block, or get
   // EAGAIN on a non-blocking fd). READ and WRITE are required opcodes; READV/WRITEV are in every
   // kernel that has io_uring (5.1), and so is RW_CUR_POS in every kernel with EXT_ARG (5.11).
+  // Those at the current position of a file or device go to the pool: io_uring moves the file
+  // position only when the transfer completes inside the call that issues it, so one that the
+  // file system finishes asynchronously (O_DIRECT on ext4 or xfs, FUSE) leaves the position where
+  // it was, and the next read at the current position reads the same bytes again.
   bool wants_pool(op& o) noexcept {
-    bool cur = is_transfer(o.code()) && A::args(o).offset == current_position;
-    bool to_pool = !native_[static_cast<std::size_t>(o.code())] || (cur && (features_ & IORING_FEAT_RW_CUR_POS) == 0);
-    return to_pool && !(cur && needs_readiness(o, env_));
+    if (is_transfer(o.code()) && A::args(o).offset == current_position) return !needs_readiness(o, env_);
+    return !native_[static_cast<std::size_t>(o.code())];
   }
 
   // Gives `o` an SQE now, or queues it in the backlog when the SQ is full.

@@ -334,6 +334,36 @@ TEST_P(direct_io, aligned_ops_pass_through) {
   EXPECT_EQ(std::memcmp(in.data(), data.data(), data.size()), 0);
 }
 
+// io_uring moves the file position only for a transfer that completes inside the call that
+// issued it; an O_DIRECT one completes later, so each read at the current position must still
+// move it (the io_uring backend sends these to its pool).
+TEST_P(direct_io, aligned_ops_at_the_current_position_move_it) {
+  auto data = pattern_bytes(4 * k_block);
+  int fd = direct_file("cur", data);
+  ASSERT_GE(fd, 0);
+  auto lp = make_loop();
+  unio::aligned_buffer out(k_block);
+  std::memset(out.data(), 0x6b, out.size());
+  ASSERT_EQ(::lseek(fd, k_block, SEEK_SET), static_cast<off_t>(k_block));
+  EXPECT_EQ(unio::test::run_one(
+                *lp, [&](unio::op& o, auto h) { lp->write(o, fd, out.data(), k_block, unio::current_position, h); }),
+            static_cast<std::int64_t>(k_block));
+  EXPECT_EQ(::lseek(fd, 0, SEEK_CUR), static_cast<off_t>(2 * k_block));
+  std::memset(data.data() + k_block, 0x6b, k_block);
+  ASSERT_EQ(::lseek(fd, 0, SEEK_SET), 0);
+  unio::aligned_buffer in(k_block);
+  for (std::uint64_t i = 0; i < 4; ++i) {
+    EXPECT_EQ(unio::test::run_one(
+                  *lp, [&](unio::op& o, auto h) { lp->read(o, fd, in.data(), k_block, unio::current_position, h); }),
+              static_cast<std::int64_t>(k_block));
+    EXPECT_EQ(std::memcmp(in.data(), data.data() + i * k_block, k_block), 0) << "block " << i;
+  }
+  EXPECT_EQ(::lseek(fd, 0, SEEK_CUR), static_cast<off_t>(4 * k_block));
+  EXPECT_EQ(unio::test::run_one(
+                *lp, [&](unio::op& o, auto h) { lp->read(o, fd, in.data(), k_block, unio::current_position, h); }),
+            0);
+}
+
 // ---- reads ----
 
 TEST_P(direct_io, unaligned_reads_at_every_offset_class) {

@@ -632,8 +632,7 @@ TEST_P(fuse_fault, shutdown_with_reads_stuck_on_a_killed_device_ends_them_with_a
 // middle of the file. "" when a read and a readv at an offset still get every byte they asked
 // for, a read that meets the end of the file gets the bytes up to it with no request past the end
 // (the loop asks statx where the file ends), and a read at the current position is reported as
-// the daemon answered it (io_uring does not move the position of this file when its read ends
-// asynchronously, so it could not go on).
+// the daemon answered it, as read(2) reports it.
 std::string short_answers(const unio::loop_options& opts, const faultfs& fs, int fd) {
   if (!fs.command("short 1000")) return "the daemon refused the command";
   unio::loop lp(opts);
