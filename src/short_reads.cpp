@@ -53,8 +53,9 @@ void short_reads::point_at_rest(op& o, round& r) noexcept {
     a.iov = r.rest.data();
     a.iovcnt = static_cast<int>(r.rest.size());
   }
-  A::flags(o) = 0;  // the backend's bits from the round before
+  A::flags(o) = 0;  // what the backend and its pool marked on the round before
   A::word(o) = 0;
+  A::cancel_requested(o) = 0;
 }
 
 // The op's last round ended with res: gives it back its arguments and its result.
