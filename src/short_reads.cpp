@@ -68,31 +68,26 @@ bool short_reads::finish(op& o, std::int64_t& res, std::unordered_map<op*, round
 
 bool short_reads::go_on(op& o, std::int64_t& res) noexcept {
   auto it = rounds_.empty() ? rounds_.end() : rounds_.find(&o);
-  if (it == rounds_.end()) {
-    if (res <= 0 || (o.code() != op_code::read && o.code() != op_code::readv)) return false;
-    const op_args& a = A::args(o);
-    if (a.offset == current_position) return false;
-    if (static_cast<std::uint64_t>(res) >= wanted(o.code(), a) || !may_have_more(a, static_cast<std::uint64_t>(res)))
-      return false;
-    try {
-      if (o.code() == op_code::readv) {
-        std::vector<iovec> room;
-        room.reserve(static_cast<std::size_t>(a.iovcnt));
-        it = rounds_.emplace(&o, round{a, 0, std::move(room)}).first;
-      } else {
-        it = rounds_.emplace(&o, round{a, 0, {}}).first;
-      }
-    } catch (const std::bad_alloc&) {
-      return false;  // no memory to go round: the short read is reported as it is
-    }
-    it->second.done = static_cast<std::uint64_t>(res);
-  } else {
+  if (it != rounds_.end()) {  // a later round
+    round& r = it->second;
     if (res <= 0) return finish(o, res, it);
-    it->second.done += static_cast<std::uint64_t>(res);
+    r.done += static_cast<std::uint64_t>(res);
+    if (r.done >= wanted(o.code(), r.caller) || !may_have_more(r.caller, r.done)) return finish(o, res, it);
+    point_at_rest(o, r);
+    return true;
   }
-  round& r = it->second;
-  if (r.done >= wanted(o.code(), r.caller) || !may_have_more(r.caller, r.done)) return finish(o, res, it);
-  point_at_rest(o, r);
+  if (res <= 0 || (o.code() != op_code::read && o.code() != op_code::readv)) return false;
+  const op_args& a = A::args(o);
+  const auto got = static_cast<std::uint64_t>(res);
+  if (a.offset == current_position || got >= wanted(o.code(), a) || !may_have_more(a, got)) return false;
+  try {
+    std::vector<iovec> room;
+    if (o.code() == op_code::readv) room.reserve(static_cast<std::size_t>(a.iovcnt));
+    it = rounds_.emplace(&o, round{a, got, std::move(room)}).first;
+  } catch (const std::bad_alloc&) {
+    return false;  // no memory to go round: the short read is reported as it is
+  }
+  point_at_rest(o, it->second);
   return true;
 }
 
