@@ -23,7 +23,11 @@ done
 start() {
   local want=$1
   shift
-  timeout 60 "$server" 0 "$@" >"$tmp/out" 2>"$tmp/err" &
+  # --foreground: timeout then passes a signal to the server alone. Without it, it also sends the
+  # signal and a SIGCONT to its whole process group, and that SIGCONT, coming while a sanitizer
+  # build's leak check is attaching to the exiting server with ptrace, cancels the SIGSTOP the
+  # attach waits for: the server then spins in LeakSanitizer's StopTheWorld for ever.
+  timeout --foreground 60 "$server" 0 "$@" >"$tmp/out" 2>"$tmp/err" &
   pid=$!
   for _ in $(seq 200); do
     grep -q "$want" "$tmp/out" && break
