@@ -4,23 +4,9 @@
 #include <sys/stat.h>
 
 #include <algorithm>
-#include <cerrno>
 #include <new>
 
 namespace unio::detail {
-namespace {
-
-std::uint64_t wanted(op_code c, const op_args& a) noexcept {
-  std::uint64_t n = a.len;
-  if (c == op_code::readv) {
-    n = 0;
-    const auto* iov = static_cast<const iovec*>(a.iov);
-    for (int i = 0; i < a.iovcnt; ++i) n += iov[i].iov_len;
-  }
-  return std::min(n, k_max_rw);
-}
-
-}  // namespace
 
 // Whether the file behind a.fd is a regular file that goes on past the bytes read so far.
 bool short_reads::may_have_more(const op_args& a, std::uint64_t done) noexcept {
@@ -72,18 +58,19 @@ bool short_reads::go_on(op& o, std::int64_t& res) noexcept {
     round& r = it->second;
     if (res <= 0) return finish(o, res, it);
     r.done += static_cast<std::uint64_t>(res);
-    if (r.done >= wanted(o.code(), r.caller) || !may_have_more(r.caller, r.done)) return finish(o, res, it);
+    if (r.done >= r.want || !may_have_more(r.caller, r.done)) return finish(o, res, it);
     point_at_rest(o, r);
     return true;
   }
   if (res <= 0 || (o.code() != op_code::read && o.code() != op_code::readv)) return false;
   const op_args& a = A::args(o);
   const auto got = static_cast<std::uint64_t>(res);
-  if (a.offset == current_position || got >= wanted(o.code(), a) || !may_have_more(a, got)) return false;
+  const std::uint64_t want = std::min(requested_bytes(o), k_max_rw);
+  if (a.offset == current_position || got >= want || !may_have_more(a, got)) return false;
   try {
     std::vector<iovec> room;
     if (o.code() == op_code::readv) room.reserve(static_cast<std::size_t>(a.iovcnt));
-    it = rounds_.emplace(&o, round{a, got, std::move(room)}).first;
+    it = rounds_.emplace(&o, round{a, want, got, std::move(room)}).first;
   } catch (const std::bad_alloc&) {
     return false;  // no memory to go round: the short read is reported as it is
   }

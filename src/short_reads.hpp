@@ -46,6 +46,7 @@ class short_reads {
  private:
   struct round {
     op_args caller;             // the arguments as the caller set them
+    std::uint64_t want = 0;     // what the caller asked for (at most k_max_rw)
     std::uint64_t done = 0;     // bytes read so far
     std::vector<iovec> rest;    // readv: what is left of the caller's iovec array
   };
